@@ -1,0 +1,225 @@
+import type { TransOptions } from '@dtx/protocol';
+import { isHttpUrl } from '../branch/dispatch.js';
+import { InputError } from '../core/errors.js';
+import type { BranchInput, TransInput } from '../core/trans-input.js';
+
+/**
+ * Validation at the edge (spec §2.3, §2.5): keys are matched case-insensitively as Go does, unknown
+ * keys are ignored, and a wrong type or value is an InputError naming the field. Shared by every
+ * transport that carries DTM's JSON bodies.
+ */
+
+const MAX_ID = 128;
+const TYPES = ['saga', 'tcc', 'msg', 'xa'];
+
+export function parseJson(body: Buffer | string | undefined): unknown {
+  const text = typeof body === 'string' ? body : body ? body.toString('utf8') : '';
+  if (text.trim() === '') throw new InputError('body', 'empty request body: expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError('body', `malformed JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Lower-cased view of a JSON object's keys. */
+function fold(body: unknown): Map<string, unknown> {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InputError('body', 'expected a JSON object');
+  }
+  const m = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(body)) m.set(k.toLowerCase(), v);
+  return m;
+}
+
+function str(m: Map<string, unknown>, key: string): string {
+  const v = m.get(key);
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new InputError(key, `expected a string, got ${typeName(v)}`);
+  return v;
+}
+
+function int(m: Map<string, unknown>, key: string): number | undefined {
+  const v = m.get(key);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw new InputError(key, `expected an integer, got ${typeName(v)}`);
+  if (v < 0) throw new InputError(key, `must not be negative, got ${v}`);
+  return v;
+}
+
+function bool(m: Map<string, unknown>, key: string): boolean | undefined {
+  const v = m.get(key);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new InputError(key, `expected true or false, got ${typeName(v)}`);
+  return v;
+}
+
+function stringMap(v: unknown, key: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new InputError(key, `expected an object of strings, got ${typeName(v)}`);
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== 'string') throw new InputError(`${key}.${k}`, `expected a string, got ${typeName(x)}`);
+  }
+  return v as Record<string, string>;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
+}
+
+/** DTM strips \n, \r and ; from gids received over HTTP. */
+export function cleanGid(raw: string): string {
+  return raw.replace(/[\n\r;]/g, '');
+}
+
+export function checkGid(gid: string, field = 'gid'): string {
+  if (gid === '') throw new InputError(field, 'required');
+  if (gid.length > MAX_ID) throw new InputError(field, `longer than ${MAX_ID} characters`);
+  return gid;
+}
+
+function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): void {
+  if (url === '') return;
+  if (allowTopic && url.startsWith('topic://')) {
+    if (url.length === 'topic://'.length) throw new InputError(field, 'empty topic name');
+    return;
+  }
+  if (!isHttpUrl(url)) {
+    const hint =
+      protocol === 'grpc'
+        ? 'gRPC branches are not supported by this dtx version yet'
+        : 'expected an http:// or https:// URL';
+    throw new InputError(field, `${hint}, got '${url.slice(0, 200)}'`);
+  }
+  try {
+    new URL(url);
+  } catch {
+    throw new InputError(field, `not a valid URL: '${url.slice(0, 200)}'`);
+  }
+}
+
+export interface DecodeTransOptions {
+  /** Strip \n \r ; from the gid (HTTP does, gRPC does not). */
+  escapeGid: boolean;
+}
+
+/** A prepare / submit / abort body (spec §2.3). */
+export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: true }): TransInput {
+  const m = fold(body);
+  const rawGid = str(m, 'gid');
+  const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
+  const transType = str(m, 'trans_type');
+  if (transType === '') throw new InputError('trans_type', 'required (one of saga, tcc, msg, xa)');
+  if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
+  if (!TYPES.includes(transType))
+    throw new InputError('trans_type', `unknown trans type '${transType}' (one of saga, tcc, msg, xa)`);
+  const protocol = str(m, 'protocol') || 'http';
+  if (!['http', 'grpc', 'json-rpc'].includes(protocol)) {
+    throw new InputError('protocol', `unknown protocol '${protocol}' (one of http, grpc, json-rpc)`);
+  }
+
+  const rawSteps = m.get('steps');
+  const steps: Record<string, string>[] = [];
+  if (rawSteps !== undefined && rawSteps !== null) {
+    if (!Array.isArray(rawSteps)) throw new InputError('steps', `expected an array, got ${typeName(rawSteps)}`);
+    rawSteps.forEach((s, i) => {
+      steps.push(stringMap(s, `steps[${i}]`));
+    });
+  }
+  const rawPayloads = m.get('payloads');
+  const binPayloads: Uint8Array[] = [];
+  if (rawPayloads !== undefined && rawPayloads !== null) {
+    if (!Array.isArray(rawPayloads))
+      throw new InputError('payloads', `expected an array of strings, got ${typeName(rawPayloads)}`);
+    rawPayloads.forEach((p, i) => {
+      if (typeof p !== 'string') throw new InputError(`payloads[${i}]`, `expected a string, got ${typeName(p)}`);
+      binPayloads.push(Buffer.from(p, 'utf8'));
+    });
+  }
+  for (const s of steps) if (s.data) binPayloads.push(Buffer.from(s.data, 'utf8'));
+
+  steps.forEach((s, i) => {
+    checkUrl(s.action ?? '', `steps[${i}].action`, protocol, transType === 'msg');
+    if (transType === 'saga') checkUrl(s.compensate ?? '', `steps[${i}].compensate`, protocol, false);
+  });
+  if ((transType === 'saga' || transType === 'msg') && binPayloads.length < steps.length) {
+    throw new InputError('payloads', `expected one payload per step (${steps.length}), got ${binPayloads.length}`);
+  }
+  const queryPrepared = str(m, 'query_prepared');
+  checkUrl(queryPrepared, 'query_prepared', protocol, false);
+  const customData = str(m, 'custom_data');
+  if (customData !== '') {
+    try {
+      JSON.parse(customData);
+    } catch {
+      throw new InputError('custom_data', 'expected the text of a JSON object');
+    }
+  }
+
+  const opts: TransOptions = {};
+  const wait = bool(m, 'wait_result');
+  if (wait !== undefined) opts.wait_result = wait;
+  for (const key of ['timeout_to_fail', 'request_timeout', 'retry_interval', 'retry_limit'] as const) {
+    const v = int(m, key);
+    if (v !== undefined) opts[key] = v;
+  }
+  int(m, 'retry_count'); // accepted and ignored
+  const headers = stringMap(m.get('branch_headers'), 'branch_headers');
+  if (Object.keys(headers).length > 0) opts.branch_headers = headers;
+  opts.concurrent = bool(m, 'concurrent') ?? false;
+  const hasOptions = [
+    'wait_result',
+    'timeout_to_fail',
+    'request_timeout',
+    'retry_interval',
+    'retry_limit',
+    'branch_headers',
+    'concurrent',
+  ].some((k) => m.has(k));
+
+  return {
+    gid,
+    transType,
+    steps,
+    binPayloads,
+    customData,
+    queryPrepared,
+    protocol,
+    rollbackReason: str(m, 'rollback_reason'),
+    reqExtra: stringMap(m.get('req_extra'), 'req_extra'),
+    opts,
+    hasOptions,
+  };
+}
+
+/** A `{"gid": ...}` body (forceStop, resetNextCronTime). */
+export function decodeGidBody(body: unknown): string {
+  return checkGid(cleanGid(str(fold(body), 'gid')));
+}
+
+/** A registerBranch body (spec §2.5): every value must be a string. */
+export function decodeBranch(body: unknown, o: DecodeTransOptions = { escapeGid: true }): BranchInput {
+  const m = fold(body);
+  for (const [k, v] of m) if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
+  const rawGid = str(m, 'gid');
+  const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
+  const transType = str(m, 'trans_type');
+  if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
+  if (transType !== 'tcc' && transType !== 'xa') throw new InputError('trans_type', `unknow trans type: ${transType}`);
+  const branchId = checkGid(str(m, 'branch_id'), 'branch_id');
+  const confirm = str(m, 'confirm');
+  const cancel = str(m, 'cancel');
+  const url = str(m, 'url');
+  if (transType === 'tcc') {
+    checkUrl(confirm, 'confirm', 'http', false);
+    checkUrl(cancel, 'cancel', 'http', false);
+  } else {
+    if (url === '') throw new InputError('url', 'required for an xa branch');
+    checkUrl(url, 'url', 'http', false);
+  }
+  return { gid, transType, branchId, data: Buffer.from(str(m, 'data'), 'utf8'), confirm, cancel, url };
+}

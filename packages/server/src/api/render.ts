@@ -1,0 +1,76 @@
+import type { KV, TransBranch, TransGlobal } from '../core/model.js';
+
+/** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
+export function formatTime(ms: number | undefined): string | undefined {
+  if (ms === undefined || ms === null || ms === 0) return undefined;
+  const iso = new Date(ms).toISOString();
+  return iso.replace(/\.?0+Z$/, 'Z').replace(/\.Z$/, 'Z');
+}
+
+function put(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (v === undefined || v === null || v === '' || v === 0 || v === false) return;
+  o[k] = v;
+}
+
+/** The transaction object of query / all (spec §2.6). */
+export function renderTrans(t: TransGlobal): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    id: t.id ?? 0,
+    create_time: formatTime(t.createTime) ?? null,
+    update_time: formatTime(t.updateTime) ?? null,
+  };
+  put(o, 'gid', t.gid);
+  put(o, 'trans_type', t.transType);
+  put(o, 'status', t.status);
+  put(o, 'query_prepared', t.queryPrepared);
+  put(o, 'protocol', t.protocol);
+  put(o, 'finish_time', formatTime(t.finishTime));
+  put(o, 'rollback_time', formatTime(t.rollbackTime));
+  put(o, 'result', t.result);
+  put(o, 'rollback_reason', t.rollbackReason);
+  put(o, 'options', t.options);
+  put(o, 'custom_data', t.customData);
+  put(o, 'next_cron_interval', t.nextCronInterval);
+  put(o, 'next_cron_time', formatTime(t.nextCronTime));
+  put(o, 'owner', t.owner);
+  put(o, 'ext_data', t.extData);
+  const opts = t.opts;
+  put(o, 'wait_result', opts.wait_result);
+  put(o, 'timeout_to_fail', opts.timeout_to_fail);
+  put(o, 'request_timeout', opts.request_timeout);
+  put(o, 'retry_interval', opts.retry_interval);
+  if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0) o.branch_headers = opts.branch_headers;
+  o.concurrent = opts.concurrent === true;
+  put(o, 'retry_limit', opts.retry_limit);
+  return o;
+}
+
+/** The branch object of query (spec §2.6); bin_data is base64. */
+export function renderBranch(b: TransBranch): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    id: b.id ?? 0,
+    create_time: formatTime(b.createTime) ?? null,
+    update_time: formatTime(b.updateTime) ?? null,
+  };
+  put(o, 'gid', b.gid);
+  put(o, 'url', b.url);
+  if (b.binData.byteLength > 0) o.bin_data = Buffer.from(b.binData).toString('base64');
+  put(o, 'branch_id', b.branchId);
+  put(o, 'op', b.op);
+  put(o, 'status', b.status);
+  put(o, 'finish_time', formatTime(b.finishTime));
+  put(o, 'rollback_time', formatTime(b.rollbackTime));
+  return o;
+}
+
+export function renderKV(kv: KV): Record<string, unknown> {
+  return {
+    id: kv.id ?? 0,
+    create_time: formatTime(kv.createTime) ?? null,
+    update_time: formatTime(kv.updateTime) ?? null,
+    cat: kv.cat,
+    k: kv.k,
+    v: kv.v,
+    version: kv.version,
+  };
+}

@@ -1,0 +1,27 @@
+import type { TransGlobal } from '../core/model.js';
+
+/** What one branch call came to, after the reply was interpreted (spec §5.4). */
+export interface BranchOutcome {
+  result: 'SUCCESS' | 'FAILURE' | 'ONGOING' | 'ERROR';
+  /** Reply body or error text; kept for rollback_reason and logs. */
+  message: string;
+}
+
+export interface BranchCall {
+  trans: TransGlobal;
+  url: string;
+  branchId: string;
+  op: string;
+  payload: Uint8Array;
+  /** Milliseconds before the call is abandoned (an ERROR outcome). */
+  timeoutMs: number;
+}
+
+/** Makes outbound branch calls. One implementation per protocol behind a dispatcher. */
+export interface BranchCaller {
+  call(c: BranchCall): Promise<BranchOutcome>;
+  close(): Promise<void>;
+}
+
+/** Upper bound of a reply body kept in memory for messages. */
+export const MAX_MESSAGE = 4096;

@@ -1,0 +1,69 @@
+import { classifyHttpReply } from '@dtx/protocol';
+import { Agent } from 'undici';
+import { errorMessage } from '../core/errors.js';
+import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
+
+/** Branch URL with DTM's four query parameters added (existing ones kept). */
+export function branchUrl(url: string, gid: string, transType: string, branchId: string, op: string): string {
+  const sep = url.includes('?') ? '&' : '?';
+  return `${url}${sep}gid=${encodeURIComponent(gid)}&trans_type=${encodeURIComponent(transType)}&branch_id=${encodeURIComponent(branchId)}&op=${encodeURIComponent(op)}`;
+}
+
+function parseHeaders(extData: string): Record<string, string> | undefined {
+  if (!extData) return undefined;
+  try {
+    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
+    return h && typeof h === 'object' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Plain HTTP branches (spec §5.2): POST when there is a payload or the trans is xa, else GET; the
+ * reply is read by the one rule of §5.4. Connections are kept alive and pooled per origin.
+ */
+export class HttpBranchCaller implements BranchCaller {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+
+  async call(c: BranchCall): Promise<BranchOutcome> {
+    const t = c.trans;
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const extHeaders = parseHeaders(t.extData);
+    if (extHeaders) Object.assign(headers, extHeaders);
+    if (t.opts.branch_headers) Object.assign(headers, t.opts.branch_headers);
+    const post = c.payload.byteLength > 0 || t.transType === 'xa';
+    try {
+      const res = await this.agent.request({
+        ...splitUrl(branchUrl(c.url, t.gid, t.transType, c.branchId, c.op)),
+        method: post ? 'POST' : 'GET',
+        headers,
+        body: post ? c.payload : null,
+        headersTimeout: c.timeoutMs,
+        bodyTimeout: c.timeoutMs,
+      });
+      let body = await res.body.text();
+      if (body.length > MAX_MESSAGE) body = body.slice(0, MAX_MESSAGE);
+      const result = classifyHttpReply(res.statusCode, body);
+      if (result === 'ERROR') return { result, message: `http status ${res.statusCode}: ${body}` };
+      return { result, message: body };
+    } catch (err) {
+      return { result: 'ERROR', message: errorMessage(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/** undici wants origin and path separately. */
+function splitUrl(url: string): { origin: string; path: string } {
+  const schemeEnd = url.indexOf('//') + 2;
+  const slash = url.indexOf('/', schemeEnd);
+  const q = url.indexOf('?', schemeEnd);
+  const cut = slash === -1 ? q : q === -1 ? slash : Math.min(slash, q);
+  if (cut === -1) return { origin: url, path: '/' };
+  const path = url.slice(cut);
+  return { origin: url.slice(0, cut), path: path.startsWith('/') ? path : `/${path}` };
+}

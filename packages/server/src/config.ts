@@ -1,0 +1,275 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { CoreConfig } from './core/core-config.js';
+import { isLogLevel, type LogLevel } from './observe/logger.js';
+
+/**
+ * dtx's configuration: DTM's keys (spec §10) with DTM's defaults and env names, plus dtx's own.
+ * Loading order: defaults, then environment variables, then the YAML file (YAML wins).
+ */
+export interface DtxConfig {
+  Store: {
+    Driver: string;
+    Host: string;
+    Port: number;
+    User: string;
+    Password: string;
+    Db: string;
+    Schema: string;
+    MaxOpenConns: number;
+    MaxIdleConns: number;
+    ConnMaxLifeTime: number;
+    DataExpire: number;
+    FinishedDataExpire: number;
+    RedisPrefix: string;
+    /** dtx: the SQLite file of the embedded store. */
+    SqlitePath: string;
+  };
+  MicroService: { Driver: string; Target: string; EndPoint: string };
+  TransCronInterval: number;
+  TimeoutToFail: number;
+  RetryInterval: number;
+  RequestTimeout: number;
+  HttpPort: number;
+  GrpcPort: number;
+  JsonRpcPort: number;
+  UpdateBranchSync: number;
+  UpdateBranchAsyncGoroutineNum: number;
+  LogLevel: string;
+  Log: { Outputs: string; RotationEnable: number; RotationConfigJSON: string };
+  TimeZoneOffset: string;
+  ConfigUpdateInterval: number;
+  AlertRetryLimit: number;
+  AlertWebHook: string;
+  AdminBasePath: string;
+  GrpcServiceConfig: string;
+  /** dtx: address the HTTP server listens on. */
+  HttpHost: string;
+  /** dtx: largest accepted request body, in bytes. */
+  HttpBodyLimit: number;
+  /** dtx: due transactions leased by one cron step. */
+  CronBatchSize: number;
+  /** dtx: enable test-only endpoints (`/api/dtx-test/*`). Never in production. */
+  DtxTestMode: boolean;
+}
+
+export const DEFAULT_CONFIG: DtxConfig = {
+  Store: {
+    Driver: 'sqlite',
+    Host: '',
+    Port: 0,
+    User: '',
+    Password: '',
+    Db: 'dtm',
+    Schema: 'public',
+    MaxOpenConns: 500,
+    MaxIdleConns: 500,
+    ConnMaxLifeTime: 5,
+    DataExpire: 604800,
+    FinishedDataExpire: 86400,
+    RedisPrefix: '{a}',
+    SqlitePath: './data/dtx.sqlite',
+  },
+  MicroService: { Driver: 'default', Target: '', EndPoint: '' },
+  TransCronInterval: 3,
+  TimeoutToFail: 35,
+  RetryInterval: 10,
+  RequestTimeout: 3,
+  HttpPort: 36789,
+  GrpcPort: 36790,
+  JsonRpcPort: 36791,
+  UpdateBranchSync: 1,
+  UpdateBranchAsyncGoroutineNum: 1,
+  LogLevel: 'info',
+  Log: { Outputs: 'stderr', RotationEnable: 0, RotationConfigJSON: '{}' },
+  TimeZoneOffset: '',
+  ConfigUpdateInterval: 3,
+  AlertRetryLimit: 3,
+  AlertWebHook: '',
+  AdminBasePath: '',
+  GrpcServiceConfig: '{"loadBalancingConfig": [{"round_robin":{}}]}',
+  HttpHost: '0.0.0.0',
+  HttpBodyLimit: 8 * 1024 * 1024,
+  CronBatchSize: 16,
+  DtxTestMode: false,
+};
+
+/** A configuration problem; the message names the key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** DTM's env name rule: `MicroService.EndPoint` → `MICRO_SERVICE_END_POINT`. */
+export function envName(path: string): string {
+  return path
+    .split('.')
+    .map((seg) => seg.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2'))
+    .join('_')
+    .toUpperCase();
+}
+
+type Leaf = { path: string; get: () => unknown; set: (v: unknown) => void };
+
+function leaves(obj: Record<string, unknown>, prefix = ''): Leaf[] {
+  const out: Leaf[] = [];
+  for (const key of Object.keys(obj)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const v = obj[key];
+    if (v && typeof v === 'object') out.push(...leaves(v as Record<string, unknown>, path));
+    else out.push({ path, get: () => obj[key], set: (nv) => (obj[key] = nv) });
+  }
+  return out;
+}
+
+function coerce(path: string, current: unknown, raw: unknown, source: string): unknown {
+  if (typeof current === 'number') {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+    if (!Number.isFinite(n) || !Number.isInteger(n)) {
+      throw new ConfigError(`${path} (${source}): expected an integer, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  }
+  if (typeof current === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 1 || raw === '1' || raw === 'true') return true;
+    if (raw === 0 || raw === '0' || raw === 'false' || raw === '') return false;
+    throw new ConfigError(`${path} (${source}): expected true or false, got ${JSON.stringify(raw)}`);
+  }
+  if (raw !== null && typeof raw === 'object') {
+    return JSON.stringify(raw); // e.g. GrpcServiceConfig given as YAML mapping
+  }
+  return String(raw ?? '');
+}
+
+/** Find a key case-insensitively, as DTM's YAML loader does. */
+function pick(obj: Record<string, unknown>, key: string): unknown {
+  const want = key.toLowerCase();
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === want) return obj[k];
+  return undefined;
+}
+
+function unknownKeys(yaml: Record<string, unknown>, shape: Record<string, unknown>, prefix = ''): string[] {
+  const out: string[] = [];
+  const known = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
+  for (const [k, v] of Object.entries(yaml)) {
+    const name = known.get(k.toLowerCase());
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (!name) {
+      // DTM accepts keys it ignores (HttpMicroService.*, GrpcBalancer); so do we, with a warning.
+      out.push(path);
+      continue;
+    }
+    const sub = shape[name];
+    if (sub && typeof sub === 'object' && v && typeof v === 'object') {
+      out.push(...unknownKeys(v as Record<string, unknown>, sub as Record<string, unknown>, path));
+    }
+  }
+  return out;
+}
+
+export interface LoadedConfig {
+  config: DtxConfig;
+  /** Keys of the file that dtx does not use. */
+  ignoredKeys: string[];
+}
+
+/** Load: defaults ← env ← YAML file; then validate. Throws ConfigError naming the key. */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const config = structuredClone(DEFAULT_CONFIG);
+  const all = leaves(config as unknown as Record<string, unknown>);
+  for (const leaf of all) {
+    const raw = env[envName(leaf.path)];
+    if (raw !== undefined && raw !== '') leaf.set(coerce(leaf.path, leaf.get(), raw, `env ${envName(leaf.path)}`));
+  }
+  let ignoredKeys: string[] = [];
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message}`);
+    }
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc))
+        throw new ConfigError(`config file ${file}: expected a mapping`);
+      const y = doc as Record<string, unknown>;
+      for (const leaf of all) {
+        let node: unknown = y;
+        for (const seg of leaf.path.split('.')) {
+          node = node && typeof node === 'object' ? pick(node as Record<string, unknown>, seg) : undefined;
+        }
+        if (node !== undefined && node !== null) leaf.set(coerce(leaf.path, leaf.get(), node, file));
+      }
+      ignoredKeys = unknownKeys(y, DEFAULT_CONFIG as unknown as Record<string, unknown>);
+    }
+  }
+  validate(config);
+  return { config, ignoredKeys };
+}
+
+const DRIVERS = ['sqlite', 'boltdb', 'mysql', 'postgres', 'redis'];
+
+export function validate(c: DtxConfig): void {
+  if (c.RetryInterval < 10) throw new ConfigError('RetryInterval should not be less than 10');
+  if (c.TimeoutToFail < c.RetryInterval) throw new ConfigError('TimeoutToFail should not be less than RetryInterval');
+  if (!DRIVERS.includes(c.Store.Driver)) {
+    throw new ConfigError(`Store.Driver: unknown driver '${c.Store.Driver}' (one of ${DRIVERS.join(', ')})`);
+  }
+  if (c.Store.Driver === 'mysql' || c.Store.Driver === 'postgres') {
+    if (!c.Store.Host) throw new ConfigError('Store.Host: Db host not valid ');
+    if (c.Store.Port === 0) throw new ConfigError('Store.Port: Db port not valid ');
+    if (!c.Store.User) throw new ConfigError('Store.User: Db user not valid ');
+    if (c.Store.Driver === 'postgres' && !c.Store.Schema)
+      throw new ConfigError('Store.Schema: Postgres schema not valid');
+  }
+  if (c.Store.Driver === 'redis') {
+    if (!c.Store.Host) throw new ConfigError('Store.Host: Redis host not valid');
+    if (c.Store.Port === 0) throw new ConfigError('Store.Port: Redis port not valid');
+  }
+  if ((c.Store.Driver === 'sqlite' || c.Store.Driver === 'boltdb') && !c.Store.SqlitePath) {
+    throw new ConfigError('Store.SqlitePath: must not be empty');
+  }
+  const port = (key: string, v: number) => {
+    if (v < 0 || v > 65535) throw new ConfigError(`${key}: ${v} is not a TCP port`);
+  };
+  port('HttpPort', c.HttpPort);
+  port('GrpcPort', c.GrpcPort);
+  const positive: [string, number][] = [
+    ['TransCronInterval', c.TransCronInterval],
+    ['RequestTimeout', c.RequestTimeout],
+    ['ConfigUpdateInterval', c.ConfigUpdateInterval],
+    ['AlertRetryLimit', c.AlertRetryLimit],
+    ['CronBatchSize', c.CronBatchSize],
+  ];
+  for (const [k, v] of positive) if (v <= 0) throw new ConfigError(`${k}: must be greater than 0, got ${v}`);
+  if (c.HttpBodyLimit < 4 * 1024 * 1024) {
+    throw new ConfigError(`HttpBodyLimit: must be at least 4194304 (4 MiB), got ${c.HttpBodyLimit}`);
+  }
+  if (!isLogLevel(c.LogLevel))
+    throw new ConfigError(`LogLevel: '${c.LogLevel}' is not one of debug, info, warn, error`);
+  if (c.AlertWebHook && !/^https?:\/\//.test(c.AlertWebHook)) {
+    throw new ConfigError(`AlertWebHook: '${c.AlertWebHook}' is not an http(s) URL`);
+  }
+  if (c.TimeZoneOffset && !/^[+-]?\d{1,2}$/.test(c.TimeZoneOffset)) {
+    throw new ConfigError(`TimeZoneOffset: '${c.TimeZoneOffset}' is not an integer number of hours`);
+  }
+}
+
+export function coreConfigOf(c: DtxConfig): CoreConfig {
+  return {
+    retryInterval: c.RetryInterval,
+    timeoutToFail: c.TimeoutToFail,
+    requestTimeout: c.RequestTimeout,
+    transCronInterval: c.TransCronInterval,
+    alertRetryLimit: c.AlertRetryLimit,
+    alertWebHook: c.AlertWebHook,
+    cronBatchSize: c.CronBatchSize,
+  };
+}
+
+export function logLevelOf(c: DtxConfig): LogLevel {
+  return c.LogLevel as LogLevel;
+}

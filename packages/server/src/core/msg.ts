@@ -1,0 +1,54 @@
+import { MSG_BRANCH_ID } from '@dtx/protocol';
+import { passErrorOf, type TransPass } from './pass.js';
+
+/** The msg delay in seconds from custom_data `{"delay":N}` (key matched case-insensitively). */
+export function msgDelay(customData: string): number {
+  if (!customData) return 0;
+  try {
+    const cd = JSON.parse(customData) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(cd ?? {})) if (k.toLowerCase() === 'delay' && typeof v === 'number') return v;
+  } catch {
+    // not JSON: no delay
+  }
+  return 0;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * One msg pass (spec §6.4): a prepared msg past its timeout is back-checked through query_prepared;
+ * a submitted one waits out its delay, then delivers every prepared action, in order or all at once.
+ * A msg never rolls back: a branch FAILURE is retried like any error.
+ */
+export async function processMsg(p: TransPass): Promise<void> {
+  const t = p.trans;
+  if (p.needProcess() && t.status !== 'submitted') {
+    const out = await p.callUrl(t.queryPrepared, MSG_BRANCH_ID, 'msg', EMPTY);
+    if (out.result === 'SUCCESS') await p.changeStatus('submitted');
+    else if (out.result === 'FAILURE') await p.changeStatus('failed');
+    else if (out.result === 'ONGOING') await p.touch('reset');
+    else await p.backoffAndAlert(t.queryPrepared, out.message);
+  }
+  if (!p.needProcess() || t.status === 'prepared') return;
+
+  const delay = msgDelay(t.customData);
+  if (delay > 0 && p.now() - t.createTime < delay * 1000) {
+    await p.touch('keep', delay * 1000);
+    return;
+  }
+
+  const todo = p.branches.filter((b) => b.op === 'action' && b.status === 'prepared');
+  if (t.opts.concurrent) {
+    const outs = await Promise.all(todo.map((b) => p.execBranch(b)));
+    const bad = outs.find((o) => o.result !== 'SUCCESS');
+    if (bad?.result === 'ONGOING') return;
+    if (bad) throw passErrorOf(bad);
+  } else {
+    for (const b of todo) {
+      const out = await p.execBranch(b);
+      if (out.result === 'ONGOING') return;
+      if (out.result !== 'SUCCESS') throw passErrorOf(out);
+    }
+  }
+  await p.changeStatus('succeed');
+}

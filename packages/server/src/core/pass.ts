@@ -1,0 +1,186 @@
+import type { GlobalStatus } from '@dtx/protocol';
+import { withResultSuffix } from '@dtx/protocol';
+import type { BranchCaller, BranchOutcome } from '../branch/caller.js';
+import type { Logger } from '../observe/logger.js';
+import type { StatusChange, Store } from '../store/store.js';
+import type { Clock } from './clock.js';
+import type { CoreConfig } from './core-config.js';
+import type { TransBranch, TransGlobal } from './model.js';
+
+/** The payload POSTed to the alert webhook (spec §7.5). */
+export interface AlertPayload {
+  gid: string;
+  status: string;
+  branch: string;
+  error: string;
+  retry_count: number;
+}
+
+/** What a processing pass needs from the world. */
+export interface PassDeps {
+  store: Store;
+  caller: BranchCaller;
+  clock: Clock;
+  conf: CoreConfig;
+  log: Logger;
+  alert: (a: AlertPayload) => void;
+}
+
+/** Touch kinds of spec §7.1. */
+export type TouchKind = 'reset' | 'keep' | 'backoff';
+
+/** A pass error: the branch answered ONGOING (tcc/xa), or a retryable error. */
+export class PassError extends Error {
+  constructor(
+    message: string,
+    readonly ongoing: boolean,
+  ) {
+    super(message);
+    this.name = 'PassError';
+  }
+}
+
+const TOUCH_AFTER_MS = 1500;
+
+/** The reset interval of spec §7.1, in seconds. */
+export function resetInterval(t: TransGlobal, conf: CoreConfig): number {
+  const ri = t.opts.retry_interval ?? 0;
+  if (ri > 0) return ri;
+  const tf = t.opts.timeout_to_fail ?? 0;
+  if (tf > 0 && tf < conf.retryInterval) return tf;
+  return conf.retryInterval;
+}
+
+/**
+ * One processing pass over one transaction: the in-memory transaction and branches, and the moves a
+ * mode makes on them. Every write is conditional on the status read (compare-and-set); a lost one
+ * throws NotFoundError and ends the pass.
+ */
+export class TransPass {
+  /** Time of the last lease renewal (the 1.5 s rule of §5.6). */
+  private lastTouched: number;
+
+  constructor(
+    readonly deps: PassDeps,
+    readonly trans: TransGlobal,
+    readonly branches: TransBranch[],
+    /** Milliseconds added to the clock for timeout and delay decisions (test mode). */
+    private readonly forwardMs = 0,
+  ) {
+    this.lastTouched = deps.clock.now();
+  }
+
+  /** The time decisions are made with. */
+  now(): number {
+    return this.deps.clock.now() + this.forwardMs;
+  }
+
+  /** Spec §6.2. */
+  isTimeout(): boolean {
+    const t = this.trans;
+    let timeout = t.opts.timeout_to_fail ?? 0;
+    if (timeout === 0 && t.transType !== 'saga') timeout = this.deps.conf.timeoutToFail;
+    return timeout > 0 && this.now() - t.createTime >= timeout * 1000;
+  }
+
+  needProcess(): boolean {
+    const s = this.trans.status;
+    return s === 'submitted' || s === 'aborting' || (s === 'prepared' && this.isTimeout());
+  }
+
+  timeoutReason(): string {
+    return `Timeout after ${this.trans.opts.timeout_to_fail ?? 0} seconds`;
+  }
+
+  /** CAS the global status; finishing sets finish_time / rollback_time. */
+  async changeStatus(to: GlobalStatus, change: StatusChange = {}): Promise<void> {
+    const t = this.trans;
+    const now = this.deps.clock.now();
+    const c: StatusChange = { ...change };
+    if (to === 'succeed') c.finishTime = now;
+    if (to === 'failed') c.rollbackTime = now;
+    await this.deps.store.changeStatus(t.gid, t.status, to, c, now);
+    this.deps.log.debug('status changed', { gid: t.gid, from: t.status, to });
+    t.status = to;
+    t.updateTime = now;
+    if (c.rollbackReason) t.rollbackReason = c.rollbackReason;
+    if (c.result) t.result = c.result;
+    if (c.finishTime) t.finishTime = c.finishTime;
+    if (c.rollbackTime) t.rollbackTime = c.rollbackTime;
+  }
+
+  /** Spec §7.2: move next_cron_time; conditional on the status, silently. */
+  async touch(kind: TouchKind, delayMs = 0): Promise<void> {
+    const t = this.trans;
+    const now = this.deps.clock.now();
+    this.lastTouched = now;
+    if (kind === 'reset') t.nextCronInterval = resetInterval(t, this.deps.conf);
+    else if (kind === 'backoff') t.nextCronInterval = t.nextCronInterval * 2;
+    t.nextCronTime = now + (delayMs > 0 ? delayMs : t.nextCronInterval * 1000);
+    await this.deps.store.touchCronTime(t.gid, t.status, t.nextCronTime, t.nextCronInterval, now);
+  }
+
+  /** Call an URL for this trans (a branch, or the msg back-check) with this trans's timeout and headers. */
+  callUrl(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
+    const t = this.trans;
+    const timeoutS = (t.opts.request_timeout ?? 0) > 0 ? t.opts.request_timeout! : this.deps.conf.requestTimeout;
+    return this.deps.caller.call({ trans: t, url, branchId, op, payload, timeoutMs: timeoutS * 1000 });
+  }
+
+  /**
+   * Call one branch and record what it came to (spec §5.6): SUCCESS marks it succeed; FAILURE of a
+   * saga action marks it failed; any other FAILURE is a retryable error. Then the lease is renewed,
+   * kept or backed off. Returns the outcome with non-saga FAILURE turned into ERROR.
+   */
+  async execBranch(b: TransBranch): Promise<BranchOutcome> {
+    const t = this.trans;
+    let out = await this.callUrl(b.url, b.branchId, b.op, b.binData);
+    const sagaActionFailed = out.result === 'FAILURE' && t.transType === 'saga' && b.op === 'action';
+    if (out.result === 'FAILURE' && !sagaActionFailed) {
+      out = { result: 'ERROR', message: withResultSuffix(out.message, 'FAILURE') };
+    }
+    if (out.result === 'SUCCESS' || sagaActionFailed) {
+      const now = this.deps.clock.now();
+      b.status = out.result === 'SUCCESS' ? 'succeed' : 'failed';
+      b.finishTime = now;
+      b.updateTime = now;
+      await this.deps.store.updateBranches(t.gid, t.status, [b]);
+      const now2 = this.deps.clock.now();
+      if (
+        now2 - this.lastTouched >= TOUCH_AFTER_MS ||
+        t.nextCronInterval > Math.max(this.deps.conf.retryInterval, t.opts.retry_interval ?? 0)
+      ) {
+        await this.touch('reset');
+      }
+    } else if (out.result === 'ONGOING') {
+      await this.touch('keep');
+    } else {
+      this.deps.log.warn('branch call failed, will retry', {
+        gid: t.gid,
+        branch_id: b.branchId,
+        op: b.op,
+        url: b.url,
+        error: out.message,
+      });
+      await this.backoffAndAlert(b.url, out.message);
+    }
+    return out;
+  }
+
+  /** Back off the lease and, past AlertRetryLimit, call the alert webhook (spec §7.5). */
+  async backoffAndAlert(url: string, error: string): Promise<void> {
+    await this.touch('backoff');
+    const t = this.trans;
+    const conf = this.deps.conf;
+    if (!conf.alertWebHook) return;
+    const retryCount = Math.floor(Math.log2(t.nextCronInterval / resetInterval(t, conf)));
+    if (retryCount >= conf.alertRetryLimit) {
+      this.deps.alert({ gid: t.gid, status: t.status, branch: url, error, retry_count: retryCount });
+    }
+  }
+}
+
+/** The error a pass ends with when a branch did not succeed (tcc, xa, msg). */
+export function passErrorOf(out: BranchOutcome): PassError {
+  return new PassError(out.message || out.result, out.result === 'ONGOING');
+}

@@ -1,0 +1,181 @@
+import { withResultSuffix } from '@dtx/protocol';
+import type { BranchOutcome } from '../branch/caller.js';
+import type { TransPass } from './pass.js';
+
+interface SagaCustom {
+  concurrent: boolean;
+  /** step index → prerequisite step indexes */
+  orders: Map<number, number[]>;
+}
+
+/** Read saga's custom_data: `{"orders":{"1":[0]},"concurrent":true}`. */
+export function parseSagaCustom(text: string): SagaCustom {
+  const out: SagaCustom = { concurrent: false, orders: new Map() };
+  if (!text) return out;
+  let cd: unknown;
+  try {
+    cd = JSON.parse(text);
+  } catch {
+    return out;
+  }
+  if (!cd || typeof cd !== 'object') return out;
+  for (const [k, v] of Object.entries(cd as Record<string, unknown>)) {
+    const key = k.toLowerCase();
+    if (key === 'concurrent') out.concurrent = v === true;
+    if (key === 'orders' && v && typeof v === 'object') {
+      for (const [step, pres] of Object.entries(v as Record<string, unknown>)) {
+        if (Array.isArray(pres)) out.orders.set(Number(step), pres.map(Number));
+      }
+    }
+  }
+  return out;
+}
+
+interface Done {
+  index: number;
+  out?: BranchOutcome;
+  err?: unknown;
+}
+
+/**
+ * One saga pass (spec §6.7). Branch rows come in pairs: index 2i is the compensation of step i,
+ * 2i+1 its action. Phase A starts every runnable action (in order, or in parallel with orders when
+ * concurrent) until all succeed, one fails, or the deadline passes; phase B compensates from the last
+ * step back.
+ */
+export async function processSaga(p: TransPass): Promise<void> {
+  const t = p.trans;
+  const br = p.branches;
+  const n = br.length;
+  const { concurrent, orders } = parseSagaCustom(t.customData);
+  const reverseOrders = new Map<number, number[]>();
+  for (const [step, pres] of orders) {
+    for (const pre of pres) reverseOrders.set(pre, [...(reverseOrders.get(pre) ?? []), step]);
+  }
+  if (t.status === 'submitted' && p.isTimeout()) {
+    await p.changeStatus('aborting', { rollbackReason: p.timeoutReason() });
+  }
+
+  // in-memory view: statuses may be assumed (a started action counts as done once we compensate)
+  const st = br.map((b) => b.status);
+  const started = new Array<boolean>(n).fill(false);
+  const retries = new Map<number, number>();
+  const retryLimit = t.opts.retry_limit ?? 0;
+  const conf = p.deps.conf;
+  const deadline = p.deps.clock.now() + (conf.requestTimeout + 2) * 1000;
+
+  const done: Done[] = [];
+  let wake: (() => void) | undefined;
+  const inflight = new Set<number>();
+  const start = (c: number) => {
+    started[c] = true;
+    inflight.add(c);
+    p.execBranch(br[c]!).then(
+      (out) => {
+        done.push({ index: c, out });
+        wake?.();
+      },
+      (err: unknown) => {
+        done.push({ index: c, err });
+        wake?.();
+      },
+    );
+  };
+  const next = async (): Promise<Done | undefined> => {
+    if (done.length === 0) {
+      const wait = Math.min(3000, deadline - p.deps.clock.now());
+      if (wait <= 0) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+    const d = done.shift();
+    if (d) inflight.delete(d.index);
+    return d;
+  };
+
+  const actionRunnable = (c: number): boolean => {
+    if (started[c] || st[c] !== 'prepared') return false;
+    if (!concurrent && c >= 2 && st[c - 2] !== 'succeed') return false;
+    for (const pre of orders.get((c - 1) / 2) ?? []) if (st[2 * pre + 1] !== 'succeed') return false;
+    return true;
+  };
+  const rollbacked = (i: number): boolean => st[i] === 'succeed' || st[i + 1] === 'prepared';
+  const compRunnable = (c: number): boolean => {
+    if (started[c] || st[c] !== 'prepared' || rollbacked(c)) return false;
+    if (!concurrent && c < n - 2 && !rollbacked(c + 2)) return false;
+    for (const s of reverseOrders.get(c / 2) ?? []) if (!rollbacked(2 * s)) return false;
+    return true;
+  };
+
+  // Phase A: forward
+  let failReason: string | undefined;
+  while (p.deps.clock.now() < deadline && t.status === 'submitted' && !p.isTimeout() && failReason === undefined) {
+    for (let c = 1; c < n; c += 2) if (actionRunnable(c)) start(c);
+    if (inflight.size === 0) break;
+    const d = await next();
+    if (!d) continue;
+    if (d.err) throw d.err;
+    const out = d.out!;
+    const c = d.index;
+    if (out.result === 'SUCCESS') st[c] = 'succeed';
+    else if (out.result === 'FAILURE') {
+      st[c] = 'failed';
+      failReason = `url:${br[c]!.url} return failed: ${withResultSuffix(out.message, 'FAILURE')}`;
+    } else if (retryLimit > 0) {
+      const count = retries.get(c) ?? 0;
+      if (count < retryLimit) {
+        retries.set(c, count + 1);
+        started[c] = false;
+      } else {
+        await p.changeStatus('aborting', {
+          rollbackReason: `RetryCount is greater than RetryLimit, RetryLimit: ${retryLimit}`,
+        });
+      }
+    }
+  }
+
+  if (t.status === 'submitted') {
+    const anyFailed = st.some((s, i) => i % 2 === 1 && s === 'failed');
+    if (!anyFailed && st.every((s, i) => i % 2 === 0 || s === 'succeed')) {
+      await p.changeStatus('succeed');
+      return;
+    }
+    if (anyFailed) {
+      await p.changeStatus('aborting', { rollbackReason: failReason ?? 'fail message lost' });
+    } else if (p.isTimeout()) {
+      await p.changeStatus('aborting', { rollbackReason: p.timeoutReason() });
+    }
+  }
+  if (t.status !== 'aborting') return;
+
+  // Phase B: compensate. An action that may have run (started, or runnable now) is assumed done.
+  for (let c = 1; c < n; c += 2) if (actionRunnable(c)) started[c] = true;
+  for (let c = 1; c < n; c += 2) if (started[c] && st[c] === 'prepared') st[c] = 'succeed';
+  let toStart = 0;
+  for (let c = 0; c < n; c += 2) if (st[c] !== 'succeed' && st[c + 1] !== 'prepared') toStart++;
+  let succeeded = 0;
+  const compensating = () => [...inflight].some((c) => c % 2 === 0);
+  while (p.deps.clock.now() < deadline && t.status === 'aborting') {
+    for (let c = n - 2; c >= 0; c -= 2) if (compRunnable(c)) start(c);
+    if (!compensating()) break;
+    const d = await next();
+    if (!d) continue;
+    if (d.index % 2 === 1) continue; // a late result of an action from phase A: already assumed done
+    if (d.err) throw d.err;
+    if (d.out!.result === 'SUCCESS') {
+      st[d.index] = 'succeed';
+      succeeded++;
+    }
+  }
+  if (succeeded === toStart) {
+    await p.changeStatus('failed');
+    return;
+  }
+  p.deps.log.debug('saga compensation incomplete', { gid: t.gid, succeeded, toStart });
+}

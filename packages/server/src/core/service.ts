@@ -1,0 +1,180 @@
+import type { GlobalStatus } from '@dtx/protocol';
+import type { ScanQuery } from '../store/store.js';
+import { FailureError, InputError, NotFoundError, UniqueConflictError } from './errors.js';
+import { newGid } from './gid.js';
+import type { KV, TransBranch, TransGlobal } from './model.js';
+import { encodeOptions } from './model.js';
+import type { PassDeps } from './pass.js';
+import type { Processor } from './processor.js';
+import type { Topics } from './topics.js';
+import { generateBranches, newTrans } from './trans-factory.js';
+import type { BranchInput, TransInput } from './trans-input.js';
+
+/**
+ * The service functions behind every transport (spec §2.4–§2.12). They take validated input, decide
+ * with the core, record with the store and answer with a value or a typed error. No transport logic.
+ */
+export class TransService {
+  constructor(
+    private readonly deps: PassDeps,
+    private readonly processor: Processor,
+    readonly topics: Topics,
+  ) {}
+
+  private get store() {
+    return this.deps.store;
+  }
+  private now(): number {
+    return this.deps.clock.now();
+  }
+
+  newGid(): string {
+    return newGid();
+  }
+
+  /** The stored trans of a gid that a request wants to create again, checked for type. */
+  private async existing(input: TransInput, verb: string): Promise<TransGlobal> {
+    const t = await this.store.findTrans(input.gid);
+    if (!t) throw new Error(`gid '${input.gid}' conflicted but is not stored; retry`);
+    if (t.transType !== input.transType) {
+      throw new FailureError(
+        `gid '${input.gid}' belongs to a ${t.transType} transaction, cannot ${verb} it as ${input.transType}`,
+      );
+    }
+    return t;
+  }
+
+  async prepare(input: TransInput): Promise<void> {
+    if (input.transType === 'saga') {
+      throw new InputError('trans_type', 'a saga is not prepared: submit it directly');
+    }
+    const now = this.now();
+    const t = newTrans(input, 'prepared', now, this.deps.conf);
+    const branches = generateBranches(input, now, this.topics.lookup);
+    try {
+      await this.store.saveNew(t, branches);
+    } catch (err) {
+      if (!(err instanceof UniqueConflictError)) throw err;
+      const old = await this.existing(input, 'prepare');
+      if (old.status !== 'prepared') throw new FailureError(`current status '${old.status}', cannot prepare.`);
+    }
+  }
+
+  async submit(input: TransInput): Promise<void> {
+    const now = this.now();
+    let t = newTrans(input, 'submitted', now, this.deps.conf);
+    let branches: TransBranch[] = generateBranches(input, now, this.topics.lookup);
+    try {
+      await this.store.saveNew(t, branches);
+    } catch (err) {
+      if (!(err instanceof UniqueConflictError)) throw err;
+      t = await this.existing(input, 'submit');
+      if (t.status === 'prepared') {
+        await this.store.changeStatus(t.gid, 'prepared', 'submitted', {}, now);
+        t.status = 'submitted';
+        // this first pass runs with the submit request's options and custom_data
+        if (input.hasOptions) t.options = encodeOptions(input.opts);
+        if (input.customData) t.customData = input.customData;
+      } else if (t.status !== 'submitted') {
+        throw new FailureError(`current status '${t.status}', cannot sumbmit.`);
+      }
+      branches = await this.store.findBranches(t.gid);
+    }
+    await this.processor.process(t, branches, true, { waitResult: input.opts.wait_result === true });
+  }
+
+  async abort(input: TransInput): Promise<void> {
+    const t = await this.store.findTrans(input.gid);
+    if (!t) throw new InputError('gid', `no transaction with gid '${input.gid}'`);
+    if (t.transType === 'msg' && t.status === 'prepared') {
+      await this.changeStatus(t, 'failed', { rollbackTime: this.now() });
+      return;
+    }
+    const canAbort =
+      (input.transType === 'xa' || input.transType === 'tcc') && (t.status === 'prepared' || t.status === 'aborting');
+    if (!canAbort) {
+      throw new FailureError(`trans type: '${t.transType}' current status '${t.status}', cannot abort.`);
+    }
+    await this.changeStatus(t, 'aborting', { rollbackReason: input.rollbackReason });
+    const branches = await this.store.findBranches(t.gid);
+    await this.processor.process(t, branches, false, { waitResult: t.opts.wait_result === true });
+  }
+
+  private async changeStatus(
+    t: TransGlobal,
+    to: GlobalStatus,
+    change: { rollbackReason?: string; rollbackTime?: number },
+  ) {
+    await this.store.changeStatus(t.gid, t.status, to, change, this.now());
+    t.status = to;
+    if (change.rollbackReason) t.rollbackReason = change.rollbackReason;
+  }
+
+  async forceStop(gid: string): Promise<void> {
+    const t = await this.store.findTrans(gid);
+    if (!t) throw new InputError('gid', `no transaction with gid '${gid}'`);
+    if (t.status === 'succeed' || t.status === 'failed') {
+      throw new FailureError(`global transaction force stop error. status: ${t.status}. error:`);
+    }
+    await this.changeStatus(t, 'failed', { rollbackTime: this.now() });
+  }
+
+  async registerBranch(b: BranchInput): Promise<void> {
+    const now = this.now();
+    const row = (url: string, op: string): TransBranch => ({
+      gid: b.gid,
+      url,
+      binData: b.data,
+      branchId: b.branchId,
+      op,
+      status: 'prepared',
+      createTime: now,
+      updateTime: now,
+    });
+    const rows =
+      b.transType === 'tcc'
+        ? [row(b.cancel, 'cancel'), row(b.confirm, 'confirm')]
+        : [row(b.url, 'rollback'), row(b.url, 'commit')];
+    try {
+      await this.store.insertBranches(b.gid, 'prepared', rows);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new FailureError(`no trans with gid: ${b.gid} status: prepared found`);
+      if (err instanceof UniqueConflictError) {
+        throw new Error(`branch '${b.branchId}' of gid '${b.gid}' is already registered`);
+      }
+      throw err;
+    }
+  }
+
+  async query(gid: string): Promise<{ trans: TransGlobal | undefined; branches: TransBranch[] }> {
+    const trans = await this.store.findTrans(gid);
+    return { trans, branches: trans ? await this.store.findBranches(gid) : [] };
+  }
+
+  scan(q: ScanQuery) {
+    return this.store.scanTrans(q);
+  }
+
+  /** Reschedule unfinished trans whose next run is more than `timeoutSeconds` away (spec §2.10). */
+  resetCronTime(timeoutSeconds: number, limit: number) {
+    const now = this.now();
+    return this.store.resetCronTime(now + timeoutSeconds * 1000, limit, now);
+  }
+
+  async resetNextCronTime(gid: string): Promise<void> {
+    try {
+      await this.store.resetTransCronTime(gid, this.now());
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new InputError('gid', `no transaction with gid '${gid}'`);
+      throw err;
+    }
+  }
+
+  scanKV(cat: string, position: string, limit: number) {
+    return this.store.scanKV(cat, position, limit);
+  }
+
+  queryKV(cat: string, key: string): Promise<KV[]> {
+    return this.store.findKV(cat, key);
+  }
+}

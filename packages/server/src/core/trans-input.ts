@@ -1,0 +1,29 @@
+import type { TransOptions } from '@dtx/protocol';
+
+/** A prepare / submit / abort request after validation at the edge (spec §2.3). */
+export interface TransInput {
+  gid: string;
+  transType: string;
+  steps: Record<string, string>[];
+  /** payloads[i] as bytes, then the bytes of each non-empty legacy steps[i].data. */
+  binPayloads: Uint8Array[];
+  customData: string;
+  queryPrepared: string;
+  protocol: string;
+  rollbackReason: string;
+  reqExtra: Record<string, string>;
+  opts: TransOptions;
+  /** Whether the request carried any option key (then they replace the stored ones). */
+  hasOptions: boolean;
+}
+
+/** A registerBranch request after validation (spec §2.5). */
+export interface BranchInput {
+  gid: string;
+  transType: string;
+  branchId: string;
+  data: Uint8Array;
+  confirm: string;
+  cancel: string;
+  url: string;
+}

@@ -1,0 +1,182 @@
+import type { GlobalStatus } from '@dtx/protocol';
+import { UNFINISHED_STATUSES } from '@dtx/protocol';
+import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
+import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
+import type { ScanQuery, StatusChange, Store } from '../store.js';
+
+const copyTrans = (t: TransGlobal): TransGlobal => ({ ...t, opts: { ...t.opts } });
+const copyBranch = (b: TransBranch): TransBranch => ({ ...b });
+
+/**
+ * An in-memory Store for unit tests of the core. Same contract as the durable stores, no durability.
+ */
+export class MemoryStore implements Store {
+  private readonly globals = new Map<string, TransGlobal>();
+  private readonly branches = new Map<string, TransBranch[]>();
+  private readonly kvs = new Map<string, KV>();
+  private nextId = 1;
+
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  async findTrans(gid: string): Promise<TransGlobal | undefined> {
+    const t = this.globals.get(gid);
+    return t && copyTrans(t);
+  }
+
+  async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
+    const pos = q.position ? Number(q.position) : Number.POSITIVE_INFINITY;
+    const rows = [...this.globals.values()]
+      .filter((t) => (t.id ?? 0) < pos)
+      .filter((t) => !q.status || t.status === q.status)
+      .filter((t) => !q.transType || t.transType === q.transType)
+      .filter((t) => q.createTimeStart === undefined || t.createTime >= q.createTimeStart)
+      .filter((t) => q.createTimeEnd === undefined || t.createTime <= q.createTimeEnd)
+      .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
+      .slice(0, q.limit)
+      .map(copyTrans);
+    const last = rows[rows.length - 1];
+    return { trans: rows, nextPosition: rows.length === q.limit && last ? String(last.id) : '' };
+  }
+
+  async findBranches(gid: string): Promise<TransBranch[]> {
+    return (this.branches.get(gid) ?? []).map(copyBranch);
+  }
+
+  async saveNew(trans: TransGlobal, branches: TransBranch[]): Promise<void> {
+    if (this.globals.has(trans.gid)) throw new UniqueConflictError();
+    trans.id = this.nextId++;
+    this.globals.set(trans.gid, copyTrans(trans));
+    for (const b of branches) b.id = this.nextId++;
+    this.branches.set(trans.gid, branches.map(copyBranch));
+  }
+
+  async insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== status) throw new NotFoundError();
+    const list = this.branches.get(gid) ?? [];
+    for (const b of branches) {
+      if (list.some((x) => x.branchId === b.branchId && x.op === b.op)) throw new UniqueConflictError();
+    }
+    for (const b of branches) {
+      b.id = this.nextId++;
+      list.push(copyBranch(b));
+    }
+    this.branches.set(gid, list);
+  }
+
+  async updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== status) throw new NotFoundError();
+    const list = this.branches.get(gid) ?? [];
+    for (const b of branches) {
+      const row = list.find((x) => x.id === b.id);
+      if (!row) continue;
+      row.status = b.status;
+      row.finishTime = b.finishTime;
+      row.rollbackTime = b.rollbackTime;
+      row.updateTime = b.updateTime;
+    }
+  }
+
+  async changeStatus(
+    gid: string,
+    from: GlobalStatus,
+    to: GlobalStatus,
+    change: StatusChange,
+    now: number,
+  ): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== from) throw new NotFoundError();
+    t.status = to;
+    t.updateTime = now;
+    if (change.rollbackReason) t.rollbackReason = change.rollbackReason;
+    if (change.result) t.result = change.result;
+    if (change.finishTime !== undefined) t.finishTime = change.finishTime;
+    if (change.rollbackTime !== undefined) t.rollbackTime = change.rollbackTime;
+    if (change.nextCronTime !== undefined) t.nextCronTime = change.nextCronTime;
+    if (change.nextCronInterval !== undefined) t.nextCronInterval = change.nextCronInterval;
+  }
+
+  async touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+  ): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== status) return;
+    t.nextCronTime = nextCronTime;
+    t.nextCronInterval = interval;
+    t.updateTime = now;
+  }
+
+  async lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number) {
+    const due = [...this.globals.values()]
+      .filter((t) => UNFINISHED_STATUSES.includes(t.status) && t.nextCronTime < dueBefore)
+      .sort((a, b) => a.nextCronTime - b.nextCronTime)
+      .slice(0, limit);
+    for (const t of due) {
+      t.nextCronTime = leaseUntil;
+      t.owner = owner;
+      t.updateTime = now;
+    }
+    return due.map(copyTrans);
+  }
+
+  async resetCronTime(after: number, limit: number, now: number) {
+    const due = [...this.globals.values()].filter(
+      (t) => UNFINISHED_STATUSES.includes(t.status) && t.nextCronTime > after,
+    );
+    const changed = due.slice(0, limit);
+    for (const t of changed) {
+      t.nextCronTime = now;
+      t.updateTime = now;
+    }
+    return { count: changed.length, hasRemaining: changed.length === limit };
+  }
+
+  async resetTransCronTime(gid: string, now: number): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t) throw new NotFoundError();
+    t.nextCronTime = now;
+    t.updateTime = now;
+  }
+
+  async scanKV(cat: string, position: string, limit: number) {
+    const pos = position ? Number(position) : Number.POSITIVE_INFINITY;
+    const rows = [...this.kvs.values()]
+      .filter((kv) => kv.cat === cat && (kv.id ?? 0) < pos)
+      .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
+      .slice(0, limit)
+      .map((kv) => ({ ...kv }));
+    const last = rows[rows.length - 1];
+    return { kv: rows, nextPosition: rows.length === limit && last ? String(last.id) : '' };
+  }
+
+  async findKV(cat: string, key: string): Promise<KV[]> {
+    return [...this.kvs.values()]
+      .filter((kv) => (!cat || kv.cat === cat) && (!key || kv.k === key))
+      .map((kv) => ({ ...kv }));
+  }
+
+  async createKV(cat: string, k: string, v: string, now: number): Promise<void> {
+    const key = `${cat}\u0000${k}`;
+    if (this.kvs.has(key)) throw new UniqueConflictError();
+    this.kvs.set(key, { id: this.nextId++, cat, k, v, version: 1, createTime: now, updateTime: now });
+  }
+
+  async updateKV(kv: KV, now: number): Promise<void> {
+    const row = this.kvs.get(`${kv.cat}\u0000${kv.k}`);
+    if (!row || row.version !== kv.version) throw new NotFoundError();
+    row.v = kv.v;
+    row.version = kv.version + 1;
+    row.updateTime = now;
+    kv.version = row.version;
+  }
+
+  async deleteKV(cat: string, k: string): Promise<void> {
+    if (!this.kvs.delete(`${cat}\u0000${k}`)) throw new NotFoundError();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The SQLite schema: DTM's three tables (trans_global, trans_branch_op, kv) with the same column
+ * names, times as epoch milliseconds, and payloads as BLOBs without a size cap.
+ * Versioned through PRAGMA user_version; each entry of MIGRATIONS moves the schema one version up.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE IF NOT EXISTS trans_global (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gid TEXT NOT NULL UNIQUE,
+    trans_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    query_prepared TEXT NOT NULL DEFAULT '',
+    protocol TEXT NOT NULL DEFAULT '',
+    create_time INTEGER,
+    update_time INTEGER,
+    finish_time INTEGER,
+    rollback_time INTEGER,
+    options TEXT NOT NULL DEFAULT '',
+    custom_data TEXT NOT NULL DEFAULT '',
+    next_cron_interval INTEGER,
+    next_cron_time INTEGER,
+    owner TEXT NOT NULL DEFAULT '',
+    ext_data TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',
+    rollback_reason TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX IF NOT EXISTS trans_global_due ON trans_global(next_cron_time)
+    WHERE status IN ('prepared', 'submitted', 'aborting');
+  CREATE INDEX IF NOT EXISTS trans_global_owner ON trans_global(owner);
+  CREATE TABLE IF NOT EXISTS trans_branch_op (
+    id INTEGER PRIMARY KEY,
+    gid TEXT NOT NULL,
+    url TEXT NOT NULL DEFAULT '',
+    bin_data BLOB,
+    branch_id TEXT NOT NULL,
+    op TEXT NOT NULL,
+    status TEXT NOT NULL,
+    finish_time INTEGER,
+    rollback_time INTEGER,
+    create_time INTEGER,
+    update_time INTEGER,
+    UNIQUE (gid, branch_id, op)
+  );
+  CREATE TABLE IF NOT EXISTS kv (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cat TEXT NOT NULL,
+    k TEXT NOT NULL,
+    v TEXT,
+    version INTEGER DEFAULT 1,
+    create_time INTEGER,
+    update_time INTEGER,
+    UNIQUE (cat, k)
+  );
+  `,
+];

@@ -1,0 +1,388 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { GlobalStatus } from '@dtx/protocol';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
+import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
+import type { ScanQuery, StatusChange, Store } from '../store.js';
+import { GroupCommit } from './group-commit.js';
+import { MIGRATIONS } from './schema.js';
+
+interface GlobalRow {
+  id: number;
+  gid: string;
+  trans_type: string;
+  status: GlobalStatus;
+  query_prepared: string;
+  protocol: string;
+  create_time: number;
+  update_time: number;
+  finish_time: number | null;
+  rollback_time: number | null;
+  options: string;
+  custom_data: string;
+  next_cron_interval: number;
+  next_cron_time: number;
+  owner: string;
+  ext_data: string;
+  result: string;
+  rollback_reason: string;
+}
+
+interface BranchRow {
+  id: number;
+  gid: string;
+  url: string;
+  bin_data: Buffer | null;
+  branch_id: string;
+  op: string;
+  status: TransBranch['status'];
+  finish_time: number | null;
+  rollback_time: number | null;
+  create_time: number;
+  update_time: number;
+}
+
+interface KvRow {
+  id: number;
+  cat: string;
+  k: string;
+  v: string;
+  version: number;
+  create_time: number;
+  update_time: number;
+}
+
+const toGlobal = (r: GlobalRow): TransGlobal => ({
+  id: r.id,
+  gid: r.gid,
+  transType: r.trans_type,
+  status: r.status,
+  queryPrepared: r.query_prepared,
+  protocol: r.protocol,
+  createTime: r.create_time,
+  updateTime: r.update_time,
+  finishTime: r.finish_time ?? undefined,
+  rollbackTime: r.rollback_time ?? undefined,
+  options: r.options,
+  customData: r.custom_data,
+  nextCronInterval: r.next_cron_interval,
+  nextCronTime: r.next_cron_time,
+  owner: r.owner,
+  extData: r.ext_data,
+  result: r.result,
+  rollbackReason: r.rollback_reason,
+  opts: decodeOptions(r.options),
+});
+
+const toBranch = (r: BranchRow): TransBranch => ({
+  id: r.id,
+  gid: r.gid,
+  url: r.url,
+  binData: r.bin_data ?? new Uint8Array(0),
+  branchId: r.branch_id,
+  op: r.op,
+  status: r.status,
+  finishTime: r.finish_time ?? undefined,
+  rollbackTime: r.rollback_time ?? undefined,
+  createTime: r.create_time,
+  updateTime: r.update_time,
+});
+
+const toKv = (r: KvRow): KV => ({
+  id: r.id,
+  cat: r.cat,
+  k: r.k,
+  v: r.v,
+  version: r.version,
+  createTime: r.create_time,
+  updateTime: r.update_time,
+});
+
+const UNFINISHED = `status IN ('prepared', 'submitted', 'aborting')`;
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+export interface SqliteStoreOptions {
+  /** File path; `:memory:` for a throwaway database. */
+  path: string;
+  /** Drop and recreate the tables at open (DTM's `-r`). Default false. */
+  reset?: boolean;
+}
+
+/**
+ * The embedded default store: one SQLite file in WAL mode with synchronous=FULL, so an acknowledged
+ * write survives a power cut. Writes of concurrent transactions share one commit (GroupCommit).
+ */
+export class SqliteStore implements Store {
+  readonly db: Db;
+  private readonly writer: GroupCommit;
+  private readonly st: Record<string, Statement>;
+
+  constructor(opts: SqliteStoreOptions) {
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    if (opts.reset)
+      this.db.exec(
+        'DROP TABLE IF EXISTS trans_global; DROP TABLE IF EXISTS trans_branch_op; DROP TABLE IF EXISTS kv; PRAGMA user_version = 0;',
+      );
+    this.migrate();
+    this.writer = new GroupCommit(this.db);
+    const p = (sql: string) => this.db.prepare(sql);
+    this.st = {
+      findTrans: p('SELECT * FROM trans_global WHERE gid = ?'),
+      findBranches: p('SELECT * FROM trans_branch_op WHERE gid = ? ORDER BY id'),
+      insertGlobal: p(`INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time,
+        update_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
+        VALUES (@gid, @trans_type, @status, @query_prepared, @protocol, @create_time, @update_time, @options,
+        @custom_data, @next_cron_interval, @next_cron_time, @owner, @ext_data, @result, @rollback_reason)
+        ON CONFLICT (gid) DO NOTHING`),
+      insertBranch: p(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, create_time, update_time)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      statusOf: p('SELECT status FROM trans_global WHERE gid = ?'),
+      updateBranch: p(
+        'UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ? WHERE id = ? AND gid = ?',
+      ),
+      changeStatus: p(`UPDATE trans_global SET status = @to, update_time = @now,
+        rollback_reason = CASE WHEN @rollback_reason <> '' THEN @rollback_reason ELSE rollback_reason END,
+        result = CASE WHEN @result <> '' THEN @result ELSE result END,
+        finish_time = COALESCE(@finish_time, finish_time),
+        rollback_time = COALESCE(@rollback_time, rollback_time),
+        next_cron_time = COALESCE(@next_cron_time, next_cron_time),
+        next_cron_interval = COALESCE(@next_cron_interval, next_cron_interval)
+        WHERE gid = @gid AND status = @from`),
+      touch: p(
+        'UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ? WHERE gid = ? AND status = ?',
+      ),
+      due: p(`SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time < ? ORDER BY next_cron_time LIMIT ?`),
+      lease: p(`UPDATE trans_global SET owner = ?, next_cron_time = ?, update_time = ?
+        WHERE id = ? AND ${UNFINISHED} AND next_cron_time < ? RETURNING *`),
+      resetCron: p(`UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE id IN
+        (SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time > ? LIMIT ?)`),
+      resetOne: p('UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?'),
+      scanKV: p('SELECT * FROM kv WHERE cat = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+      createKV: p(
+        'INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      updateKV: p(
+        'UPDATE kv SET v = ?, version = version + 1, update_time = ? WHERE cat = ? AND k = ? AND version = ?',
+      ),
+      deleteKV: p('DELETE FROM kv WHERE cat = ? AND k = ?'),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    // let queued writes commit before closing
+    await this.writer.write(() => undefined);
+    this.db.close();
+  }
+
+  async findTrans(gid: string): Promise<TransGlobal | undefined> {
+    const r = this.st.findTrans!.get(gid) as GlobalRow | undefined;
+    return r && toGlobal(r);
+  }
+
+  async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
+    const where = ['id < ?'];
+    const args: unknown[] = [q.position ? Number(q.position) : Number.MAX_SAFE_INTEGER];
+    if (q.status) {
+      where.push('status = ?');
+      args.push(q.status);
+    }
+    if (q.transType) {
+      where.push('trans_type = ?');
+      args.push(q.transType);
+    }
+    if (q.createTimeStart !== undefined) {
+      where.push('create_time >= ?');
+      args.push(q.createTimeStart);
+    }
+    if (q.createTimeEnd !== undefined) {
+      where.push('create_time <= ?');
+      args.push(q.createTimeEnd);
+    }
+    args.push(q.limit);
+    const rows = this.db
+      .prepare(`SELECT * FROM trans_global WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
+      .all(...args) as GlobalRow[];
+    const last = rows[rows.length - 1];
+    return { trans: rows.map(toGlobal), nextPosition: rows.length === q.limit && last ? String(last.id) : '' };
+  }
+
+  async findBranches(gid: string): Promise<TransBranch[]> {
+    return (this.st.findBranches!.all(gid) as BranchRow[]).map(toBranch);
+  }
+
+  private insertBranchRows(branches: TransBranch[]): void {
+    for (const b of branches) {
+      const r = this.st.insertBranch!.run(
+        b.gid,
+        b.url,
+        Buffer.from(b.binData.buffer, b.binData.byteOffset, b.binData.byteLength),
+        b.branchId,
+        b.op,
+        b.status,
+        b.createTime,
+        b.updateTime,
+      );
+      b.id = Number(r.lastInsertRowid);
+    }
+  }
+
+  saveNew(trans: TransGlobal, branches: TransBranch[]): Promise<void> {
+    return this.writer.write(() => {
+      const r = this.st.insertGlobal!.run({
+        gid: trans.gid,
+        trans_type: trans.transType,
+        status: trans.status,
+        query_prepared: trans.queryPrepared,
+        protocol: trans.protocol,
+        create_time: trans.createTime,
+        update_time: trans.updateTime,
+        options: trans.options,
+        custom_data: trans.customData,
+        next_cron_interval: trans.nextCronInterval,
+        next_cron_time: trans.nextCronTime,
+        owner: trans.owner,
+        ext_data: trans.extData,
+        result: trans.result,
+        rollback_reason: trans.rollbackReason,
+      });
+      if (r.changes === 0) throw new UniqueConflictError();
+      trans.id = Number(r.lastInsertRowid);
+      this.insertBranchRows(branches);
+    });
+  }
+
+  insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
+    return this.writer.write(() => {
+      const row = this.st.statusOf!.get(gid) as { status: string } | undefined;
+      if (!row || row.status !== status) throw new NotFoundError();
+      try {
+        this.insertBranchRows(branches);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new UniqueConflictError();
+        throw err;
+      }
+    });
+  }
+
+  updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
+    return this.writer.write(() => {
+      const row = this.st.statusOf!.get(gid) as { status: string } | undefined;
+      if (!row || row.status !== status) throw new NotFoundError();
+      for (const b of branches) {
+        this.st.updateBranch!.run(b.status, b.finishTime ?? null, b.rollbackTime ?? null, b.updateTime, b.id, gid);
+      }
+    });
+  }
+
+  changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): Promise<void> {
+    return this.writer.write(() => {
+      const r = this.st.changeStatus!.run({
+        gid,
+        from,
+        to,
+        now,
+        rollback_reason: change.rollbackReason ?? '',
+        result: change.result ?? '',
+        finish_time: change.finishTime ?? null,
+        rollback_time: change.rollbackTime ?? null,
+        next_cron_time: change.nextCronTime ?? null,
+        next_cron_interval: change.nextCronInterval ?? null,
+      });
+      if (r.changes === 0) throw new NotFoundError();
+    });
+  }
+
+  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number) {
+    return this.writer.write(() => {
+      this.st.touch!.run(nextCronTime, interval, now, gid, status);
+    });
+  }
+
+  lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number): Promise<TransGlobal[]> {
+    return this.writer.write(() => {
+      const ids = this.st.due!.all(dueBefore, limit) as { id: number }[];
+      const out: TransGlobal[] = [];
+      for (const { id } of ids) {
+        const r = this.st.lease!.get(owner, leaseUntil, now, id, dueBefore) as GlobalRow | undefined;
+        if (r) out.push(toGlobal(r));
+      }
+      return out;
+    });
+  }
+
+  resetCronTime(after: number, limit: number, now: number): Promise<{ count: number; hasRemaining: boolean }> {
+    return this.writer.write(() => {
+      const r = this.st.resetCron!.run(now, now, after, limit);
+      return { count: r.changes, hasRemaining: r.changes === limit };
+    });
+  }
+
+  resetTransCronTime(gid: string, now: number): Promise<void> {
+    return this.writer.write(() => {
+      if (this.st.resetOne!.run(now, now, gid).changes === 0) throw new NotFoundError();
+    });
+  }
+
+  async scanKV(cat: string, position: string, limit: number): Promise<{ kv: KV[]; nextPosition: string }> {
+    const rows = this.st.scanKV!.all(cat, position ? Number(position) : Number.MAX_SAFE_INTEGER, limit) as KvRow[];
+    const last = rows[rows.length - 1];
+    return { kv: rows.map(toKv), nextPosition: rows.length === limit && last ? String(last.id) : '' };
+  }
+
+  async findKV(cat: string, key: string): Promise<KV[]> {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (cat) {
+      where.push('cat = ?');
+      args.push(cat);
+    }
+    if (key) {
+      where.push('k = ?');
+      args.push(key);
+    }
+    const sql = `SELECT * FROM kv ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
+    return (this.db.prepare(sql).all(...args) as KvRow[]).map(toKv);
+  }
+
+  createKV(cat: string, k: string, v: string, now: number): Promise<void> {
+    return this.writer.write(() => {
+      if (this.st.createKV!.run(cat, k, v, now, now).changes === 0) throw new UniqueConflictError();
+    });
+  }
+
+  updateKV(kv: KV, now: number): Promise<void> {
+    return this.writer.write(() => {
+      if (this.st.updateKV!.run(kv.v, now, kv.cat, kv.k, kv.version).changes === 0) throw new NotFoundError();
+      kv.version += 1;
+    });
+  }
+
+  deleteKV(cat: string, k: string): Promise<void> {
+    return this.writer.write(() => {
+      if (this.st.deleteKV!.run(cat, k).changes === 0) throw new NotFoundError();
+    });
+  }
+}

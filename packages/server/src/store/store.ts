@@ -1,0 +1,77 @@
+import type { GlobalStatus } from '@dtx/protocol';
+import type { KV, TransBranch, TransGlobal } from '../core/model.js';
+
+/** Filters and cursor of the admin list (`/api/dtmsvr/all`). Times are epoch ms. */
+export interface ScanQuery {
+  position: string;
+  limit: number;
+  status?: string | undefined;
+  transType?: string | undefined;
+  createTimeStart?: number | undefined;
+  createTimeEnd?: number | undefined;
+}
+
+/** Columns a status change may write besides status and update_time. */
+export interface StatusChange {
+  rollbackReason?: string | undefined;
+  result?: string | undefined;
+  finishTime?: number | undefined;
+  rollbackTime?: number | undefined;
+  nextCronTime?: number | undefined;
+  nextCronInterval?: number | undefined;
+}
+
+/**
+ * Where transactions live. Every backend passes the same conformance suite.
+ *
+ * Rules every implementation keeps:
+ * - status changes are compare-and-set on the status the caller read (NotFoundError when lost);
+ * - branch writes are conditional on the global status (NotFoundError when it moved);
+ * - no operation reads the clock: the caller passes every time it needs.
+ */
+export interface Store {
+  /** Health check; throws when the store cannot serve. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  findTrans(gid: string): Promise<TransGlobal | undefined>;
+  scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }>;
+  /** All branch rows of gid in insertion order; [] when none. */
+  findBranches(gid: string): Promise<TransBranch[]>;
+
+  /** Atomically insert the global and its branches; UniqueConflictError if the gid exists. Sets ids. */
+  saveNew(trans: TransGlobal, branches: TransBranch[]): Promise<void>;
+  /**
+   * Insert branches (registerBranch) if the global exists with `status`; NotFoundError otherwise;
+   * UniqueConflictError on a duplicate (gid, branch_id, op). Sets ids.
+   */
+  insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void>;
+  /**
+   * Write the status, finish_time, rollback_time and update_time of branches (addressed by id)
+   * if the global still has `status`; NotFoundError otherwise.
+   */
+  updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void>;
+  /** CAS the global from `from` to `to`, writing `change` and update_time = now. NotFoundError when lost. */
+  changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): Promise<void>;
+  /** Write next_cron_time/interval and update_time if the status is still `status` (0 rows is not an error). */
+  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number): Promise<void>;
+  /**
+   * Lease up to `limit` unfinished transactions whose next_cron_time < dueBefore: push their
+   * next_cron_time to leaseUntil and write `owner`. Returns the leased rows.
+   */
+  lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number): Promise<TransGlobal[]>;
+  /** Reschedule to `now` up to `limit` unfinished trans whose next_cron_time > after. */
+  resetCronTime(after: number, limit: number, now: number): Promise<{ count: number; hasRemaining: boolean }>;
+  /** next_cron_time = update_time = now for gid; NotFoundError when missing. */
+  resetTransCronTime(gid: string, now: number): Promise<void>;
+
+  scanKV(cat: string, position: string, limit: number): Promise<{ kv: KV[]; nextPosition: string }>;
+  /** Empty cat or key means "any". */
+  findKV(cat: string, key: string): Promise<KV[]>;
+  /** version 1; UniqueConflictError when it exists. */
+  createKV(cat: string, k: string, v: string, now: number): Promise<void>;
+  /** CAS on (cat, k, version) → version+1; NotFoundError on mismatch. */
+  updateKV(kv: KV, now: number): Promise<void>;
+  /** NotFoundError when missing. */
+  deleteKV(cat: string, k: string): Promise<void>;
+}
