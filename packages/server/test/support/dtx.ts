@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/observe/logger.js';
+import { type DtxServer, startServer } from '../../src/server.js';
+import { call } from './http.js';
+import { waitFor } from './poll.js';
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export interface TestDtx {
+  server: DtxServer;
+  /** e.g. http://127.0.0.1:1234 */
+  base: string;
+  /** e.g. http://127.0.0.1:1234/api/dtmsvr */
+  api: string;
+  /** One cron step with the clock forwarded `nowForward` s and the window widened `cronForward` s. */
+  cronOnce(nowForward?: number, cronForward?: number): Promise<string>;
+  query(gid: string): Promise<{ transaction: any; branches: any[] }>;
+  /** Global status, '' when unknown. */
+  status(gid: string): Promise<string>;
+  /** Branch statuses in row order. */
+  branchStatuses(gid: string): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * An in-process dtx on a fresh SQLite file, HTTP port 0, test mode on, and the background cron idle
+ * (TransCronInterval one hour): tests move time with cronOnce.
+ */
+export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Promise<TestDtx> {
+  const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
+  const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
+  Object.assign(config, { HttpPort: 0, HttpHost: '127.0.0.1', DtxTestMode: true, TransCronInterval: 3600 }, overrides, {
+    Store: { ...config.Store, SqlitePath: join(dir, 'dtx.sqlite'), ...(overrides.Store ?? {}) },
+  });
+  const server = await startServer({ config, log: silentLogger });
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const api = `${base}/api/dtmsvr`;
+  const query = async (gid: string) => (await call('GET', `${api}/query?gid=${encodeURIComponent(gid)}`)).json;
+  return {
+    server,
+    base,
+    api,
+    async cronOnce(nowForward = 0, cronForward = 180) {
+      const r = await call('POST', `${base}/api/dtx-test/cronOnce`, { now_forward: nowForward, cron_forward: cronForward });
+      if (r.status !== 200) throw new Error(`cronOnce: ${r.status} ${r.text}`);
+      return (r.json as { gid: string }).gid;
+    },
+    query,
+    async status(gid) {
+      return (await query(gid)).transaction?.status ?? '';
+    },
+    async branchStatuses(gid) {
+      return (await query(gid)).branches.map((b: { status: string }) => b.status);
+    },
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+/** A dtx server in a child process (for crash tests): real `dtx serve` from the built CLI. */
+export class DtxProcess {
+  proc: ChildProcess | undefined;
+  output = '';
+  constructor(
+    readonly port: number,
+    readonly env: Record<string, string>,
+  ) {}
+
+  get api(): string {
+    return `http://127.0.0.1:${this.port}/api/dtmsvr`;
+  }
+
+  async start(): Promise<void> {
+    this.output = '';
+    this.proc = spawn(process.execPath, [CLI, 'serve'], {
+      env: { ...process.env, HTTP_PORT: String(this.port), HTTP_HOST: '127.0.0.1', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    await waitFor(`dtx on port ${this.port} (output: ${this.output})`, async () => {
+      if (this.proc?.exitCode !== null) throw new Error(`dtx exited: ${this.output}`);
+      return (await call('GET', `http://127.0.0.1:${this.port}/api/ping`)).status === 200;
+    });
+  }
+
+  /** SIGKILL: no shutdown hooks, no flush. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((resolve) => p.once('exit', resolve));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((resolve) => p.once('exit', resolve));
+    p.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** A TCP port that was free a moment ago (for child processes that must be told their port). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
