@@ -192,7 +192,6 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     rollbackReason: str(m, 'rollback_reason'),
     reqExtra: stringMap(m.get('req_extra'), 'req_extra'),
     opts,
-    hasOptions,
   };
 }
 

@@ -42,6 +42,7 @@ export class Cron {
     );
     await Promise.all(
       due.map(async (t) => {
+        if (this.processor.isActive(t.gid)) return; // a pass of this instance is on it already
         try {
           const branches = await store.findBranches(t.gid);
           await this.processor.runPass(t, branches, o.forwardMs ?? 0);

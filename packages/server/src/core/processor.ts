@@ -27,6 +27,8 @@ export interface ProcessOptions {
  */
 export class Processor {
   private readonly running = new Set<Promise<void>>();
+  /** Gids with a pass running in this instance. */
+  private readonly active = new Map<string, number>();
 
   constructor(readonly deps: PassDeps) {}
 
@@ -35,7 +37,20 @@ export class Processor {
     const mode = MODES[trans.transType];
     if (!mode) throw new Error(`unknown trans type: ${trans.transType}`);
     trans.opts = decodeOptions(trans.options);
-    await mode(new TransPass(this.deps, trans, branches, forwardMs));
+    const gid = trans.gid;
+    this.active.set(gid, (this.active.get(gid) ?? 0) + 1);
+    try {
+      await mode(new TransPass(this.deps, trans, branches, forwardMs));
+    } finally {
+      const n = this.active.get(gid)! - 1;
+      if (n === 0) this.active.delete(gid);
+      else this.active.set(gid, n);
+    }
+  }
+
+  /** True while this instance runs a pass of gid (the cron then leaves it to that pass). */
+  isActive(gid: string): boolean {
+    return this.active.has(gid);
   }
 
   /**

@@ -3,7 +3,7 @@ import type { ScanQuery } from '../store/store.js';
 import { FailureError, InputError, NotFoundError, UniqueConflictError } from './errors.js';
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
-import { encodeOptions } from './model.js';
+import { decodeOptions, encodeOptions } from './model.js';
 import type { PassDeps } from './pass.js';
 import type { Processor } from './processor.js';
 import type { Topics } from './topics.js';
@@ -72,15 +72,16 @@ export class TransService {
       if (t.status === 'prepared') {
         await this.store.changeStatus(t.gid, 'prepared', 'submitted', {}, now);
         t.status = 'submitted';
-        // this first pass runs with the submit request's options and custom_data
-        if (input.hasOptions) t.options = encodeOptions(input.opts);
+        // this first pass runs with the submit request's options over the stored ones
+        t.options = encodeOptions({ ...decodeOptions(t.options), ...input.opts });
         if (input.customData) t.customData = input.customData;
       } else if (t.status !== 'submitted') {
         throw new FailureError(`current status '${t.status}', cannot sumbmit.`);
       }
       branches = await this.store.findBranches(t.gid);
     }
-    await this.processor.process(t, branches, true, { waitResult: input.opts.wait_result === true });
+    const waitResult = input.opts.wait_result ?? decodeOptions(t.options).wait_result ?? false;
+    await this.processor.process(t, branches, true, { waitResult });
   }
 
   async abort(input: TransInput): Promise<void> {

@@ -12,9 +12,8 @@ export interface TransInput {
   protocol: string;
   rollbackReason: string;
   reqExtra: Record<string, string>;
+  /** Only the options the request carried. */
   opts: TransOptions;
-  /** Whether the request carried any option key (then they replace the stored ones). */
-  hasOptions: boolean;
 }
 
 /** A registerBranch request after validation (spec §2.5). */

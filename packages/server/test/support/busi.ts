@@ -74,6 +74,13 @@ export class Busi {
     else this.sticky.set(name, result);
   }
 
+  /** Forget queued and sticky results and the onCall hook (between tests). */
+  reset(): void {
+    this.queued.clear();
+    this.sticky.clear();
+    this.onCall = undefined;
+  }
+
   /** Calls for one gid, as "name op" strings in arrival order. */
   callsOf(gid: string): string[] {
     return this.calls.filter((c) => c.query.gid === gid).map((c) => `${c.name} ${c.query.op}`);

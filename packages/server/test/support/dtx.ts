@@ -46,7 +46,10 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
     base,
     api,
     async cronOnce(nowForward = 0, cronForward = 180) {
-      const r = await call('POST', `${base}/api/dtx-test/cronOnce`, { now_forward: nowForward, cron_forward: cronForward });
+      const r = await call('POST', `${base}/api/dtx-test/cronOnce`, {
+        now_forward: nowForward,
+        cron_forward: cronForward,
+      });
       if (r.status !== 200) throw new Error(`cronOnce: ${r.status} ${r.text}`);
       return (r.json as { gid: string }).gid;
     },
