@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/caller.js';
+import { FakeClock } from '../src/core/clock.js';
+import { DEFAULT_CORE_CONFIG } from '../src/core/core-config.js';
+import { Cron } from '../src/core/cron.js';
+import { FailureError, NotFoundError, OngoingError } from '../src/core/errors.js';
+import { type AlertPayload, type PassDeps, resetInterval } from '../src/core/pass.js';
+import { Processor } from '../src/core/processor.js';
+import { TransService } from '../src/core/service.js';
+import { Topics } from '../src/core/topics.js';
+import type { TransInput } from '../src/core/trans-input.js';
+import { silentLogger } from '../src/observe/logger.js';
+import { MemoryStore } from '../src/store/memory/memory-store.js';
+
+// The core's state machines with an in-memory store and a fake clock. Branches are a scripted
+// BranchCaller: this is the unit seam of the core (the end-to-end tests use real HTTP branches).
+type Script = Record<string, (BranchOutcome['result'] | BranchOutcome)[]>;
+
+class ScriptedCaller implements BranchCaller {
+  readonly calls: string[] = [];
+  constructor(
+    private readonly script: Script = {},
+    private readonly onCall?: (c: BranchCall) => Promise<void> | void,
+  ) {}
+  async call(c: BranchCall): Promise<BranchOutcome> {
+    const name = c.url.split('/').pop()!;
+    this.calls.push(`${name} ${c.op}`);
+    await this.onCall?.(c);
+    const next = this.script[name]?.shift() ?? 'SUCCESS';
+    return typeof next === 'string' ? { result: next, message: `${name} said ${next}` } : next;
+  }
+  async close(): Promise<void> {}
+}
+
+function world(script: Script = {}, onCall?: (c: BranchCall) => Promise<void> | void) {
+  const store = new MemoryStore();
+  const clock = new FakeClock();
+  const caller = new ScriptedCaller(script, onCall);
+  const alerts: AlertPayload[] = [];
+  const deps: PassDeps = {
+    store,
+    caller,
+    clock,
+    conf: { ...DEFAULT_CORE_CONFIG, alertWebHook: 'http://alert.invalid/hook' },
+    log: silentLogger,
+    alert: (a) => alerts.push(a),
+  };
+  const processor = new Processor(deps);
+  const service = new TransService(deps, processor, new Topics(store, clock, silentLogger));
+  const cron = new Cron(deps, processor);
+  const statuses = async (gid: string) => (await store.findBranches(gid)).map((b) => b.status);
+  const status = async (gid: string) => (await store.findTrans(gid))?.status;
+  return { store, clock, caller, alerts, deps, processor, service, cron, statuses, status };
+}
+
+const U = 'http://b';
+function input(gid: string, transType: string, o: Partial<TransInput> = {}): TransInput {
+  return {
+    gid,
+    transType,
+    steps: [],
+    binPayloads: [],
+    customData: '',
+    queryPrepared: '',
+    protocol: 'http',
+    rollbackReason: '',
+    reqExtra: {},
+    opts: {},
+    ...o,
+  };
+}
+function saga(gid: string, steps: number, o: Partial<TransInput> = {}): TransInput {
+  const s = Array.from({ length: steps }, (_, i) => ({ action: `${U}/A${i + 1}`, compensate: `${U}/C${i + 1}` }));
+  return input(gid, 'saga', {
+    steps: s,
+    binPayloads: s.map(() => Buffer.from('{}')),
+    ...o,
+    opts: { wait_result: true, ...o.opts },
+  });
+}
+
+describe('core: intervals (spec §7.1)', () => {
+  it('reset interval: retry_interval, else a short timeout_to_fail, else RetryInterval', () => {
+    const conf = DEFAULT_CORE_CONFIG;
+    const t = (opts: object) => ({ opts }) as Parameters<typeof resetInterval>[0];
+    assert.equal(resetInterval(t({ retry_interval: 15 }), conf), 15);
+    assert.equal(resetInterval(t({}), conf), 10);
+    assert.equal(resetInterval(t({ timeout_to_fail: 3 }), conf), 3);
+    assert.equal(resetInterval(t({ timeout_to_fail: 30 }), conf), 10);
+  });
+
+  it('errors back off x2 without a cap, alert from the 3rd, success resets', async () => {
+    const w = world({ A2: ['ERROR', 'ERROR', 'ERROR', 'ERROR'] });
+    await assert.rejects(w.service.submit(saga('g', 2)), FailureError);
+    const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(1000 * 1000);
+      await w.cron.step();
+      intervals.push((await w.store.findTrans('g'))!.nextCronInterval);
+    }
+    assert.deepEqual(intervals, [20, 40, 80, 160]);
+    assert.deepEqual(
+      w.alerts.map((a) => a.retry_count),
+      [3, 4],
+    );
+    assert.equal(w.alerts[0]!.branch, `${U}/A2`);
+    w.clock.advance(1000 * 1000);
+    await w.cron.step();
+    assert.equal(await w.status('g'), 'succeed');
+    assert.equal((await w.store.findTrans('g'))!.nextCronInterval, 10);
+  });
+});
+
+describe('core: saga state machine (spec §6.7)', () => {
+  it('normal', async () => {
+    const w = world();
+    await w.service.submit(saga('g', 2));
+    assert.deepEqual(await w.statuses('g'), ['prepared', 'succeed', 'prepared', 'succeed']);
+    assert.deepEqual(w.caller.calls, ['A1 action', 'A2 action']);
+  });
+
+  it('a failure at step 3 compensates 3, 2, 1 in that order', async () => {
+    const w = world({ A3: ['FAILURE'] });
+    await assert.rejects(w.service.submit(saga('g', 3)), /A3 said FAILURE/);
+    assert.equal(await w.status('g'), 'failed');
+    assert.deepEqual(w.caller.calls, [
+      'A1 action',
+      'A2 action',
+      'A3 action',
+      'C3 compensate',
+      'C2 compensate',
+      'C1 compensate',
+    ]);
+    assert.deepEqual(await w.statuses('g'), ['succeed', 'succeed', 'succeed', 'succeed', 'succeed', 'failed']);
+  });
+
+  it('timeout before anything ran compensates the first (assumed started) step only', async () => {
+    const w = world({ A1: ['ONGOING'] });
+    await assert.rejects(w.service.submit(saga('g', 2, { opts: { timeout_to_fail: 100 } })), FailureError);
+    w.clock.advance(101_000);
+    await w.cron.step();
+    assert.equal(await w.status('g'), 'failed');
+    assert.deepEqual(await w.statuses('g'), ['succeed', 'prepared', 'prepared', 'prepared']);
+    assert.match((await w.store.findTrans('g'))!.rollbackReason, /^Timeout after 100 seconds$/);
+  });
+
+  it('an aborting saga whose compensation errored keeps its reason and is finished by the cron', async () => {
+    const w = world({ A2: ['FAILURE'], C1: ['ERROR'] });
+    await assert.rejects(w.service.submit(saga('g', 2)));
+    const t = (await w.store.findTrans('g'))!;
+    assert.equal(t.status, 'aborting');
+    assert.match(t.rollbackReason, /A2 said FAILURE/);
+    w.clock.advance(1000_000);
+    await w.cron.step();
+    assert.equal(await w.status('g'), 'failed');
+  });
+
+  it('concurrent with orders starts independent steps together and respects prerequisites', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const w = world({}, async (c) => {
+      seen.push(c.url.split('/').pop()!);
+      if (c.url.endsWith('A1')) await gate;
+    });
+    const run = w.service.submit(saga('g', 3, { customData: '{"concurrent":true,"orders":{"2":[0]}}' }));
+    // A1 is held: A2 (no prerequisite) runs meanwhile, A3 (after A1) must not start
+    for (let i = 0; i < 100 && !seen.includes('A2'); i++) await new Promise((r) => setImmediate(r));
+    assert.ok(seen.includes('A2'));
+    assert.ok(!seen.includes('A3'));
+    release();
+    await run;
+    assert.deepEqual(seen.slice(-1), ['A3']);
+    assert.equal(await w.status('g'), 'succeed');
+  });
+
+  it('a lost compare-and-set (forceStop) ends the pass before the next branch', async () => {
+    let w!: ReturnType<typeof world>;
+    w = world({}, async (c) => {
+      if (c.url.endsWith('A1')) await w.service.forceStop('g');
+    });
+    await assert.rejects(w.service.submit(saga('g', 2)), NotFoundError);
+    assert.equal(await w.status('g'), 'failed');
+    assert.deepEqual(w.caller.calls, ['A1 action']);
+  });
+
+  it('a finished saga is never leased again', async () => {
+    const w = world();
+    await w.service.submit(saga('g', 1));
+    w.clock.advance(10_000_000);
+    assert.deepEqual(await w.cron.step(), []);
+  });
+});
+
+describe('core: msg, tcc, xa', () => {
+  it('msg: prepared is left alone before its timeout, back-checked after it', async () => {
+    const w = world({ QP: ['ONGOING', 'SUCCESS'] });
+    const msg = input('m', 'msg', {
+      steps: [{ action: `${U}/A1` }],
+      binPayloads: [Buffer.from('{}')],
+      queryPrepared: `${U}/QP`,
+    });
+    await w.service.prepare(msg);
+    w.clock.advance(11_000);
+    assert.deepEqual(await w.cron.step(), ['m']);
+    assert.deepEqual(w.caller.calls, [], 'not timed out at 11 s');
+    w.clock.advance(30_000);
+    await w.cron.step();
+    assert.equal(await w.status('m'), 'prepared');
+    w.clock.advance(30_000);
+    await w.cron.step();
+    assert.equal(await w.status('m'), 'succeed');
+    assert.deepEqual(w.caller.calls, ['QP msg', 'QP msg', 'A1 action']);
+  });
+
+  it('tcc: confirm from last to first; cancel when aborting', async () => {
+    const w = world();
+    await w.service.prepare(input('t', 'tcc'));
+    for (const id of ['01', '02']) {
+      await w.service.registerBranch({
+        gid: 't',
+        transType: 'tcc',
+        branchId: id,
+        data: Buffer.from('x'),
+        confirm: `${U}/F${id}`,
+        cancel: `${U}/X${id}`,
+        url: '',
+      });
+    }
+    await w.service.submit(input('t', 'tcc', { opts: { wait_result: true } }));
+    assert.deepEqual(w.caller.calls, ['F02 confirm', 'F01 confirm']);
+    await w.service.prepare(input('t2', 'tcc'));
+    await w.service.registerBranch({
+      gid: 't2',
+      transType: 'tcc',
+      branchId: '01',
+      data: Buffer.from('x'),
+      confirm: `${U}/F`,
+      cancel: `${U}/X`,
+      url: '',
+    });
+    await w.service.abort(input('t2', 'tcc', { rollbackReason: 'because' }));
+    await w.processor.drain();
+    assert.equal(await w.status('t2'), 'failed');
+    assert.equal((await w.store.findTrans('t2'))!.rollbackReason, 'because');
+  });
+
+  it('tcc: ONGOING confirm makes a wait_result submit answer ONGOING', async () => {
+    const w = world({ F01: ['ONGOING'] });
+    await w.service.prepare(input('t', 'tcc'));
+    await w.service.registerBranch({
+      gid: 't',
+      transType: 'tcc',
+      branchId: '01',
+      data: Buffer.from(''),
+      confirm: `${U}/F01`,
+      cancel: '',
+      url: '',
+    });
+    await assert.rejects(w.service.submit(input('t', 'tcc', { opts: { wait_result: true } })), OngoingError);
+    assert.equal(await w.status('t'), 'submitted');
+  });
+
+  it('xa: rollback first to last after a timeout', async () => {
+    const w = world();
+    await w.service.prepare(input('x', 'xa'));
+    for (const id of ['01', '02']) {
+      await w.service.registerBranch({
+        gid: 'x',
+        transType: 'xa',
+        branchId: id,
+        data: Buffer.from(''),
+        confirm: '',
+        cancel: '',
+        url: `${U}/P${id}`,
+      });
+    }
+    w.clock.advance(36_000);
+    await w.cron.step();
+    assert.equal(await w.status('x'), 'failed');
+    assert.deepEqual(w.caller.calls, ['P01 rollback', 'P02 rollback']);
+  });
+
+  it('registerBranch needs a prepared global', async () => {
+    const w = world();
+    await assert.rejects(
+      w.service.registerBranch({
+        gid: 'none',
+        transType: 'tcc',
+        branchId: '01',
+        data: Buffer.from(''),
+        confirm: '',
+        cancel: '',
+        url: '',
+      }),
+      /no trans with gid: none status: prepared found FAILURE/,
+    );
+  });
+});
