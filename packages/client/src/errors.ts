@@ -43,10 +43,30 @@ export class CoordinatorError extends DtxError {
   }
 }
 
+/**
+ * A branch service called by the SDK itself (a TCC try, a msg back-check made by `doAndSubmit`) could not be
+ * reached or answered neither SUCCESS, FAILURE nor ONGOING — for example HTTP 500. Nothing is decided by it: a
+ * TCC global transaction is rolled back, a msg is left to the coordinator's back-check.
+ */
+export class BranchError extends DtxError {
+  constructor(
+    message: string,
+    /** The URL that was called. */
+    readonly url: string,
+    /** HTTP status, when there was a response. */
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** True when `err` is a {@link FailureError}: the transaction was, or is being, rolled back. */
 export function isFailure(err: unknown): err is FailureError {
   return err instanceof FailureError;
 }
 
+/** True when `err` is an {@link OngoingError}: ask again later. */
 export function isOngoing(err: unknown): err is OngoingError {
   return err instanceof OngoingError;
 }

@@ -1,0 +1,80 @@
+/**
+ * Branch handlers as Express routes.
+ *
+ * @module
+ */
+import type { Request, Response } from 'express';
+import type { StringMap } from '../barrier/branch-info.js';
+import { type BranchHandler, createBranchContext, describeBranch } from './branch-context.js';
+import { runBranch } from './branch-outcome.js';
+import type { BranchLogger } from './logger.js';
+
+/** The Express objects of a branch request, as `ctx.raw`. */
+export interface ExpressBranchRaw {
+  readonly req: Request;
+  readonly res: Response;
+}
+
+/** Options of {@link expressBranch}. */
+export interface ExpressBranchOptions {
+  /** Where 500s are reported. Default `console`. */
+  logger?: BranchLogger;
+}
+
+/** Reads and parses the JSON body when no body parser ran; `undefined` for an empty body. */
+async function readJsonBody(req: Request): Promise<unknown> {
+  if (req.readableEnded) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`the request body is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * The JSON body: `undefined` when the request has none (express.json() turns an empty body into `{}`), the body
+ * parser's result when one ran, else read from the request.
+ */
+async function bodyOf(req: Request): Promise<unknown> {
+  if (req.headers['content-length'] === '0') return undefined;
+  return req.body !== undefined ? req.body : readJsonBody(req);
+}
+
+/**
+ * Wraps a {@link BranchHandler} as an Express route handler that answers as DTM expects ({@link branchOutcome}).
+ * The JSON body is taken from `req.body` when a body parser (`express.json()`) ran, else read from the request;
+ * an empty body is `undefined` (also behind express.json(), which would make it `{}`), a body that is not JSON is
+ * a 500 (express.json() answers it with 400 itself).
+ *
+ * A request whose query string lacks gid, trans_type, branch_id or op fails with 500 and a message naming the
+ * field when the handler uses `ctx.barrier` or `ctx.branchInfo`: DTM always sends them, so this is a wiring mistake,
+ * and DTM would retry a 4xx just the same.
+ *
+ * @example
+ * ```ts
+ * app.post('/api/busi/TransOut', expressBranch<{ amount: number }>(async (ctx) => {
+ *   await ctx.barrier.call(db, (conn) => conn.execute('update ...', [ctx.body.amount]));
+ * }));
+ * ```
+ */
+export function expressBranch<Body = unknown>(
+  handler: BranchHandler<Body, ExpressBranchRaw>,
+  options: ExpressBranchOptions = {},
+): (req: Request, res: Response) => Promise<void> {
+  const logger = options.logger ?? console;
+  return async (req, res) => {
+    const query = (req.query ?? {}) as StringMap;
+    const out = await runBranch(async () => {
+      const body = await bodyOf(req);
+      return handler(createBranchContext({ body: body as Body, query, headers: req.headers, raw: { req, res } }));
+    });
+    if (out.result === 'ERROR') {
+      logger.error(`branch handler ${req.method} ${req.originalUrl} failed (${describeBranch(query)})`, out.error);
+    }
+    res.status(out.status).type('application/json').send(out.body);
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * The SDK's entry point: a connection to one dtx (or DTM) coordinator over HTTP, and the factory of the
+ * transaction builders.
+ */
+import type { QueryReply, TransRequest } from '@dtx/protocol';
+import { Agent, Pool } from 'undici';
+import { coordinatorReplyError } from './coordinator-reply.js';
+import { BranchError, CoordinatorError, DtxError } from './errors.js';
+import { generateGid } from './gid.js';
+import { type HttpReply, httpCall, urlWithQuery } from './http-call.js';
+import { Msg, type MsgOptions } from './msg.js';
+import { Saga, type SagaOptions } from './saga.js';
+import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
+
+/** Options of a {@link DtxClient}. */
+export interface DtxClientOptions {
+  /**
+   * Milliseconds each HTTP call (to the coordinator, or to a branch called by the SDK itself: a TCC try, a msg
+   * back-check) may take before it is abandoned. Keep it above the coordinator's processing time when you use
+   * `waitResult`. Default: `10_000`.
+   */
+  requestTimeoutMs?: number;
+  /** Keep-alive connections opened at most to the coordinator, and to each branch origin. Default: `64`. */
+  maxConnections?: number;
+  /** Headers added to every call to the coordinator, e.g. for an authenticating proxy. Default: none. */
+  headers?: Record<string, string>;
+}
+
+/** A low-level call to a branch service, as {@link DtxClient.requestBranch} makes it. */
+export interface BranchRequest {
+  /** `POST` when there is a body. */
+  method: 'GET' | 'POST';
+  /** The branch URL; its own query parameters are kept. */
+  url: string;
+  /** Query parameters to add (`gid`, `trans_type`, `branch_id`, `op`, …). */
+  query: Record<string, string>;
+  /** The JSON text to send. Default: no body. */
+  body?: string;
+  /** Extra headers, e.g. the transaction's branch headers. Default: none. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A client of one coordinator, e.g. `new DtxClient('http://127.0.0.1:36789/api/dtmsvr')`. It holds a
+ * keep-alive connection pool: create one per process and share it; call {@link close} at shutdown.
+ *
+ * Transactions: {@link saga}, {@link msg}, {@link tccGlobalTransaction}. Low-level calls, one per coordinator
+ * route: {@link newGid}, {@link query}, {@link prepare}, {@link submit}, {@link abort}, {@link registerBranch}.
+ *
+ * Every coordinator call rejects with a `FailureError` when the coordinator answers FAILURE (HTTP 409), an
+ * `OngoingError` for ONGOING (425), and a `CoordinatorError` for any other answer or a network error.
+ */
+export class DtxClient {
+  /** The coordinator's API base URL, without a trailing slash. Branches receive it as the `dtm` parameter. */
+  readonly url: string;
+  readonly #pool: Pool;
+  readonly #branches: Agent;
+  readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
+
+  /**
+   * @param url the coordinator's API base, e.g. `http://127.0.0.1:36789/api/dtmsvr`
+   * @param options see {@link DtxClientOptions}
+   */
+  constructor(url: string, options: DtxClientOptions = {}) {
+    let base: URL;
+    try {
+      base = new URL(url);
+    } catch (cause) {
+      throw new DtxError(`invalid coordinator URL '${url}': expected e.g. http://127.0.0.1:36789/api/dtmsvr`, {
+        cause,
+      });
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new DtxError(`invalid coordinator URL '${url}': only http: and https: are supported`);
+    }
+    base.pathname = base.pathname.replace(/\/+$/, '');
+    base.search = '';
+    base.hash = '';
+    this.url = base.href.replace(/\/+$/, '');
+    this.#timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#headers = { ...options.headers };
+    const connections = options.maxConnections ?? 64;
+    this.#pool = new Pool(base.origin, { connections });
+    this.#branches = new Agent({ connections });
+  }
+
+  /**
+   * A saga builder. Add steps with `add`, then `submit`.
+   * @param gid the global id; default: a new one from {@link generateGid}
+   * @param options see {@link SagaOptions}; default: none set
+   */
+  saga(gid?: string, options?: SagaOptions): Saga {
+    return new Saga(this, gid ?? generateGid(), options);
+  }
+
+  /**
+   * A two-phase message builder. Add steps with `add`, then `prepare` + `submit`, or `doAndSubmit`.
+   * @param gid the global id; default: a new one from {@link generateGid}
+   * @param options see {@link MsgOptions}; default: none set
+   */
+  msg(gid?: string, options?: MsgOptions): Msg {
+    return new Msg(this, gid ?? generateGid(), options);
+  }
+
+  /**
+   * Runs a TCC global transaction: prepares it, runs `fn` — which calls the try of each branch with
+   * `tcc.callBranch` — then submits it (the coordinator confirms every branch). If `fn` throws, or a try fails,
+   * it aborts with the error's message as rollback_reason (the coordinator cancels every registered branch) and
+   * rethrows the error. An error of the abort itself is not reported: the coordinator cancels the transaction
+   * anyway when it times out.
+   * @param gid the global id, e.g. from {@link generateGid} or {@link newGid}
+   * @param fn the global transaction's body; its result is returned
+   * @param options see {@link TccOptions}; default: none set
+   */
+  tccGlobalTransaction<T>(gid: string, fn: (tcc: Tcc) => Promise<T>, options?: TccOptions): Promise<T> {
+    return runTccGlobalTransaction(this, gid, fn, options);
+  }
+
+  /** Asks the coordinator for a new gid (`GET /newGid`). {@link generateGid} makes one without a round trip. */
+  async newGid(): Promise<string> {
+    const reply = await this.#json<{ gid?: unknown }>('GET', 'newGid');
+    if (typeof reply.gid !== 'string' || reply.gid === '') {
+      throw new CoordinatorError('newGid: the coordinator replied without a gid', 200);
+    }
+    return reply.gid;
+  }
+
+  /**
+   * The stored state of a transaction and its branches (`GET /query`). An unknown gid gives
+   * `{ transaction: null, branches: [] }`.
+   */
+  async query(gid: string): Promise<QueryReply> {
+    return this.#json<QueryReply>('GET', 'query', { gid }, undefined, true);
+  }
+
+  /** Low-level `POST /prepare`: creates a prepared msg / tcc / xa transaction. Idempotent while prepared. */
+  async prepare(request: TransRequest): Promise<void> {
+    await this.#call('POST', 'prepare', undefined, request);
+  }
+
+  /** Low-level `POST /submit`. With `wait_result`, rejects with the outcome of the first processing pass. */
+  async submit(request: TransRequest): Promise<void> {
+    await this.#call('POST', 'submit', undefined, request);
+  }
+
+  /** Low-level `POST /abort`: rolls back a prepared msg, or a prepared tcc / xa (with `rollback_reason`). */
+  async abort(request: TransRequest): Promise<void> {
+    await this.#call('POST', 'abort', undefined, request);
+  }
+
+  /**
+   * Low-level `POST /registerBranch`: records a tcc / xa / workflow branch of a prepared transaction. All
+   * values are strings (spec §2.5). A transaction that is no longer prepared gives a `FailureError`.
+   */
+  async registerBranch(body: Record<string, string>): Promise<void> {
+    await this.#call('POST', 'registerBranch', undefined, body);
+  }
+
+  /**
+   * Low-level: calls a branch service over this client's keep-alive connections and returns the raw reply,
+   * whatever its status. Rejects with a `BranchError` only when there is no reply (network error, timeout).
+   */
+  async requestBranch(request: BranchRequest): Promise<HttpReply> {
+    const url = urlWithQuery(request.url, request.query);
+    try {
+      return await httpCall(this.#branches, {
+        method: request.method,
+        url,
+        ...(request.body === undefined ? {} : { body: request.body }),
+        ...(request.headers === undefined ? {} : { headers: request.headers }),
+        timeoutMs: this.#timeoutMs,
+      });
+    } catch (cause) {
+      throw new BranchError(`${request.method} ${url.href} failed: ${errorText(cause)}`, url.href, undefined, {
+        cause,
+      });
+    }
+  }
+
+  /** Closes the connection pools. Calls in flight are completed first. */
+  async close(): Promise<void> {
+    await Promise.all([this.#pool.close(), this.#branches.close()]);
+  }
+
+  async #json<T>(
+    method: 'GET' | 'POST',
+    route: string,
+    query?: Record<string, string>,
+    body?: unknown,
+    readsState = false,
+  ): Promise<T> {
+    const text = await this.#call(method, route, query, body, readsState);
+    try {
+      return JSON.parse(text) as T;
+    } catch (cause) {
+      throw new CoordinatorError(`${route}: the coordinator replied with a body that is not JSON: ${text}`, 200, {
+        cause,
+      });
+    }
+  }
+
+  async #call(
+    method: 'GET' | 'POST',
+    route: string,
+    query?: Record<string, string>,
+    body?: unknown,
+    readsState = false,
+  ): Promise<string> {
+    const url = urlWithQuery(`${this.url}/${route}`, query ?? {});
+    let reply: HttpReply;
+    try {
+      reply = await httpCall(this.#pool, {
+        method,
+        url,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: this.#headers,
+        timeoutMs: this.#timeoutMs,
+      });
+    } catch (cause) {
+      throw new CoordinatorError(
+        `${route}: cannot reach the coordinator at ${this.url}: ${errorText(cause)}`,
+        undefined,
+        {
+          cause,
+        },
+      );
+    }
+    const err = coordinatorReplyError(route, reply, readsState);
+    if (err !== undefined) throw err;
+    return reply.text;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}

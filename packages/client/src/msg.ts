@@ -1,0 +1,183 @@
+/**
+ * Two-phase message: a local transaction commits, and then the coordinator delivers every step, retrying until
+ * each succeeds — a msg never rolls back once submitted. `prepare` records the intent first, so that if the
+ * process dies before `submit`, the coordinator asks the service (the `queryPrepared` back-check) whether the
+ * local transaction committed.
+ */
+import { BranchOp, classifyHttpReply, MSG_BRANCH_ID, Result, type TransRequest, TransType } from '@dtx/protocol';
+import type { BarrierDb } from './barrier/barrier-db.js';
+import type { BarrierBusiness } from './barrier/branch-barrier.js';
+import { BranchBarrier } from './barrier/branch-barrier.js';
+import type { DtxClient } from './client.js';
+import { DuplicatedError, FailureError } from './errors.js';
+import { buildTransRequest } from './trans-request.js';
+import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
+
+/** Options of a two-phase message. */
+export interface MsgOptions extends TransactionOptions {
+  /** Deliver all steps in parallel instead of one after the other. Default: `false`. */
+  concurrent?: boolean;
+  /** Seconds after creation before the coordinator delivers the steps. Default: `0`, at once. */
+  delay?: number;
+}
+
+/**
+ * A two-phase message under construction; create it with `client.msg(gid?, options?)`.
+ *
+ * ```ts
+ * const msg = client.msg().add(`${busi}/TransIn`, { amount: 30 });
+ * await msg.doAndSubmit(`${busi}/QueryPrepared`, sqliteBarrierDb(db), async (tx) => {
+ *   tx.prepare('update account set balance = balance - 30 where id = 1').run();
+ * });
+ * ```
+ */
+export class Msg {
+  readonly #client: DtxClient;
+  readonly #options: MsgOptions;
+  readonly #steps: Record<string, string>[] = [];
+  readonly #payloads: string[] = [];
+  #queryPrepared: string | undefined;
+
+  /** Prefer `client.msg()`. */
+  constructor(
+    client: DtxClient,
+    /** The global id. */
+    readonly gid: string,
+    options: MsgOptions = {},
+  ) {
+    this.#client = client;
+    this.#options = { ...options };
+  }
+
+  /**
+   * Appends a step: the coordinator POSTs `payload` to `action` once the message is submitted.
+   * @param action URL of the receiver, or `topic://<name>` for every subscriber of a topic
+   * @param payload any JSON value, sent as its JSON text; default `null`
+   */
+  add(action: string, payload: unknown = null): this {
+    this.#steps.push({ action });
+    this.#payloads.push(JSON.stringify(payload) ?? 'null');
+    return this;
+  }
+
+  /** Delivers the steps no earlier than `seconds` after the message was created (custom_data `{"delay":N}`). */
+  delay(seconds: number): this {
+    this.#options.delay = checkCount('delay', seconds);
+    return this;
+  }
+
+  /** Delivers all steps in parallel. */
+  concurrent(): this {
+    this.#options.concurrent = true;
+    return this;
+  }
+
+  /** Sets (or replaces) options; see {@link MsgOptions}. */
+  setOptions(options: MsgOptions): this {
+    Object.assign(this.#options, options);
+    return this;
+  }
+
+  /** The body `prepare` and `submit` send (spec §2.3); `rollbackReason` is for `abort`. */
+  toRequest(rollbackReason?: string): TransRequest {
+    const delay = this.#options.delay ?? 0;
+    return buildTransRequest({
+      gid: this.gid,
+      transType: TransType.Msg,
+      steps: this.#steps.map((s) => ({ ...s })),
+      payloads: [...this.#payloads],
+      ...(checkCount('delay', delay) > 0 ? { customData: JSON.stringify({ delay }) } : {}),
+      ...(this.#queryPrepared === undefined ? {} : { queryPrepared: this.#queryPrepared }),
+      ...(rollbackReason === undefined ? {} : { rollbackReason }),
+      options: toWireOptions(this.#options),
+      concurrent: this.#options.concurrent === true,
+    });
+  }
+
+  /**
+   * Records the message as prepared. If it is not submitted (or aborted) within `timeoutToFail`, the
+   * coordinator calls `queryPrepared` with `gid`, `trans_type=msg`, `branch_id=00` and `op=msg`: SUCCESS means
+   * "committed, deliver it", FAILURE "rolled back, drop it", ONGOING "ask again later".
+   * @param queryPrepared URL of the back-check handler (see `BranchBarrier.queryPrepared`)
+   */
+  async prepare(queryPrepared: string): Promise<void> {
+    this.#queryPrepared = queryPrepared;
+    await this.#client.prepare(this.toRequest());
+  }
+
+  /**
+   * Hands the message to the coordinator for delivery; call it after the local transaction committed. Also
+   * works without `prepare`, when there is no local transaction to wait for.
+   */
+  async submit(): Promise<void> {
+    await this.#client.submit(this.toRequest());
+  }
+
+  /** Drops a prepared message: the coordinator marks it failed and delivers nothing. */
+  async abort(): Promise<void> {
+    await this.#client.abort(this.toRequest());
+  }
+
+  /**
+   * Runs `business` in a local transaction and submits the message if it commits — the "transactional outbox"
+   * without an outbox table (spec §9.5):
+   *
+   * 1. `prepare` with `queryPrepared`;
+   * 2. run `business` inside the sub-transaction barrier (gid, branch `00`, op `msg`) on `db`;
+   * 3. success → `submit`;
+   *    `FailureError` → `abort`, and rethrow;
+   *    `DuplicatedError` → the back-check came first and decided "rolled back"; rethrow;
+   *    any other error → ask `queryPrepared` once: FAILURE → `abort`, SUCCESS → `submit`, anything else → leave
+   *    it to the coordinator's back-check; then rethrow.
+   *
+   * Your `queryPrepared` handler answers with `BranchBarrier.queryPrepared(db)` on the same database.
+   * @param queryPrepared URL of the back-check handler
+   * @param db the database of the local transaction, e.g. `sqliteBarrierDb(db)`; it holds the barrier table
+   * @param business the local transaction; receives the native transaction handle of `db`
+   * @throws the business's error, after the message was aborted or left to the back-check; `DuplicatedError`
+   *   when the back-check already rolled the message back; a coordinator error of `prepare` or `submit`
+   */
+  async doAndSubmit<Tx>(queryPrepared: string, db: BarrierDb<Tx>, business: BarrierBusiness<Tx>): Promise<void> {
+    const barrier = new BranchBarrier({
+      trans_type: TransType.Msg,
+      gid: this.gid,
+      branch_id: MSG_BRANCH_ID,
+      op: BranchOp.Msg,
+    });
+    await this.prepare(queryPrepared);
+    try {
+      await barrier.call(db, business);
+    } catch (err) {
+      // Errors of abort / submit on these paths are not reported: the business's error is the news, and the
+      // coordinator's back-check settles a message left prepared.
+      if (err instanceof DuplicatedError) throw err;
+      if (err instanceof FailureError) {
+        await this.abort().catch(ignore);
+        throw err;
+      }
+      const decision = await this.#askQueryPrepared(queryPrepared);
+      if (decision === Result.Failure) await this.abort().catch(ignore);
+      else if (decision === Result.Success) await this.submit().catch(ignore);
+      throw err;
+    }
+    await this.submit();
+  }
+
+  /** Calls the back-check like the coordinator would; `undefined` when it cannot tell. */
+  async #askQueryPrepared(queryPrepared: string): Promise<Result | undefined> {
+    try {
+      const reply = await this.#client.requestBranch({
+        method: 'GET',
+        url: queryPrepared,
+        query: { gid: this.gid, trans_type: TransType.Msg, branch_id: MSG_BRANCH_ID, op: BranchOp.Msg },
+        ...(this.#options.branchHeaders === undefined ? {} : { headers: this.#options.branchHeaders }),
+      });
+      const result = classifyHttpReply(reply.status, reply.text);
+      return result === Result.Success || result === Result.Failure ? result : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function ignore(): void {}

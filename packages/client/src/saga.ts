@@ -1,0 +1,128 @@
+/**
+ * Saga: a sequence of steps, each a forward `action` and its `compensate`. The coordinator runs the actions in
+ * order (or in parallel, see {@link Saga.concurrent}); when one answers FAILURE it runs the compensations of
+ * everything that may have run, last step first.
+ */
+import { type TransRequest, TransType } from '@dtx/protocol';
+import type { DtxClient } from './client.js';
+import { DtxError } from './errors.js';
+import { buildTransRequest } from './trans-request.js';
+import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
+
+/** Options of a saga. */
+export interface SagaOptions extends TransactionOptions {
+  /**
+   * How many times, within one processing pass, the coordinator re-runs an action that answered ONGOING or an
+   * error, before it gives up and compensates. Default: `0`, no immediate retries: the action is retried by the
+   * coordinator's cron, forever, until it answers SUCCESS or FAILURE.
+   */
+  retryLimit?: number;
+}
+
+/** One step: two URLs. */
+interface SagaStep {
+  action: string;
+  compensate: string;
+}
+
+/**
+ * A saga under construction; create it with `client.saga(gid?, options?)`.
+ *
+ * ```ts
+ * await client.saga()
+ *   .add(`${busi}/TransOut`, `${busi}/TransOutCompensate`, { amount: 30 })
+ *   .add(`${busi}/TransIn`, `${busi}/TransInCompensate`, { amount: 30 })
+ *   .submit();
+ * ```
+ */
+export class Saga {
+  readonly #client: DtxClient;
+  readonly #options: SagaOptions;
+  readonly #steps: SagaStep[] = [];
+  readonly #payloads: string[] = [];
+  readonly #orders = new Map<number, number[]>();
+  #concurrent = false;
+
+  /** Prefer `client.saga()`. */
+  constructor(
+    client: DtxClient,
+    /** The global id. */
+    readonly gid: string,
+    options: SagaOptions = {},
+  ) {
+    this.#client = client;
+    this.#options = { ...options };
+  }
+
+  /**
+   * Appends a step. The coordinator POSTs `payload` to both URLs, with `gid`, `trans_type`, `branch_id` and `op`
+   * in the query string.
+   * @param action URL of the forward operation
+   * @param compensate URL of its compensation; `''` for none (the coordinator treats an empty URL as success)
+   * @param payload any JSON value, sent as its JSON text; default `null`
+   */
+  add(action: string, compensate: string, payload: unknown = null): this {
+    this.#steps.push({ action, compensate });
+    this.#payloads.push(JSON.stringify(payload) ?? 'null');
+    return this;
+  }
+
+  /** Lets the coordinator run the actions (and the compensations) in parallel, subject to {@link addBranchOrder}. */
+  concurrent(): this {
+    this.#concurrent = true;
+    return this;
+  }
+
+  /**
+   * Makes step `step` wait until each of `prerequisites` has succeeded (steps count from 0 in the order of
+   * {@link add}); its compensation then runs before theirs. Implies {@link concurrent}: in a sequential saga
+   * every step already waits for all earlier ones.
+   */
+  addBranchOrder(step: number, prerequisites: number[]): this {
+    checkCount('step', step);
+    for (const p of prerequisites) checkCount('prerequisite', p);
+    this.#orders.set(step, [...prerequisites]);
+    this.#concurrent = true;
+    return this;
+  }
+
+  /** Sets (or replaces) options; see {@link SagaOptions}. */
+  setOptions(options: SagaOptions): this {
+    Object.assign(this.#options, options);
+    return this;
+  }
+
+  /** The body {@link submit} sends (spec §2.3). */
+  toRequest(): TransRequest {
+    const last = this.#steps.length - 1;
+    for (const [step, pres] of this.#orders) {
+      for (const i of [step, ...pres]) {
+        if (i > last)
+          throw new DtxError(`saga ${this.gid}: branch order names step ${i}, but the last step is ${last}`);
+      }
+    }
+    let customData: string | undefined;
+    if (this.#concurrent) {
+      const orders: Record<string, number[]> = {};
+      for (const [step, pres] of [...this.#orders].sort((a, b) => a[0] - b[0])) orders[String(step)] = pres;
+      customData = JSON.stringify({ orders, concurrent: true });
+    }
+    return buildTransRequest({
+      gid: this.gid,
+      transType: TransType.Saga,
+      steps: this.#steps.map((s) => ({ action: s.action, compensate: s.compensate })),
+      payloads: [...this.#payloads],
+      ...(customData === undefined ? {} : { customData }),
+      options: toWireOptions(this.#options),
+    });
+  }
+
+  /**
+   * Hands the saga to the coordinator, which runs it to its end. Without `waitResult` it resolves as soon as the
+   * saga is stored; with it, it resolves when the saga succeeded and rejects with a `FailureError` when it was
+   * compensated (the message is the rollback reason) or is still running.
+   */
+  async submit(): Promise<void> {
+    await this.#client.submit(this.toRequest());
+  }
+}
