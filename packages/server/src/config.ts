@@ -119,7 +119,14 @@ function leaves(obj: Record<string, unknown>, prefix = ''): Leaf[] {
     const path = prefix ? `${prefix}.${key}` : key;
     const v = obj[key];
     if (v && typeof v === 'object') out.push(...leaves(v as Record<string, unknown>, path));
-    else out.push({ path, get: () => obj[key], set: (nv) => (obj[key] = nv) });
+    else
+      out.push({
+        path,
+        get: () => obj[key],
+        set: (nv) => {
+          obj[key] = nv;
+        },
+      });
   }
   return out;
 }
@@ -198,14 +205,22 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
       const y = doc as Record<string, unknown>;
       for (const leaf of all) {
         let node: unknown = y;
-        for (const seg of leaf.path.split('.')) {
-          node = node && typeof node === 'object' ? pick(node as Record<string, unknown>, seg) : undefined;
-        }
+        const segs = leaf.path.split('.');
+        segs.forEach((seg, i) => {
+          if (node === undefined || node === null) return;
+          if (typeof node !== 'object' || Array.isArray(node)) {
+            throw new ConfigError(
+              `${segs.slice(0, i).join('.')} (${file}): expected a mapping, got ${JSON.stringify(node)}`,
+            );
+          }
+          node = pick(node as Record<string, unknown>, seg);
+        });
         if (node !== undefined && node !== null) leaf.set(coerce(leaf.path, leaf.get(), node, file));
       }
       ignoredKeys = unknownKeys(y, DEFAULT_CONFIG as unknown as Record<string, unknown>);
     }
   }
+  if (!config.GrpcServiceConfig) config.GrpcServiceConfig = DEFAULT_CONFIG.GrpcServiceConfig;
   validate(config);
   return { config, ignoredKeys };
 }

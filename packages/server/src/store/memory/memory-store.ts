@@ -5,7 +5,7 @@ import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
 import type { ScanQuery, StatusChange, Store } from '../store.js';
 
 const copyTrans = (t: TransGlobal): TransGlobal => ({ ...t, opts: { ...t.opts } });
-const copyBranch = (b: TransBranch): TransBranch => ({ ...b });
+const copyBranch = (b: TransBranch): TransBranch => ({ ...b, binData: b.binData.slice() });
 
 /**
  * An in-memory Store for unit tests of the core. Same contract as the durable stores, no durability.
@@ -55,9 +55,10 @@ export class MemoryStore implements Store {
     const t = this.globals.get(gid);
     if (!t || t.status !== status) throw new NotFoundError();
     const list = this.branches.get(gid) ?? [];
-    for (const b of branches) {
-      if (list.some((x) => x.branchId === b.branchId && x.op === b.op)) throw new UniqueConflictError();
-    }
+    branches.forEach((b, i) => {
+      const same = (x: TransBranch) => x.branchId === b.branchId && x.op === b.op;
+      if (list.some(same) || branches.slice(0, i).some(same)) throw new UniqueConflictError();
+    });
     for (const b of branches) {
       b.id = this.nextId++;
       list.push(copyBranch(b));

@@ -57,6 +57,12 @@ export class GroupCommit {
         results.push({ ok: true, value: j.run() });
         this.db.exec('RELEASE w');
       } catch (err) {
+        if (!this.db.inTransaction) {
+          // SQLite rolled the whole transaction back (disk full, I/O error): nothing of this batch is
+          // written, so every caller hears of it
+          for (const k of jobs) k.reject(err);
+          return;
+        }
         this.db.exec('ROLLBACK TO w');
         this.db.exec('RELEASE w');
         results.push({ ok: false, value: err });

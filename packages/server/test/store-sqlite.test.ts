@@ -1,0 +1,271 @@
+/**
+ * The embedded SQLite store: the Store conformance suite on temp files, then what only a durable, group-committed
+ * store has to show — writes of one event-loop turn share one commit with failures isolated by savepoints, data
+ * survives close and reopen, and `reset: true` empties the file.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import {
+  assertSameBytes,
+  at,
+  makeBranch,
+  makeTrans,
+  NON_UTF8,
+  outcome,
+  plain,
+  storeConformance,
+} from './store-conformance.js';
+
+const suiteDir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-'));
+let files = 0;
+storeConformance(
+  'sqlite',
+  async () => new SqliteStore({ path: join(suiteDir, `conformance-${++files}.sqlite`) }),
+  async () => rmSync(suiteDir, { recursive: true, force: true }),
+);
+
+describe('SqliteStore: group commit and durability', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-gc-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let n = 0;
+  const freshPath = () => join(dir, `gc-${++n}.sqlite`);
+
+  /** Count the transactions the store opens on its connection. */
+  function countBegins(store: SqliteStore): () => number {
+    const db = store.db as unknown as { exec: (sql: string) => unknown };
+    const exec = db.exec.bind(store.db);
+    let begins = 0;
+    db.exec = (sql: string) => {
+      if (/^\s*BEGIN/i.test(sql)) begins++;
+      return exec(sql);
+    };
+    return () => begins;
+  }
+
+  it('writes issued in one tick share one commit; a failing write is rolled back alone', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path });
+    await store.saveNew(makeTrans('existing'), [makeBranch('existing', '01', 'action')]);
+    await store.createKV('topics', 't', 'v1', at(1));
+    const [kv] = await store.findKV('topics', 't');
+    assert.ok(kv);
+    const begins = countBegins(store);
+
+    // all of these are queued synchronously, in this order, within one turn of the event loop
+    const news = Array.from({ length: 50 }, (_, i) =>
+      outcome(store.saveNew(makeTrans(`new-${i}`), [makeBranch(`new-${i}`, '01', 'action')])),
+    );
+    const dupGid = outcome(store.saveNew(makeTrans('existing', { customData: 'dup' }), []));
+    const lostCas = outcome(store.changeStatus('existing', 'prepared', 'succeed', {}, at(2)));
+    const halfSave = outcome(
+      store.saveNew(makeTrans('half'), [makeBranch('half', '01', 'action'), makeBranch('half', '01', 'action')]),
+    );
+    const halfInsert = outcome(
+      store.insertBranches('existing', 'submitted', [
+        makeBranch('existing', '02', 'action'),
+        makeBranch('existing', '01', 'action'),
+      ]),
+    );
+    const staleKv = outcome(store.updateKV({ ...kv, v: 'stale', version: 7 }, at(3)));
+    const goodKv = outcome(store.updateKV({ ...kv, v: 'v2' }, at(3)));
+    const goodCas = outcome(store.changeStatus('existing', 'submitted', 'aborting', { rollbackReason: 'why' }, at(4)));
+    // sees the status written by goodCas earlier in the same commit
+    const afterCas = outcome(
+      store.insertBranches('existing', 'aborting', [makeBranch('existing', '03', 'compensate')]),
+    );
+    const loserCas = outcome(store.changeStatus('existing', 'submitted', 'succeed', {}, at(5)));
+    const touch = outcome(store.touchCronTime('new-0', 'submitted', at(99), 20, at(6)));
+
+    assert.deepEqual(await Promise.all(news), Array(50).fill('ok'));
+    assert.equal(await dupGid, 'UniqueConflict');
+    assert.equal(await lostCas, 'NotFound');
+    assert.notEqual(await halfSave, 'ok', 'a duplicate branch inside saveNew fails that saveNew');
+    assert.equal(await halfInsert, 'UniqueConflict');
+    assert.equal(await staleKv, 'NotFound');
+    assert.equal(await goodKv, 'ok');
+    assert.equal(await goodCas, 'ok');
+    assert.equal(await afterCas, 'ok');
+    assert.equal(await loserCas, 'NotFound');
+    assert.equal(await touch, 'ok');
+    assert.equal(begins(), 1, 'one BEGIN … COMMIT for the whole turn');
+    await store.close();
+
+    // what the commit made durable, read back through a new connection
+    const reopened = new SqliteStore({ path });
+    try {
+      for (let i = 0; i < 50; i++) {
+        assert.equal((await reopened.findTrans(`new-${i}`))?.status, 'submitted', `new-${i}`);
+        assert.equal((await reopened.findBranches(`new-${i}`)).length, 1);
+      }
+      const existing = await reopened.findTrans('existing');
+      assert.equal(existing?.status, 'aborting');
+      assert.equal(existing?.rollbackReason, 'why');
+      assert.equal(existing?.customData, '', 'the duplicate saveNew wrote nothing');
+      assert.deepEqual(
+        (await reopened.findBranches('existing')).map((b) => `${b.branchId}/${b.op}`),
+        ['01/action', '03/compensate'],
+        'the half-done insertBranches left no 02/action',
+      );
+      assert.equal(await reopened.findTrans('half'), undefined, 'the half-done saveNew left no global row');
+      assert.deepEqual(await reopened.findBranches('half'), []);
+      const [kvAfter] = await reopened.findKV('topics', 't');
+      assert.equal(kvAfter?.v, 'v2');
+      assert.equal(kvAfter?.version, 2);
+      const touched = await reopened.findTrans('new-0');
+      assert.equal(touched?.nextCronTime, at(99));
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it(
+    'a write that fails with SQLITE_FULL settles every caller of its batch truthfully',
+    {
+      timeout: 15_000,
+    },
+    async () => {
+      // SQLite rolls back the whole transaction on SQLITE_FULL (a full disk), savepoints included; max_page_count
+      // produces the same error without filling the disk.
+      const store = new SqliteStore({ path: freshPath() });
+      try {
+        await store.saveNew(makeTrans('before'), []);
+        const pages = store.db.pragma('page_count', { simple: true }) as number;
+        store.db.pragma(`max_page_count = ${pages + 20}`);
+        const big = Buffer.alloc(2 * 1024 * 1024, 1);
+        const gids = ['small-1', 'big', 'small-2'];
+        const settled = await Promise.all([
+          outcome(store.saveNew(makeTrans('small-1'), [])),
+          outcome(store.saveNew(makeTrans('big'), [makeBranch('big', '01', 'action', { binData: big })])),
+          outcome(store.saveNew(makeTrans('small-2'), [])),
+        ]);
+        assert.notEqual(settled[1], 'ok', 'the write that does not fit fails');
+        store.db.pragma('max_page_count = 1073741823');
+        for (const [i, gid] of gids.entries()) {
+          const present = (await store.findTrans(gid)) !== undefined;
+          assert.equal(present, settled[i] === 'ok', `${gid}: reported ${settled[i]} but present=${present}`);
+        }
+        await store.saveNew(makeTrans('after'), []);
+        assert.equal((await store.findTrans('after'))?.gid, 'after', 'the store keeps working');
+      } finally {
+        await store.close();
+      }
+    },
+  );
+
+  it('more writes than one batch in one tick all commit', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      const count = 1300;
+      const results = await Promise.all(
+        Array.from({ length: count }, (_, i) => outcome(store.saveNew(makeTrans(`bulk-${i}`), []))),
+      );
+      assert.deepEqual(
+        results.filter((r) => r !== 'ok'),
+        [],
+      );
+      const page = await store.scanTrans({ position: '', limit: count + 10 });
+      assert.equal(page.trans.length, count);
+      assert.equal(new Set(page.trans.map((t) => t.id)).size, count, 'distinct ids');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('close() lets writes that are still queued commit first', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path });
+    const saved = outcome(store.saveNew(makeTrans('queued'), [makeBranch('queued', '01', 'action')]));
+    const created = outcome(store.createKV('topics', 'queued', 'v', at(1)));
+    await store.close();
+    assert.equal(await saved, 'ok');
+    assert.equal(await created, 'ok');
+    const reopened = new SqliteStore({ path });
+    try {
+      assert.equal((await reopened.findTrans('queued'))?.gid, 'queued');
+      assert.equal((await reopened.findBranches('queued')).length, 1);
+      assert.equal((await reopened.findKV('topics', 'queued')).length, 1);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('data survives close and reopen of the same file, including a 5 MiB payload', async () => {
+    const path = join(dir, 'nested', 'dirs', 'durable.sqlite');
+    const big = Buffer.alloc(5 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    big.set(NON_UTF8, 12345);
+    const t = makeTrans('durable', { status: 'prepared', transType: 'tcc', customData: '{"x":1}' });
+    const branches = [makeBranch('durable', '01', 'try', { binData: big })];
+    let store = new SqliteStore({ path });
+    await store.saveNew(t, branches);
+    const added = [makeBranch('durable', '01', 'confirm', { binData: NON_UTF8 })];
+    await store.insertBranches('durable', 'prepared', added);
+    await store.changeStatus('durable', 'prepared', 'submitted', { nextCronTime: at(30) }, at(3));
+    await store.createKV('topics', 'durable', '[]', at(3));
+    const [kv] = await store.findKV('topics', 'durable');
+    await store.updateKV({ ...kv!, v: '[1]' }, at(4));
+    const transBefore = plain((await store.findTrans('durable'))!);
+    const branchesBefore = (await store.findBranches('durable')).map(plain);
+    await store.close();
+    assert.ok(existsSync(path), 'the file (and its directories) were created');
+
+    store = new SqliteStore({ path });
+    try {
+      assert.deepEqual(plain((await store.findTrans('durable'))!), transBefore);
+      const found = await store.findBranches('durable');
+      assert.deepEqual(
+        found.map((b) => `${b.branchId}/${b.op}`),
+        ['01/try', '01/confirm'],
+      );
+      assertSameBytes(found[0]!.binData, big, '5 MiB payload after reopen');
+      assertSameBytes(found[1]!.binData, NON_UTF8, 'non-UTF-8 payload after reopen');
+      assert.deepEqual(found.map(plain), branchesBefore);
+      const [kvAfter] = await store.findKV('topics', 'durable');
+      assert.equal(kvAfter?.version, 2);
+      assert.equal(kvAfter?.v, '[1]');
+      // the reopened store keeps working: ids continue, CAS still applies
+      const next = makeTrans('after-reopen');
+      await store.saveNew(next, []);
+      assert.ok((next.id ?? 0) > (transBefore.id as number), 'ids keep growing after reopen');
+      await store.changeStatus('durable', 'submitted', 'succeed', { finishTime: at(5) }, at(5));
+      assert.equal((await store.findTrans('durable'))?.status, 'succeed');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('`reset: true` empties the file; opening without it keeps the data', async () => {
+    const path = freshPath();
+    let store = new SqliteStore({ path });
+    await store.saveNew(makeTrans('r1'), [makeBranch('r1', '01', 'action')]);
+    await store.createKV('topics', 'r1', '[]', at(1));
+    await store.close();
+
+    store = new SqliteStore({ path, reset: false });
+    assert.equal((await store.findTrans('r1'))?.gid, 'r1', 'kept without reset');
+    await store.close();
+
+    store = new SqliteStore({ path, reset: true });
+    try {
+      assert.equal(await store.findTrans('r1'), undefined);
+      assert.deepEqual(await store.findBranches('r1'), []);
+      assert.deepEqual(await store.findKV('', ''), []);
+      assert.deepEqual(await store.scanTrans({ position: '', limit: 10 }), { trans: [], nextPosition: '' });
+      // the schema is back and usable
+      await store.saveNew(makeTrans('r1'), [makeBranch('r1', '01', 'action')]);
+      await store.createKV('topics', 'r1', '[]', at(2));
+      assert.equal((await store.findKV('topics', 'r1'))[0]?.version, 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
