@@ -39,12 +39,16 @@ function str(m: Map<string, unknown>, key: string): string {
   return v;
 }
 
-function int(m: Map<string, unknown>, key: string): number | undefined {
+/** Ten years in seconds: the largest duration option that still yields representable times. */
+const MAX_SECONDS = 10 * 365 * 24 * 3600;
+
+function int(m: Map<string, unknown>, key: string, max = MAX_SECONDS): number | undefined {
   const v = m.get(key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v))
     throw new InputError(key, `expected an integer, got ${typeName(v)}`);
   if (v < 0) throw new InputError(key, `must not be negative, got ${v}`);
+  if (v > max) throw new InputError(key, `must be at most ${max}, got ${v}`);
   return v;
 }
 
@@ -65,6 +69,33 @@ function stringMap(v: unknown, key: string): Record<string, string> {
   return v as Record<string, string>;
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers that frame or route the HTTP exchange itself: the caller sets them, never a transaction. */
+const RESERVED_HEADERS = new Set([
+  'connection',
+  'content-length',
+  'expect',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** branch_headers: names must be HTTP tokens and values sendable, or no branch call could ever be made. */
+function headerMap(v: unknown, key: string): Record<string, string> {
+  const h = stringMap(v, key);
+  for (const [name, value] of Object.entries(h)) {
+    if (!HEADER_NAME.test(name)) throw new InputError(`${key}.${name}`, 'not a valid HTTP header name');
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      throw new InputError(`${key}.${name}`, 'this header is set by the HTTP client and cannot be given');
+    }
+    if (/[\r\n\0]/.test(value)) throw new InputError(`${key}.${name}`, 'header value contains CR, LF or NUL');
+  }
+  return h;
+}
+
 function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
@@ -82,11 +113,16 @@ export function checkGid(gid: string, field = 'gid'): string {
   return gid;
 }
 
-function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): void {
-  if (url === '') return;
+/**
+ * Validate a branch URL and return the form that will be called: WHATWG-normalized (a space or a
+ * non-ASCII character percent-encoded). A fragment is refused: the query parameters dtx appends would
+ * land after the `#` and never reach the branch.
+ */
+function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): string {
+  if (url === '') return url;
   if (allowTopic && url.startsWith('topic://')) {
     if (url.length === 'topic://'.length) throw new InputError(field, 'empty topic name');
-    return;
+    return url;
   }
   if (!isHttpUrl(url)) {
     const hint =
@@ -95,11 +131,14 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
         : 'expected an http:// or https:// URL';
     throw new InputError(field, `${hint}, got '${url.slice(0, 200)}'`);
   }
+  let u: URL;
   try {
-    new URL(url);
+    u = new URL(url);
   } catch {
     throw new InputError(field, `not a valid URL: '${url.slice(0, 200)}'`);
   }
+  if (url.includes('#')) throw new InputError(field, `must not contain a fragment (#): '${url.slice(0, 200)}'`);
+  return u.href;
 }
 
 export interface DecodeTransOptions {
@@ -143,14 +182,15 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   for (const s of steps) if (s.data) binPayloads.push(Buffer.from(s.data, 'utf8'));
 
   steps.forEach((s, i) => {
-    checkUrl(s.action ?? '', `steps[${i}].action`, protocol, transType === 'msg');
-    if (transType === 'saga') checkUrl(s.compensate ?? '', `steps[${i}].compensate`, protocol, false);
+    if (s.action !== undefined) s.action = checkUrl(s.action, `steps[${i}].action`, protocol, transType === 'msg');
+    if (transType === 'saga' && s.compensate !== undefined) {
+      s.compensate = checkUrl(s.compensate, `steps[${i}].compensate`, protocol, false);
+    }
   });
   if ((transType === 'saga' || transType === 'msg') && binPayloads.length < steps.length) {
     throw new InputError('payloads', `expected one payload per step (${steps.length}), got ${binPayloads.length}`);
   }
-  const queryPrepared = str(m, 'query_prepared');
-  checkUrl(queryPrepared, 'query_prepared', protocol, false);
+  const queryPrepared = checkUrl(str(m, 'query_prepared'), 'query_prepared', protocol, false);
   const customData = str(m, 'custom_data');
   if (customData !== '') {
     try {
@@ -167,19 +207,11 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     const v = int(m, key);
     if (v !== undefined) opts[key] = v;
   }
-  int(m, 'retry_count'); // accepted and ignored
-  const headers = stringMap(m.get('branch_headers'), 'branch_headers');
+  int(m, 'retry_count', Number.MAX_SAFE_INTEGER); // accepted and ignored
+  const headers = headerMap(m.get('branch_headers'), 'branch_headers');
   if (Object.keys(headers).length > 0) opts.branch_headers = headers;
-  opts.concurrent = bool(m, 'concurrent') ?? false;
-  const hasOptions = [
-    'wait_result',
-    'timeout_to_fail',
-    'request_timeout',
-    'retry_interval',
-    'retry_limit',
-    'branch_headers',
-    'concurrent',
-  ].some((k) => m.has(k));
+  const concurrent = bool(m, 'concurrent');
+  if (concurrent !== undefined) opts.concurrent = concurrent;
 
   return {
     gid,
@@ -210,15 +242,15 @@ export function decodeBranch(body: unknown, o: DecodeTransOptions = { escapeGid:
   if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
   if (transType !== 'tcc' && transType !== 'xa') throw new InputError('trans_type', `unknow trans type: ${transType}`);
   const branchId = checkGid(str(m, 'branch_id'), 'branch_id');
-  const confirm = str(m, 'confirm');
-  const cancel = str(m, 'cancel');
-  const url = str(m, 'url');
+  let confirm = str(m, 'confirm');
+  let cancel = str(m, 'cancel');
+  let url = str(m, 'url');
   if (transType === 'tcc') {
-    checkUrl(confirm, 'confirm', 'http', false);
-    checkUrl(cancel, 'cancel', 'http', false);
+    confirm = checkUrl(confirm, 'confirm', 'http', false);
+    cancel = checkUrl(cancel, 'cancel', 'http', false);
   } else {
     if (url === '') throw new InputError('url', 'required for an xa branch');
-    checkUrl(url, 'url', 'http', false);
+    url = checkUrl(url, 'url', 'http', false);
   }
   return { gid, transType, branchId, data: Buffer.from(str(m, 'data'), 'utf8'), confirm, cancel, url };
 }

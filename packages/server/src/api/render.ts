@@ -3,7 +3,9 @@ import type { KV, TransBranch, TransGlobal } from '../core/model.js';
 /** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
 export function formatTime(ms: number | undefined): string | undefined {
   if (ms === undefined || ms === null || ms === 0) return undefined;
-  const iso = new Date(ms).toISOString();
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return undefined; // beyond what a date can hold: omit rather than fail the reply
+  const iso = d.toISOString();
   return iso.replace(/\.?0+Z$/, 'Z').replace(/\.Z$/, 'Z');
 }
 
