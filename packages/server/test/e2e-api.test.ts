@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Busi } from './support/busi.js';
-import { type TestDtx, startTestDtx } from './support/dtx.js';
+import { startTestDtx, type TestDtx } from './support/dtx.js';
 import { call } from './support/http.js';
 import { gidFor, msgBody, sagaBody } from './support/trans.js';
 
@@ -49,7 +49,10 @@ describe('HTTP API routes', () => {
   it('query renders DTM shapes: base64 bin_data, RFC 3339 times, options inline', async () => {
     const gid = gidFor('api-query');
     await call('POST', `${dtx.api}/submit`, sagaBody(busi, gid, { wait_result: true, branch_headers: { h: 'v' } }));
-    const q = (await get(`query?gid=${gid}`)).json as { transaction: Record<string, unknown>; branches: Record<string, unknown>[] };
+    const q = (await get(`query?gid=${gid}`)).json as {
+      transaction: Record<string, unknown>;
+      branches: Record<string, unknown>[];
+    };
     const t = q.transaction;
     assert.equal(t.gid, gid);
     assert.equal(t.status, 'succeed');
@@ -62,7 +65,11 @@ describe('HTTP API routes', () => {
     for (const k of ['create_time', 'update_time', 'finish_time', 'next_cron_time']) {
       assert.match(String(t[k]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/, k);
     }
-    assert.deepEqual(JSON.parse(String(t.options)), { wait_result: true, branch_headers: { h: 'v' }, concurrent: false });
+    assert.deepEqual(JSON.parse(String(t.options)), {
+      wait_result: true,
+      branch_headers: { h: 'v' },
+      concurrent: false,
+    });
     assert.equal(q.branches.length, 4);
     assert.equal(Buffer.from(String(q.branches[1]!.bin_data), 'base64').toString(), '{"amount":30}');
     assert.deepEqual(
@@ -83,13 +90,18 @@ describe('HTTP API routes', () => {
       [gids[0]],
     );
     assert.equal(((await get('all?gid=missing')).json as { transactions: unknown }).transactions, null);
-    const p2 = (await get(`all?limit=1&position=${p1.next_position}`)).json as { transactions: { gid: string }[]; next_position: string };
+    const p2 = (await get(`all?limit=1&position=${p1.next_position}`)).json as {
+      transactions: { gid: string }[];
+      next_position: string;
+    };
     assert.notEqual(p2.next_position, p1.next_position);
     assert.notEqual(p2.transactions[0]!.gid, p1.transactions[0]!.gid);
     const rest = (await get(`all?limit=1000&position=${p2.next_position}`)).json as { next_position: string };
     assert.equal(rest.next_position, '');
     const now = Date.now();
-    const filtered = (await get(`all?status=succeed&transType=msg&createTimeStart=${now - 60_000}&createTimeEnd=${now + 60_000}`)).json as {
+    const filtered = (
+      await get(`all?status=succeed&transType=msg&createTimeStart=${now - 60_000}&createTimeEnd=${now + 60_000}`)
+    ).json as {
       transactions: { status: string; trans_type: string }[];
       next_position: string;
     };
@@ -136,7 +148,8 @@ describe('HTTP API routes', () => {
     const results = await Promise.all(urls.map((u) => get(`subscribe?topic=${topic}&url=${encodeURIComponent(u)}`)));
     const ok = urls.filter((_, i) => results[i]!.status === 200);
     assert.ok(ok.length >= 1);
-    for (const u of ok) assert.equal((await get(`unsubscribe?topic=${topic}&url=${encodeURIComponent(u)}`)).status, 200);
+    for (const u of ok)
+      assert.equal((await get(`unsubscribe?topic=${topic}&url=${encodeURIComponent(u)}`)).status, 200);
     const kv = (await get(`queryKV?cat=topics&key=${topic}`)).json as { kv: { version: number }[] };
     assert.equal(kv.kv[0]!.version, 2 * ok.length);
   });
@@ -146,10 +159,15 @@ describe('HTTP API routes', () => {
     const p1 = (await get('scanKV?cat=topics&limit=1')).json as { kv: { k: string }[]; next_position: string };
     assert.equal(p1.kv.length, 1);
     assert.notEqual(p1.next_position, '');
-    const p2 = (await get(`scanKV?cat=topics&limit=1&position=${p1.next_position}`)).json as { kv: { k: string }[]; next_position: string };
+    const p2 = (await get(`scanKV?cat=topics&limit=1&position=${p1.next_position}`)).json as {
+      kv: { k: string }[];
+      next_position: string;
+    };
     assert.notEqual(p2.next_position, '');
     assert.notEqual(p2.next_position, p1.next_position);
-    const rest = (await get(`scanKV?cat=topics&limit=1000&position=${p2.next_position}`)).json as { next_position: string };
+    const rest = (await get(`scanKV?cat=topics&limit=1000&position=${p2.next_position}`)).json as {
+      next_position: string;
+    };
     assert.equal(rest.next_position, '');
   });
 
@@ -165,9 +183,15 @@ describe('HTTP API routes', () => {
         wait_result: true,
       });
     }
-    const r1 = (await get('resetCronTime?timeout=1000&limit=2')).json as { has_remaining: boolean; succeed_count: number };
+    const r1 = (await get('resetCronTime?timeout=1000&limit=2')).json as {
+      has_remaining: boolean;
+      succeed_count: number;
+    };
     assert.deepEqual(r1, { has_remaining: true, succeed_count: 2 });
-    const r2 = (await get('resetCronTime?timeout=1000&limit=2')).json as { has_remaining: boolean; succeed_count: number };
+    const r2 = (await get('resetCronTime?timeout=1000&limit=2')).json as {
+      has_remaining: boolean;
+      succeed_count: number;
+    };
     assert.deepEqual(r2, { has_remaining: false, succeed_count: 1 });
     for (const gid of gids) {
       const next = Date.parse((await dtx.query(gid)).transaction.next_cron_time);
