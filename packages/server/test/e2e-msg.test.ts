@@ -25,14 +25,6 @@ describe('msg over HTTP', () => {
   });
 
   const post = (route: string, body: Record<string, unknown>) => call('POST', `${dtx.api}/${route}`, body);
-  /** Run cron steps until `gid` was processed once (other tests' leftovers may come first). */
-  const cronFor = async (gid: string, nowForward = 0, cronForward = 180) => {
-    for (let i = 0; i < 50; i++) {
-      const g = await dtx.cronOnce(nowForward, cronForward);
-      if (g === gid) return;
-      if (g === '') assert.fail(`cron did not pick ${gid}`);
-    }
-  };
 
   it('normal: a topic expands to its subscribers; async submit answers at once and delivers', async () => {
     const gid = gidFor('msg-normal');
@@ -55,12 +47,12 @@ describe('msg over HTTP', () => {
     const gid = gidFor('msg-timeout-success');
     assert.equal((await post('prepare', msgBody(busi, gid))).status, 200);
     busi.setOnce('QueryPrepared', 'ONGOING');
-    await cronFor(gid, 180);
+    await dtx.cronFor(gid, 180);
     assert.equal(await dtx.status(gid), 'prepared');
     busi.setOnce('TransIn', 'ONGOING');
-    await cronFor(gid, 180);
+    await dtx.cronFor(gid, 180);
     assert.equal(await dtx.status(gid), 'submitted');
-    await cronFor(gid);
+    await dtx.cronFor(gid);
     assert.equal(await dtx.status(gid), 'succeed');
     assert.deepEqual(await dtx.branchStatuses(gid), ['succeed', 'succeed']);
     const check = busi.calls.find((c) => c.query.gid === gid && c.name === 'QueryPrepared')!;
@@ -72,10 +64,10 @@ describe('msg over HTTP', () => {
     const gid = gidFor('msg-timeout-failed');
     await post('prepare', msgBody(busi, gid));
     busi.setOnce('QueryPrepared', 'ONGOING');
-    await cronFor(gid, 360);
+    await dtx.cronFor(gid, 360);
     assert.equal(await dtx.status(gid), 'prepared');
     busi.setOnce('QueryPrepared', 'FAILURE');
-    await cronFor(gid, 180);
+    await dtx.cronFor(gid, 180);
     assert.equal(await dtx.status(gid), 'failed');
     assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'prepared']);
     assert.deepEqual(busi.callsOf(gid), ['QueryPrepared msg', 'QueryPrepared msg']);
@@ -107,21 +99,21 @@ describe('msg over HTTP', () => {
   it('the default timeout (35 s) gates the back-check', async () => {
     const gid = gidFor('msg-options-timeout');
     await post('prepare', msgBody(busi, gid));
-    await cronFor(gid, 0);
+    await dtx.cronFor(gid, 0);
     assert.equal(await dtx.status(gid), 'prepared');
     assert.deepEqual(busi.callsOf(gid), [], 'no back-check before the timeout');
-    await cronFor(gid, 60);
+    await dtx.cronFor(gid, 60);
     assert.equal(await dtx.status(gid), 'succeed');
   });
 
   it('timeout_to_fail sets the back-check timeout', async () => {
     const gid = gidFor('msg-options-timeout-custom');
     await post('prepare', msgBody(busi, gid, { timeout_to_fail: 120 }));
-    await cronFor(gid, 0);
+    await dtx.cronFor(gid, 0);
     assert.equal(await dtx.status(gid), 'prepared');
-    await cronFor(gid, 60);
+    await dtx.cronFor(gid, 60);
     assert.equal(await dtx.status(gid), 'prepared');
-    await cronFor(gid, 180);
+    await dtx.cronFor(gid, 180);
     assert.equal(await dtx.status(gid), 'succeed');
   });
 
@@ -138,7 +130,7 @@ describe('msg over HTTP', () => {
     const r = await post('submit', { ...msgBody(busi, gid), wait_result: true });
     assert.equal(r.status, 500, r.text);
     assert.equal(await dtx.status(gid), 'submitted');
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     assert.equal(await dtx.status(gid), 'succeed');
   });
 
@@ -155,7 +147,7 @@ describe('msg over HTTP', () => {
       nextRun - created >= 10_000 && nextRun - created < 11_000,
       `next run ${nextRun - created} ms after create`,
     );
-    await cronFor(gid, 12, 12);
+    await dtx.cronFor(gid, 12, 12);
     assert.equal(await dtx.status(gid), 'succeed');
     assert.deepEqual(await dtx.branchStatuses(gid), ['succeed', 'succeed']);
   });
@@ -164,9 +156,9 @@ describe('msg over HTTP', () => {
     const gid = gidFor('msg-webhook');
     busi.setOnce('TransIn', 'ERROR', 'ERROR', 'ERROR');
     await post('submit', { ...msgBody(busi, gid), wait_result: true });
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     assert.equal(busi.calls.filter((c) => c.name === 'AlertWebHook').length, 0);
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     const alert = await waitFor('alert', () => busi.calls.find((c) => c.name === 'AlertWebHook'));
     const payload = JSON.parse(alert.body);
     assert.equal(payload.gid, gid);
@@ -174,7 +166,7 @@ describe('msg over HTTP', () => {
     assert.equal(payload.retry_count, 3);
     assert.match(payload.branch, /TransIn$/);
     assert.match(payload.error, /500/);
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     assert.equal(await dtx.status(gid), 'succeed');
   });
 
@@ -183,10 +175,10 @@ describe('msg over HTTP', () => {
     busi.setAlways('AlertWebHook', 'ERROR');
     busi.setOnce('TransIn', 'ERROR', 'ERROR', 'ERROR');
     await post('submit', { ...msgBody(busi, gid), wait_result: true });
-    await cronFor(gid, 0, 1000);
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     await waitFor('alert attempt', () => busi.calls.some((c) => c.name === 'AlertWebHook' && c.body.includes(gid)));
-    await cronFor(gid, 0, 1000);
+    await dtx.cronFor(gid, 0, 1000);
     assert.equal(await dtx.status(gid), 'succeed');
   });
 

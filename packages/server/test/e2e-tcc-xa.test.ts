@@ -22,13 +22,6 @@ describe('tcc and xa over HTTP', () => {
   });
 
   const post = (route: string, body: Record<string, unknown>) => call('POST', `${dtx.api}/${route}`, body);
-  const cronFor = async (gid: string, nowForward = 0, cronForward = 180) => {
-    for (let i = 0; i < 50; i++) {
-      const g = await dtx.cronOnce(nowForward, cronForward);
-      if (g === gid) return;
-      if (g === '') assert.fail(`cron did not pick ${gid}`);
-    }
-  };
 
   /** Register a tcc branch and call its try, as the SDK's CallBranch does. Returns the try reply status. */
   async function tccBranch(gid: string, branchId: string, name: string): Promise<number> {
@@ -81,7 +74,7 @@ describe('tcc and xa over HTTP', () => {
       const r = await post('abort', { gid, trans_type: 'tcc', rollback_reason: 'reason:TransIn refused FAILURE' });
       assert.equal(r.status, 425, r.text); // wait_result saved at prepare: the cancel answered ONGOING
       assert.equal(await dtx.status(gid), 'aborting');
-      await cronFor(gid);
+      await dtx.cronFor(gid);
       assert.equal(await dtx.status(gid), 'failed');
       assert.deepEqual(await dtx.branchStatuses(gid), ['succeed', 'prepared', 'succeed', 'prepared']);
       assert.match((await dtx.query(gid)).transaction.rollback_reason, /FAILURE/);
@@ -93,7 +86,7 @@ describe('tcc and xa over HTTP', () => {
       const gid = gidFor('tcc-timeout');
       await post('prepare', { gid, trans_type: 'tcc' });
       assert.equal(await tccBranch(gid, '01', 'TransOut'), 200);
-      await cronFor(gid, 300);
+      await dtx.cronFor(gid, 300);
       assert.equal(await dtx.status(gid), 'failed');
       assert.match((await dtx.query(gid)).transaction.rollback_reason, /^Timeout after \d+ seconds$/);
       const reg = await post('registerBranch', { gid, branch_id: '02', trans_type: 'tcc', confirm: '', cancel: '' });
@@ -111,9 +104,9 @@ describe('tcc and xa over HTTP', () => {
       assert.equal(r.status, 425, r.text);
       assert.equal(await dtx.status(gid), 'submitted');
       busi.setOnce('TransOutConfirm', { status: 200, body: '{"dtm_result":"FAILURE"}' });
-      await cronFor(gid);
+      await dtx.cronFor(gid);
       assert.equal(await dtx.status(gid), 'submitted', 'a confirm FAILURE is retried, not a rollback');
-      await cronFor(gid, 0, 1000);
+      await dtx.cronFor(gid, 0, 1000);
       assert.equal(await dtx.status(gid), 'succeed');
     });
 
@@ -193,7 +186,7 @@ describe('tcc and xa over HTTP', () => {
     it('timeout: a prepared xa past its timeout fails; its late submit is refused', async () => {
       const gid = gidFor('xa-timeout');
       await post('prepare', { gid, trans_type: 'xa' });
-      await cronFor(gid, 300);
+      await dtx.cronFor(gid, 300);
       assert.equal(await dtx.status(gid), 'failed');
       assert.deepEqual(await dtx.branchStatuses(gid), []);
       const r = await post('submit', { gid, trans_type: 'xa' });
@@ -203,14 +196,14 @@ describe('tcc and xa over HTTP', () => {
     it('not timed out: an ONGOING commit is retried by the cron', async () => {
       const gid = gidFor('xa-not-timeout');
       await post('prepare', { gid, trans_type: 'xa' });
-      await cronFor(gid, 0);
+      await dtx.cronFor(gid, 0);
       assert.equal(await dtx.status(gid), 'prepared');
       assert.equal(await xaBranch(gid, '01', 'TransOut'), 200);
       busi.setOnce('TransOutXa', 'ONGOING');
       const r = await post('submit', { gid, trans_type: 'xa', wait_result: true });
       assert.equal(r.status, 425);
       assert.equal(await dtx.status(gid), 'submitted');
-      await cronFor(gid);
+      await dtx.cronFor(gid);
       assert.equal(await dtx.status(gid), 'succeed');
       assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'succeed']);
     });

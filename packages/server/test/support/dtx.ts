@@ -19,6 +19,8 @@ export interface TestDtx {
   api: string;
   /** One cron step with the clock forwarded `nowForward` s and the window widened `cronForward` s. */
   cronOnce(nowForward?: number, cronForward?: number): Promise<string>;
+  /** Cron steps until `gid` was processed once (other tests' leftovers may come first); fails if never. */
+  cronFor(gid: string, nowForward?: number, cronForward?: number): Promise<void>;
   query(gid: string): Promise<{ transaction: any; branches: any[] }>;
   /** Global status, '' when unknown. */
   status(gid: string): Promise<string>;
@@ -41,7 +43,7 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
   const base = `http://127.0.0.1:${server.httpPort}`;
   const api = `${base}/api/dtmsvr`;
   const query = async (gid: string) => (await call('GET', `${api}/query?gid=${encodeURIComponent(gid)}`)).json;
-  return {
+  const dtx: TestDtx = {
     server,
     base,
     api,
@@ -52,6 +54,14 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
       });
       if (r.status !== 200) throw new Error(`cronOnce: ${r.status} ${r.text}`);
       return (r.json as { gid: string }).gid;
+    },
+    async cronFor(gid, nowForward = 0, cronForward = 180) {
+      for (let i = 0; i < 50; i++) {
+        const g = await dtx.cronOnce(nowForward, cronForward);
+        if (g === gid) return;
+        if (g === '') break;
+      }
+      throw new Error(`the cron did not pick ${gid}`);
     },
     query,
     async status(gid) {
@@ -65,6 +75,7 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return dtx;
 }
 
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));

@@ -96,6 +96,9 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
       return SUCCESS;
     });
   }
+  app.post(`${base}/prepareWorkflow`, async () => {
+    throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
+  });
   app.get(`${base}/query`, async (req) => {
     const gid = checkGid(cleanGid(q(req).gid ?? ''));
     const { trans, branches } = await s.query(gid);
