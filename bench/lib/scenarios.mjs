@@ -1,0 +1,86 @@
+// The operations the bench measures. Each scenario's `make` returns one closed-loop operation.
+//
+//  - baseline: the two branch calls a 2-step saga makes, done directly by the client (no coordinator):
+//              POST TransOut then POST TransIn, with the query string and body the coordinator would send.
+//  - saga:     POST /api/dtmsvr/submit of a 2-step saga with wait_result, i.e. the coordinator records the
+//              saga durably, calls both branches, records their results and the end, then replies.
+
+/** The body of every branch call (and each saga step's payload). */
+export const PAYLOAD = '{"amount":30}';
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/**
+ * @typedef {object} ScenarioCtx
+ * @property {import('undici').Pool} busiPool keep-alive pool to the branch service
+ * @property {import('undici').Pool | null} dtmPool keep-alive pool to the coordinator (null when not needed)
+ * @property {ReturnType<typeof import('./busi.mjs').startBusi> extends Promise<infer B> ? B : never} busi
+ * @property {() => string} nextGid unique gid with this scenario's prefix
+ * @property {{ okGids: string[], failed: number }} tracker outcomes of saga submissions (for correctness checks)
+ */
+
+/** True when a reply means success by DTM's rules (HTTP 200 and no FAILURE / ONGOING in the body). */
+function isSuccess(statusCode, text) {
+  return statusCode === 200 && !text.includes('FAILURE') && !text.includes('ONGOING');
+}
+
+function describeFailure(statusCode, text) {
+  return `HTTP ${statusCode} ${text.slice(0, 120)}`;
+}
+
+async function post(pool, path, body, signal) {
+  const res = await pool.request({ path, method: 'POST', headers: JSON_HEADERS, body, signal });
+  const text = await res.body.text();
+  return { statusCode: res.statusCode, text };
+}
+
+function branchPath(route, gid, branchId) {
+  return `/api/busi/${route}?gid=${encodeURIComponent(gid)}&trans_type=saga&branch_id=${branchId}&op=action`;
+}
+
+export const scenarios = {
+  baseline: {
+    describe: 'POST TransOut then POST TransIn directly (no coordinator)',
+    gidPrefix: 'bench-base-',
+    needsCoordinator: false,
+    /** @param {ScenarioCtx} ctx */
+    make(ctx) {
+      return async (signal) => {
+        const gid = ctx.nextGid();
+        const a = await post(ctx.busiPool, branchPath('TransOut', gid, '01'), PAYLOAD, signal);
+        if (!isSuccess(a.statusCode, a.text))
+          return { ok: false, error: `TransOut ${describeFailure(a.statusCode, a.text)}` };
+        const b = await post(ctx.busiPool, branchPath('TransIn', gid, '02'), PAYLOAD, signal);
+        if (!isSuccess(b.statusCode, b.text))
+          return { ok: false, error: `TransIn ${describeFailure(b.statusCode, b.text)}` };
+        return { ok: true };
+      };
+    },
+  },
+  saga: {
+    describe: 'POST /api/dtmsvr/submit, 2-step saga, wait_result=true',
+    gidPrefix: 'bench-saga-',
+    needsCoordinator: true,
+    /** @param {ScenarioCtx} ctx */
+    make(ctx) {
+      const steps = JSON.stringify([
+        { action: ctx.busi.url('TransOut'), compensate: ctx.busi.url('TransOutRevert') },
+        { action: ctx.busi.url('TransIn'), compensate: ctx.busi.url('TransInRevert') },
+      ]);
+      const payloads = JSON.stringify([PAYLOAD, PAYLOAD]);
+      // Same keys the Go SDK sends (spec §2.3); gid is the only part that changes.
+      const rest = `,"trans_type":"saga","protocol":"http","concurrent":false,"wait_result":true,"steps":${steps},"payloads":${payloads}}`;
+      const dtmPool = /** @type {import('undici').Pool} */ (ctx.dtmPool);
+      return async (signal) => {
+        const gid = ctx.nextGid();
+        const r = await post(dtmPool, '/api/dtmsvr/submit', `{"gid":${JSON.stringify(gid)}${rest}`, signal);
+        if (r.statusCode === 200 && !r.text.includes('FAILURE')) {
+          ctx.tracker.okGids.push(gid);
+          return { ok: true };
+        }
+        ctx.tracker.failed++;
+        return { ok: false, error: describeFailure(r.statusCode, r.text) };
+      };
+    },
+  },
+};
