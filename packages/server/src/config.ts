@@ -51,6 +51,15 @@ export interface DtxConfig {
   CronBatchSize: number;
   /** dtx: enable test-only endpoints (`/api/dtx-test/*`). Never in production. */
   DtxTestMode: boolean;
+  /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
+  Retention: {
+    /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
+    FinishedAge: number;
+    /** Seconds between clean-up rounds. */
+    Interval: number;
+    /** Transactions deleted per batch. */
+    BatchSize: number;
+  };
 }
 
 export const DEFAULT_CONFIG: DtxConfig = {
@@ -92,6 +101,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   HttpBodyLimit: 8 * 1024 * 1024,
   CronBatchSize: 16,
   DtxTestMode: false,
+  Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
 };
 
 /** A configuration problem; the message names the key. */
@@ -258,8 +268,12 @@ export function validate(c: DtxConfig): void {
     ['ConfigUpdateInterval', c.ConfigUpdateInterval],
     ['AlertRetryLimit', c.AlertRetryLimit],
     ['CronBatchSize', c.CronBatchSize],
+    ['Retention.Interval', c.Retention.Interval],
+    ['Retention.BatchSize', c.Retention.BatchSize],
   ];
   for (const [k, v] of positive) if (v <= 0) throw new ConfigError(`${k}: must be greater than 0, got ${v}`);
+  if (c.Retention.FinishedAge < 0)
+    throw new ConfigError(`Retention.FinishedAge: must not be negative, got ${c.Retention.FinishedAge}`);
   if (c.HttpBodyLimit < 4 * 1024 * 1024) {
     throw new ConfigError(`HttpBodyLimit: must be at least 4194304 (4 MiB), got ${c.HttpBodyLimit}`);
   }

@@ -8,6 +8,7 @@ import { Cron } from './core/cron.js';
 import { errorMessage } from './core/errors.js';
 import type { PassDeps } from './core/pass.js';
 import { Processor } from './core/processor.js';
+import { Retention } from './core/retention.js';
 import { TransService } from './core/service.js';
 import { Topics } from './core/topics.js';
 import { webhookAlerter } from './observe/alert.js';
@@ -91,6 +92,12 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
   await app.listen({ port: c.HttpPort, host: c.HttpHost });
   const httpPort = (app.server.address() as AddressInfo).port;
   cron.start();
+  const retention = new Retention(store, clock, log, {
+    finishedAge: c.Retention.FinishedAge,
+    interval: c.Retention.Interval,
+    batchSize: c.Retention.BatchSize,
+  });
+  retention.start();
   log.info('dtx started', {
     version: VERSION,
     http: `${c.HttpHost}:${httpPort}`,
@@ -108,6 +115,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       stopping ??= (async () => {
         await app.close();
         await cron.stop();
+        await retention.stop();
         topics.stop();
         await processor.drain();
         await caller.close();

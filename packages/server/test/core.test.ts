@@ -7,6 +7,7 @@ import { Cron } from '../src/core/cron.js';
 import { FailureError, NotFoundError, OngoingError } from '../src/core/errors.js';
 import { type AlertPayload, type PassDeps, resetInterval } from '../src/core/pass.js';
 import { Processor } from '../src/core/processor.js';
+import { Retention } from '../src/core/retention.js';
 import { TransService } from '../src/core/service.js';
 import { Topics } from '../src/core/topics.js';
 import type { TransInput } from '../src/core/trans-input.js';
@@ -296,5 +297,25 @@ describe('core: msg, tcc, xa', () => {
       }),
       /no trans with gid: none status: prepared found FAILURE/,
     );
+  });
+});
+
+describe('core: retention', () => {
+  it('deletes finished transactions past the age in batches; keeps recent and unfinished ones', async () => {
+    const w = world({ A1: ['ONGOING'] });
+    await assert.rejects(w.service.submit(saga('stuck', 1)), FailureError); // stays submitted
+    for (let i = 0; i < 7; i++) await w.service.submit(saga(`old-${i}`, 1));
+    w.clock.advance(3600_000);
+    await w.service.submit(saga('recent', 1));
+    const r = new Retention(w.store, w.clock, silentLogger, { finishedAge: 1800, interval: 60, batchSize: 3 });
+    assert.equal(await r.runOnce(), 7);
+    for (let i = 0; i < 7; i++) assert.equal(await w.status(`old-${i}`), undefined);
+    assert.equal(await w.status('recent'), 'succeed');
+    assert.equal(await w.status('stuck'), 'submitted');
+    assert.equal(await r.runOnce(), 0);
+    const off = new Retention(w.store, w.clock, silentLogger, { finishedAge: 0, interval: 60, batchSize: 3 });
+    w.clock.advance(10 * 3600_000);
+    assert.equal(await off.runOnce(), 0, 'age 0 keeps everything');
+    assert.equal(await w.status('recent'), 'succeed');
   });
 });

@@ -905,5 +905,35 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         assert.deepEqual(await store.scanKV('empty-cat', '', 5), { kv: [], nextPosition: '' });
       });
     });
+
+    describe('deleteFinished (retention)', () => {
+      it('deletes old finished trans with their branches in bounded batches, never unfinished or recent ones', async () => {
+        const finished = async (gid: string, status: 'succeed' | 'failed', updated: number) => {
+          await store.saveNew(makeTrans(gid, { status: 'submitted' }), [makeBranch(gid, '01', 'action')]);
+          await store.changeStatus(gid, 'submitted', status, {}, updated);
+        };
+        for (let i = 0; i < 5; i++) await finished(`old-${i}`, i % 2 ? 'failed' : 'succeed', at(10));
+        await finished('recent', 'succeed', at(100));
+        await store.saveNew(makeTrans('running', { status: 'submitted', updateTime: at(1) }), [
+          makeBranch('running', '01', 'action'),
+        ]);
+        await store.saveNew(makeTrans('waiting', { status: 'prepared', updateTime: at(1) }), []);
+        assert.equal(await store.deleteFinished(at(50), 3), 3);
+        assert.equal(await store.deleteFinished(at(50), 3), 2);
+        assert.equal(await store.deleteFinished(at(50), 3), 0);
+        for (let i = 0; i < 5; i++) {
+          assert.equal(await store.findTrans(`old-${i}`), undefined);
+          assert.deepEqual(await store.findBranches(`old-${i}`), []);
+        }
+        assert.equal((await store.findTrans('recent'))?.status, 'succeed');
+        assert.equal((await store.findBranches('recent')).length, 1);
+        assert.equal((await store.findTrans('running'))?.status, 'submitted');
+        assert.equal((await store.findBranches('running')).length, 1);
+        assert.equal((await store.findTrans('waiting'))?.status, 'prepared');
+        // a deleted gid can be used again
+        await store.saveNew(makeTrans('old-0', { status: 'prepared' }), []);
+        assert.equal((await store.findTrans('old-0'))?.status, 'prepared');
+      });
+    });
   });
 }

@@ -65,6 +65,12 @@ export interface Store {
   /** next_cron_time = update_time = now for gid; NotFoundError when missing. */
   resetTransCronTime(gid: string, now: number): Promise<void>;
 
+  /**
+   * Retention: delete up to `limit` finished (succeed / failed) transactions whose update_time < before,
+   * with their branches. Returns how many globals were deleted; never touches unfinished ones.
+   */
+  deleteFinished(before: number, limit: number): Promise<number>;
+
   scanKV(cat: string, position: string, limit: number): Promise<{ kv: KV[]; nextPosition: string }>;
   /** Empty cat or key means "any". */
   findKV(cat: string, key: string): Promise<KV[]>;

@@ -145,6 +145,17 @@ export class MemoryStore implements Store {
     t.updateTime = now;
   }
 
+  async deleteFinished(before: number, limit: number): Promise<number> {
+    const old = [...this.globals.values()]
+      .filter((t) => (t.status === 'succeed' || t.status === 'failed') && t.updateTime < before)
+      .slice(0, limit);
+    for (const t of old) {
+      this.globals.delete(t.gid);
+      this.branches.delete(t.gid);
+    }
+    return old.length;
+  }
+
   async scanKV(cat: string, position: string, limit: number) {
     const pos = position ? Number(position) : Number.POSITIVE_INFINITY;
     const rows = [...this.kvs.values()]

@@ -53,4 +53,10 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (cat, k)
   );
   `,
+  // 2: retention finds finished transactions by age without scanning
+  `
+  CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time)
+    WHERE status IN ('succeed', 'failed');
+  CREATE INDEX IF NOT EXISTS trans_branch_op_gid ON trans_branch_op(gid);
+  `,
 ];

@@ -166,6 +166,9 @@ export class SqliteStore implements Store {
       resetCron: p(`UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE id IN
         (SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time > ? LIMIT ?)`),
       resetOne: p('UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?'),
+      oldFinished: p(`SELECT gid FROM trans_global WHERE status IN ('succeed', 'failed') AND update_time < ? LIMIT ?`),
+      deleteGlobal: p('DELETE FROM trans_global WHERE gid = ?'),
+      deleteBranches: p('DELETE FROM trans_branch_op WHERE gid = ?'),
       scanKV: p('SELECT * FROM kv WHERE cat = ? AND id < ? ORDER BY id DESC LIMIT ?'),
       createKV: p(
         'INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING',
@@ -343,6 +346,17 @@ export class SqliteStore implements Store {
   resetTransCronTime(gid: string, now: number): Promise<void> {
     return this.writer.write(() => {
       if (this.st.resetOne!.run(now, now, gid).changes === 0) throw new NotFoundError();
+    });
+  }
+
+  deleteFinished(before: number, limit: number): Promise<number> {
+    return this.writer.write(() => {
+      const gids = this.st.oldFinished!.all(before, limit) as { gid: string }[];
+      for (const { gid } of gids) {
+        this.st.deleteBranches!.run(gid);
+        this.st.deleteGlobal!.run(gid);
+      }
+      return gids.length;
     });
   }
 
