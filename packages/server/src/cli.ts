@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { errorMessage } from './core/errors.js';
 import { createLogger, type LogLevel } from './observe/logger.js';
-import { openStore, startServer } from './server.js';
+import { startServer } from './server.js';
+import { openStore } from './store/open-store.js';
 import { VERSION } from './version.js';
 
 const HELP = `dtx — a distributed transaction manager compatible with DTM
@@ -51,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.LogLevel as LogLevel);
   if (ignoredKeys.length > 0) log.warn('config keys not used by dtx', { keys: ignoredKeys });
   if (cmd === 'migrate') {
-    const store = openStore(config, values.reset === true);
+    const store = await openStore(config, { reset: values.reset === true, log });
     await store.close();
     log.info('store schema is up to date', { store: config.Store.Driver });
     return 0;

@@ -3,7 +3,8 @@ export { ConfigError, DEFAULT_CONFIG, type DtxConfig, envName, loadConfig } from
 export { type Clock, FakeClock, systemClock } from './core/clock.js';
 export type { KV, TransBranch, TransGlobal } from './core/model.js';
 export { createLogger, type Logger, silentLogger } from './observe/logger.js';
-export { type DtxServer, openStore, type StartOptions, startServer } from './server.js';
+export { type DtxServer, type StartOptions, startServer } from './server.js';
 export { MemoryStore } from './store/memory/memory-store.js';
+export { openStore } from './store/open-store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { ScanQuery, StatusChange, Store } from './store/store.js';

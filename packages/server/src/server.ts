@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { buildHttpApi } from './api/http/app.js';
 import type { BranchCaller } from './branch/caller.js';
 import { DispatchingCaller } from './branch/dispatch.js';
-import { ConfigError, coreConfigOf, type DtxConfig, logLevelOf } from './config.js';
+import { coreConfigOf, type DtxConfig, logLevelOf } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { Cron } from './core/cron.js';
 import { errorMessage } from './core/errors.js';
@@ -13,7 +13,7 @@ import { TransService } from './core/service.js';
 import { Topics } from './core/topics.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
-import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
 
@@ -37,13 +37,6 @@ export interface DtxServer {
   stop(): Promise<void>;
 }
 
-/** Open the configured store. */
-export function openStore(config: DtxConfig, reset = false): Store {
-  const driver = config.Store.Driver;
-  if (driver === 'sqlite' || driver === 'boltdb') return new SqliteStore({ path: config.Store.SqlitePath, reset });
-  throw new ConfigError(`Store.Driver: '${driver}' is not available in this dtx version yet; use sqlite (the default)`);
-}
-
 async function waitForStore(store: Store, log: Logger): Promise<void> {
   for (;;) {
     try {
@@ -61,7 +54,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
   const c = o.config;
   const log = o.log ?? createLogger(logLevelOf(c));
   const clock = o.clock ?? systemClock;
-  const store = o.store ?? openStore(c, o.resetStore);
+  const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
   await waitForStore(store, log);
   const conf = coreConfigOf(c);
   const caller = o.caller ?? new DispatchingCaller();

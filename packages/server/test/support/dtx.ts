@@ -9,6 +9,38 @@ import { type DtxServer, startServer } from '../../src/server.js';
 import { call } from './http.js';
 import { waitFor } from './poll.js';
 
+let storeSeq = 0;
+
+/**
+ * The store the end-to-end tests run on: SQLite in a temp dir by default; `DTX_TEST_STORE=postgres |
+ * mysql | redis` runs the same scenarios on the real servers of scripts/services.sh, each test server
+ * in a schema / database / key prefix of its own.
+ */
+export function testStoreConfig(dir: string): Partial<DtxConfig['Store']> {
+  const kind = process.env.DTX_TEST_STORE ?? 'sqlite';
+  const unique = `dtx_t${process.pid}_${++storeSeq}`;
+  switch (kind) {
+    case 'sqlite':
+      return { Driver: 'sqlite', SqlitePath: join(dir, 'dtx.sqlite') };
+    case 'postgres':
+      return {
+        Driver: 'postgres',
+        Host: '127.0.0.1',
+        Port: 5432,
+        User: 'dtx',
+        Password: 'dtx',
+        Db: 'dtx_test',
+        Schema: unique,
+      };
+    case 'mysql':
+      return { Driver: 'mysql', Host: '127.0.0.1', Port: 3306, User: 'dtx', Password: 'dtx', Db: unique };
+    case 'redis':
+      return { Driver: 'redis', Host: '127.0.0.1', Port: 6379, RedisPrefix: unique };
+    default:
+      throw new Error(`DTX_TEST_STORE: unknown store '${kind}' (sqlite, postgres, mysql, redis)`);
+  }
+}
+
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 export interface TestDtx {
@@ -37,7 +69,7 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
   Object.assign(config, { HttpPort: 0, HttpHost: '127.0.0.1', DtxTestMode: true, TransCronInterval: 3600 }, overrides, {
-    Store: { ...config.Store, SqlitePath: join(dir, 'dtx.sqlite'), ...(overrides.Store ?? {}) },
+    Store: { ...config.Store, ...testStoreConfig(dir), ...(overrides.Store ?? {}) },
   });
   const server = await startServer({ config, log: silentLogger });
   const base = `http://127.0.0.1:${server.httpPort}`;

@@ -1,0 +1,27 @@
+import { ConfigError, type DtxConfig } from '../config.js';
+import type { Logger } from '../observe/logger.js';
+import { SqliteStore } from './sqlite/sqlite-store.js';
+import type { Store } from './store.js';
+
+export interface OpenStoreOptions {
+  /** Drop and recreate the store's tables / keys first (DTM's `-r`; tests only). */
+  reset?: boolean;
+  log?: Logger;
+}
+
+/**
+ * Open the store named by Store.Driver, with its schema migrated to the current version. One case per
+ * backend; each backend lives in its own folder.
+ */
+export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Promise<Store> {
+  const driver = config.Store.Driver;
+  switch (driver) {
+    case 'sqlite':
+    case 'boltdb':
+      return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true });
+    default:
+      throw new ConfigError(
+        `Store.Driver: '${driver}' is not available in this dtx version yet; use sqlite (the default)`,
+      );
+  }
+}
