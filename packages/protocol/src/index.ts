@@ -3,5 +3,6 @@
  * No I/O and no dependencies: only constants, types and pure helpers.
  */
 export * from './enums.js';
+export * from './grpc.js';
 export * from './result.js';
 export * from './trans.js';

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
+import { startGrpcApi } from './api/grpc/grpc-api.js';
 import { buildHttpApi } from './api/http/app.js';
 import type { BranchCaller } from './branch/caller.js';
-import { DispatchingCaller } from './branch/dispatch.js';
+import { DispatchingCaller, type TargetResolver } from './branch/dispatch.js';
 import { coreConfigOf, type DtxConfig, logLevelOf } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { Cron } from './core/cron.js';
@@ -11,6 +12,7 @@ import { Processor } from './core/processor.js';
 import { Retention } from './core/retention.js';
 import { TransService } from './core/service.js';
 import { Topics } from './core/topics.js';
+import { createDiscovery, type Discovery } from './discovery/index.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import { openStore } from './store/open-store.js';
@@ -24,6 +26,10 @@ export interface StartOptions {
   /** Use this store instead of the configured one (tests). */
   store?: Store;
   caller?: BranchCaller;
+  /** Resolves `etcd://`, `discov://` and `discovery://` gRPC branch targets. Default: none (a retried error). */
+  resolver?: TargetResolver;
+  /** Use this discovery instead of the one built from MicroService.* (tests). */
+  discovery?: Discovery;
   /** Drop and recreate the store's tables first (DTM's `-r`). */
   resetStore?: boolean;
 }
@@ -31,6 +37,8 @@ export interface StartOptions {
 export interface DtxServer {
   /** The HTTP port actually bound (useful with HttpPort 0). */
   httpPort: number;
+  /** The gRPC port actually bound (useful with GrpcPort 0). */
+  grpcPort: number;
   store: Store;
   service: TransService;
   cron: Cron;
@@ -49,73 +57,104 @@ async function waitForStore(store: Store, log: Logger): Promise<void> {
   }
 }
 
-/** Start a dtx coordinator: store, cron, topic refresh and the HTTP API. */
+/** Start a dtx coordinator: store, cron, topic refresh, retention, the HTTP and gRPC APIs, discovery. */
 export async function startServer(o: StartOptions): Promise<DtxServer> {
   const c = o.config;
   const log = o.log ?? createLogger(logLevelOf(c));
   const clock = o.clock ?? systemClock;
-  const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
-  await waitForStore(store, log);
-  const conf = coreConfigOf(c);
-  const caller = o.caller ?? new DispatchingCaller();
-  const deps: PassDeps = {
-    store,
-    caller,
-    clock,
-    conf,
-    log,
-    alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log),
+  // what has been started, closed in reverse order on a failed start and on stop
+  const closers: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        log.warn('shutdown step failed', { error: errorMessage(err) });
+      }
+    }
   };
-  const processor = new Processor(deps);
-  const topics = new Topics(store, clock, log);
-  await topics.refresh();
-  topics.start(c.ConfigUpdateInterval);
-  const service = new TransService(deps, processor, topics);
-  const cron = new Cron(deps, processor);
-  const app = buildHttpApi({
-    service,
-    store,
-    cron,
-    log,
-    version: VERSION,
-    bodyLimit: c.HttpBodyLimit,
-    testMode: c.DtxTestMode,
-    resetTimeout: 3 * c.TimeoutToFail,
-  });
-  await app.listen({ port: c.HttpPort, host: c.HttpHost });
-  const httpPort = (app.server.address() as AddressInfo).port;
-  cron.start();
-  const retention = new Retention(store, clock, log, {
-    finishedAge: c.Retention.FinishedAge,
-    interval: c.Retention.Interval,
-    batchSize: c.Retention.BatchSize,
-  });
-  retention.start();
-  log.info('dtx started', {
-    version: VERSION,
-    http: `${c.HttpHost}:${httpPort}`,
-    store: c.Store.Driver,
-    ...(c.Store.Driver === 'sqlite' || c.Store.Driver === 'boltdb' ? { sqlite: c.Store.SqlitePath } : {}),
-    testMode: c.DtxTestMode || undefined,
-  });
-  let stopping: Promise<void> | undefined;
-  return {
-    httpPort,
-    store,
-    service,
-    cron,
-    stop() {
-      stopping ??= (async () => {
-        await app.close();
-        await cron.stop();
-        await retention.stop();
-        topics.stop();
-        await processor.drain();
-        await caller.close();
-        await store.close();
-        log.info('dtx stopped');
-      })();
-      return stopping;
-    },
-  };
+  try {
+    const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
+    closers.push(() => store.close());
+    await waitForStore(store, log);
+    const discovery = o.discovery ?? createDiscovery(c, log);
+    closers.push(() => discovery.close());
+    const caller =
+      o.caller ??
+      new DispatchingCaller({ grpcServiceConfig: c.GrpcServiceConfig, resolver: o.resolver ?? discovery.resolver });
+    closers.push(() => caller.close());
+    const conf = coreConfigOf(c);
+    const deps: PassDeps = {
+      store,
+      caller,
+      clock,
+      conf,
+      log,
+      alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log),
+    };
+    const processor = new Processor(deps);
+    closers.push(() => processor.drain());
+    const topics = new Topics(store, clock, log);
+    await topics.refresh();
+    topics.start(c.ConfigUpdateInterval);
+    closers.push(() => topics.stop());
+    const service = new TransService(deps, processor, topics);
+    const cron = new Cron(deps, processor);
+    // gRPC (spec §4) is bound before HTTP listens, so a coordinator answering /api/ping serves gRPC too
+    const grpcApi = await startGrpcApi({
+      service,
+      log,
+      host: c.HttpHost,
+      port: c.GrpcPort,
+      maxMessageBytes: c.HttpBodyLimit,
+    });
+    closers.push(() => grpcApi.close());
+    const app = buildHttpApi({
+      service,
+      store,
+      cron,
+      log,
+      version: VERSION,
+      bodyLimit: c.HttpBodyLimit,
+      testMode: c.DtxTestMode,
+      resetTimeout: 3 * c.TimeoutToFail,
+    });
+    await app.listen({ port: c.HttpPort, host: c.HttpHost });
+    closers.push(() => app.close());
+    const httpPort = (app.server.address() as AddressInfo).port;
+    cron.start();
+    closers.push(() => cron.stop());
+    const retention = new Retention(store, clock, log, {
+      finishedAge: c.Retention.FinishedAge,
+      interval: c.Retention.Interval,
+      batchSize: c.Retention.BatchSize,
+    });
+    retention.start();
+    closers.push(() => retention.stop());
+    await discovery.register(grpcApi.port);
+    closers.push(() => discovery.deregister());
+    log.info('dtx started', {
+      version: VERSION,
+      http: `${c.HttpHost}:${httpPort}`,
+      grpc: `${c.HttpHost}:${grpcApi.port}`,
+      store: c.Store.Driver,
+      ...(c.Store.Driver === 'sqlite' || c.Store.Driver === 'boltdb' ? { sqlite: c.Store.SqlitePath } : {}),
+      testMode: c.DtxTestMode || undefined,
+    });
+    let stopping: Promise<void> | undefined;
+    return {
+      httpPort,
+      grpcPort: grpcApi.port,
+      store,
+      service,
+      cron,
+      stop() {
+        stopping ??= closeAll().then(() => log.info('dtx stopped'));
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 }

@@ -171,6 +171,7 @@ describe('dtx CLI', () => {
         "  Driver: 'boltdb'",
         `  SqlitePath: '${sqlite}'`,
         `HttpPort: ${port}`,
+        'GrpcPort: 0',
         "HttpHost: '127.0.0.1'",
         "GrpcBalancer: 'round_robin'",
         '',

@@ -1,5 +1,5 @@
 import type { TransOptions } from '@dtx/protocol';
-import { isHttpUrl } from '../branch/dispatch.js';
+import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
 import { InputError } from '../core/errors.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
 
@@ -83,8 +83,16 @@ const RESERVED_HEADERS = new Set([
   'upgrade',
 ]);
 
-/** branch_headers: names must be HTTP tokens and values sendable, or no branch call could ever be made. */
-function headerMap(v: unknown, key: string): Record<string, string> {
+/** gRPC metadata: keys (lower-cased) of these characters, values of printable ASCII (what grpc-js sends). */
+const METADATA_KEY = /^[0-9a-z_.-]+$/;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * branch_headers: names must be HTTP tokens and values sendable, or no branch call could ever be made.
+ * A gRPC transaction sends them as metadata too, which is narrower: no `grpc-` names (the transport's
+ * own), no `-bin` names (binary values), values of printable ASCII only.
+ */
+function headerMap(v: unknown, key: string, protocol: string): Record<string, string> {
   const h = stringMap(v, key);
   for (const [name, value] of Object.entries(h)) {
     if (!HEADER_NAME.test(name)) throw new InputError(`${key}.${name}`, 'not a valid HTTP header name');
@@ -92,8 +100,28 @@ function headerMap(v: unknown, key: string): Record<string, string> {
       throw new InputError(`${key}.${name}`, 'this header is set by the HTTP client and cannot be given');
     }
     if (/[\r\n\0]/.test(value)) throw new InputError(`${key}.${name}`, 'header value contains CR, LF or NUL');
+    if (protocol === 'grpc') {
+      const k = name.toLowerCase();
+      if (!METADATA_KEY.test(k) || k.startsWith('grpc-') || k.endsWith('-bin')) {
+        throw new InputError(
+          `${key}.${name}`,
+          'not usable as gRPC metadata (letters, digits, - _ . only; no grpc- prefix, no -bin suffix)',
+        );
+      }
+      if (!PRINTABLE_ASCII.test(value)) {
+        throw new InputError(`${key}.${name}`, 'a gRPC metadata value must be printable ASCII');
+      }
+    }
   }
   return h;
+}
+
+/** A gid or branch id that travels as gRPC metadata (dtm-gid, dtm-branch_id) must be printable ASCII. */
+function checkMetadataValue(v: string, field: string, protocol: string): string {
+  if (protocol === 'grpc' && !PRINTABLE_ASCII.test(v)) {
+    throw new InputError(field, 'must be printable ASCII in a gRPC transaction (it is sent as metadata)');
+  }
+  return v;
 }
 
 function typeName(v: unknown): string {
@@ -116,7 +144,9 @@ export function checkGid(gid: string, field = 'gid'): string {
 /**
  * Validate a branch URL and return the form that will be called: WHATWG-normalized (a space or a
  * non-ASCII character percent-encoded). A fragment is refused: the query parameters dtx appends would
- * land after the `#` and never reach the branch.
+ * land after the `#` and never reach the branch. In a grpc or json-rpc transaction a URL that is not
+ * http(s) is a gRPC branch (spec §5.1): `host:port/package.Service/Method`, or a discovery target
+ * `etcd://` / `discov://` / `discovery://` followed by the service and the method.
  */
 function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
@@ -125,11 +155,17 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
     return url;
   }
   if (!isHttpUrl(url)) {
-    const hint =
-      protocol === 'grpc'
-        ? 'gRPC branches are not supported by this dtx version yet'
-        : 'expected an http:// or https:// URL';
-    throw new InputError(field, `${hint}, got '${url.slice(0, 200)}'`);
+    if (protocol === 'http') {
+      throw new InputError(field, `expected an http:// or https:// URL, got '${url.slice(0, 200)}'`);
+    }
+    const problem = grpcUrlProblem(url);
+    if (problem !== undefined) {
+      throw new InputError(
+        field,
+        `expected an http(s):// URL or a gRPC URL host:port/package.Service/Method (${problem}), got '${url.slice(0, 200)}'`,
+      );
+    }
+    return url;
   }
   let u: URL;
   try {
@@ -144,6 +180,13 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
 export interface DecodeTransOptions {
   /** Strip \n \r ; from the gid (HTTP does, gRPC does not). */
   escapeGid: boolean;
+  /** The protocol whatever the body says (gRPC: always `grpc`, spec §4.2). Default: the body's, else http. */
+  protocol?: string;
+  /**
+   * The payload bytes, given beside the body (gRPC's BinPayloads, sent to the branches unchanged). When
+   * set, the body's `payloads` and legacy `steps[].data` are not read.
+   */
+  binPayloads?: Uint8Array[];
 }
 
 /** A prepare / submit / abort body (spec §2.3). */
@@ -156,7 +199,8 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
   if (!TYPES.includes(transType))
     throw new InputError('trans_type', `unknown trans type '${transType}' (one of saga, tcc, msg, xa)`);
-  const protocol = str(m, 'protocol') || 'http';
+  const protocol = o.protocol ?? (str(m, 'protocol') || 'http');
+  checkMetadataValue(gid, 'gid', protocol);
   if (!['http', 'grpc', 'json-rpc'].includes(protocol)) {
     throw new InputError('protocol', `unknown protocol '${protocol}' (one of http, grpc, json-rpc)`);
   }
@@ -169,8 +213,8 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       steps.push(stringMap(s, `steps[${i}]`));
     });
   }
-  const rawPayloads = m.get('payloads');
-  const binPayloads: Uint8Array[] = [];
+  const rawPayloads = o.binPayloads ? undefined : m.get('payloads');
+  const binPayloads: Uint8Array[] = o.binPayloads ? [...o.binPayloads] : [];
   if (rawPayloads !== undefined && rawPayloads !== null) {
     if (!Array.isArray(rawPayloads))
       throw new InputError('payloads', `expected an array of strings, got ${typeName(rawPayloads)}`);
@@ -179,7 +223,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       binPayloads.push(Buffer.from(p, 'utf8'));
     });
   }
-  for (const s of steps) if (s.data) binPayloads.push(Buffer.from(s.data, 'utf8'));
+  if (!o.binPayloads) for (const s of steps) if (s.data) binPayloads.push(Buffer.from(s.data, 'utf8'));
 
   steps.forEach((s, i) => {
     if (s.action !== undefined) s.action = checkUrl(s.action, `steps[${i}].action`, protocol, transType === 'msg');
@@ -208,7 +252,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     if (v !== undefined) opts[key] = v;
   }
   int(m, 'retry_count', Number.MAX_SAFE_INTEGER); // accepted and ignored
-  const headers = headerMap(m.get('branch_headers'), 'branch_headers');
+  const headers = headerMap(m.get('branch_headers'), 'branch_headers', protocol);
   if (Object.keys(headers).length > 0) opts.branch_headers = headers;
   const concurrent = bool(m, 'concurrent');
   if (concurrent !== undefined) opts.concurrent = concurrent;
@@ -232,25 +276,36 @@ export function decodeGidBody(body: unknown): string {
   return checkGid(cleanGid(str(fold(body), 'gid')));
 }
 
+export interface DecodeBranchOptions {
+  /** Strip \n \r ; from the gid (HTTP does, gRPC does not). */
+  escapeGid: boolean;
+  /** The transport's protocol: `grpc` accepts gRPC branch URLs (spec §4.2). Default http. */
+  protocol?: string;
+  /** The branch body given beside the map (gRPC's BusiPayload); the map's `data` is then not read. */
+  data?: Uint8Array;
+}
+
 /** A registerBranch body (spec §2.5): every value must be a string. */
-export function decodeBranch(body: unknown, o: DecodeTransOptions = { escapeGid: true }): BranchInput {
+export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid: true }): BranchInput {
+  const protocol = o.protocol ?? 'http';
   const m = fold(body);
   for (const [k, v] of m) if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
   const rawGid = str(m, 'gid');
-  const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
+  const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');
   if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
   if (transType !== 'tcc' && transType !== 'xa') throw new InputError('trans_type', `unknow trans type: ${transType}`);
-  const branchId = checkGid(str(m, 'branch_id'), 'branch_id');
+  const branchId = checkMetadataValue(checkGid(str(m, 'branch_id'), 'branch_id'), 'branch_id', protocol);
   let confirm = str(m, 'confirm');
   let cancel = str(m, 'cancel');
   let url = str(m, 'url');
   if (transType === 'tcc') {
-    confirm = checkUrl(confirm, 'confirm', 'http', false);
-    cancel = checkUrl(cancel, 'cancel', 'http', false);
+    confirm = checkUrl(confirm, 'confirm', protocol, false);
+    cancel = checkUrl(cancel, 'cancel', protocol, false);
   } else {
     if (url === '') throw new InputError('url', 'required for an xa branch');
-    url = checkUrl(url, 'url', 'http', false);
+    url = checkUrl(url, 'url', protocol, false);
   }
-  return { gid, transType, branchId, data: Buffer.from(str(m, 'data'), 'utf8'), confirm, cancel, url };
+  const data = o.data ?? Buffer.from(str(m, 'data'), 'utf8');
+  return { gid, transType, branchId, data, confirm, cancel, url };
 }

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TargetResolver } from '../../src/branch/dispatch.js';
 import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
-import { silentLogger } from '../../src/observe/logger.js';
+import { type Logger, silentLogger } from '../../src/observe/logger.js';
 import { type DtxServer, startServer } from '../../src/server.js';
 import { call } from './http.js';
 import { waitFor } from './poll.js';
@@ -49,6 +50,8 @@ export interface TestDtx {
   base: string;
   /** e.g. http://127.0.0.1:1234/api/dtmsvr */
   api: string;
+  /** The gRPC API's address, e.g. 127.0.0.1:1235 (GrpcPort 0 picks a free port). */
+  grpc: string;
   /** One cron step with the clock forwarded `nowForward` s and the window widened `cronForward` s. */
   cronOnce(nowForward?: number, cronForward?: number): Promise<string>;
   /** Cron steps until `gid` was processed once (other tests' leftovers may come first); fails if never. */
@@ -62,16 +65,20 @@ export interface TestDtx {
 }
 
 /**
- * An in-process dtx on a fresh SQLite file, HTTP port 0, test mode on, and the background cron idle
+ * An in-process dtx on a fresh SQLite file, HTTP and gRPC ports 0, test mode on, and the background cron idle
  * (TransCronInterval one hour): tests move time with cronOnce.
  */
-export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Promise<TestDtx> {
+export async function startTestDtx(
+  overrides: DeepPartial<DtxConfig> = {},
+  o: { log?: Logger; resolver?: TargetResolver } = {},
+): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
-  Object.assign(config, { HttpPort: 0, HttpHost: '127.0.0.1', DtxTestMode: true, TransCronInterval: 3600 }, overrides, {
+  const testDefaults = { HttpPort: 0, GrpcPort: 0, HttpHost: '127.0.0.1', DtxTestMode: true, TransCronInterval: 3600 };
+  Object.assign(config, testDefaults, overrides, {
     Store: { ...config.Store, ...testStoreConfig(dir), ...(overrides.Store ?? {}) },
   });
-  const server = await startServer({ config, log: silentLogger });
+  const server = await startServer({ config, log: o.log ?? silentLogger, resolver: o.resolver });
   const base = `http://127.0.0.1:${server.httpPort}`;
   const api = `${base}/api/dtmsvr`;
   const query = async (gid: string) => (await call('GET', `${api}/query?gid=${encodeURIComponent(gid)}`)).json;
@@ -79,6 +86,7 @@ export async function startTestDtx(overrides: DeepPartial<DtxConfig> = {}): Prom
     server,
     base,
     api,
+    grpc: `127.0.0.1:${server.grpcPort}`,
     async cronOnce(nowForward = 0, cronForward = 180) {
       const r = await call('POST', `${base}/api/dtx-test/cronOnce`, {
         now_forward: nowForward,
@@ -128,7 +136,7 @@ export class DtxProcess {
   async start(): Promise<void> {
     this.output = '';
     this.proc = spawn(process.execPath, [CLI, 'serve'], {
-      env: { ...process.env, HTTP_PORT: String(this.port), HTTP_HOST: '127.0.0.1', ...this.env },
+      env: { ...process.env, HTTP_PORT: String(this.port), HTTP_HOST: '127.0.0.1', GRPC_PORT: '0', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));

@@ -5,6 +5,7 @@ import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import type { Store } from '../../store/store.js';
 import { checkGid, cleanGid, decodeBranch, decodeGidBody, decodeTrans, parseJson } from '../decode.js';
+import { JsonRpcApi } from '../json-rpc/json-rpc.js';
 import { renderBranch, renderKV, renderTrans } from '../render.js';
 
 export interface HttpApiOptions {
@@ -165,6 +166,8 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     const p = q(req);
     return { kv: (await s.queryKV(p.cat ?? '', p.key ?? '')).map(renderKV) };
   });
+  // DTM's JSON-RPC API (spec §3) on the same port
+  new JsonRpcApi(s, o.log).register(app);
   app.all('/api/ping', async (_req, reply) => {
     try {
       await o.store.ping();

@@ -1,0 +1,213 @@
+import {
+  DTM_GRPC_SERVICE,
+  DTMGIMP_PROTO,
+  type DtmBranchRequest,
+  type DtmRequest,
+  type DtmTopicRequest,
+  GrpcStatus,
+  grpcCodeName,
+  PROTO_LOADER_OPTIONS,
+} from '@dtx/protocol';
+import {
+  type handleUnaryCall,
+  type MethodDefinition,
+  Server,
+  ServerCredentials,
+  ServerInterceptingCall,
+  type ServerInterceptingCallInterface,
+  type ServerInterceptor,
+  type ServerMethodDefinition,
+  type ServiceDefinition,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { errorMessage } from '../../core/errors.js';
+import type { TransService } from '../../core/service.js';
+import type { Logger } from '../../observe/logger.js';
+import { branchCall, topicCall, transCall } from './requests.js';
+import { GrpcStatusError, grpcStatusOf } from './status.js';
+
+export interface GrpcApiOptions {
+  service: TransService;
+  log: Logger;
+  /** Address to listen on (the HTTP server's, HttpHost). */
+  host: string;
+  /** GrpcPort; 0 picks a free port. */
+  port: number;
+  /** Largest accepted request message in bytes (HttpBodyLimit); larger ones get RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+}
+
+export interface GrpcApi {
+  /** The port actually bound. */
+  port: number;
+  /** Stop accepting calls, let running ones finish for up to `graceMs`, then cut them. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type Reply = Record<string, unknown>;
+/** A method: takes its decoded request message (each its own type). */
+type Impl = (request: never) => Promise<unknown>;
+
+const EMPTY: Reply = {};
+
+/**
+ * The coordinator's service, `dtmgimp.Dtm` (spec §4), loaded from packages/protocol/proto at start.
+ * Requests arrive as bytes and are decoded in the handler, so that a malformed message gets
+ * INVALID_ARGUMENT (grpc-js would answer INTERNAL).
+ */
+function loadDtmService(): ServiceDefinition {
+  const pkg = loadSync(DTMGIMP_PROTO, PROTO_LOADER_OPTIONS);
+  const svc = pkg[DTM_GRPC_SERVICE];
+  if (!svc || !('NewGid' in svc)) throw new Error(`${DTMGIMP_PROTO} does not define ${DTM_GRPC_SERVICE}`);
+  return svc as ServiceDefinition;
+}
+
+/** Bytes in: each handler decodes its request itself. */
+const raw = (b: Buffer): Buffer => b;
+
+/**
+ * DTM's gRPC API (spec §4) over the same service functions as HTTP; nothing here knows a transaction
+ * mode. Statuses: FAILURE → ABORTED, ONGOING → FAILED_PRECONDITION, bad input → INVALID_ARGUMENT,
+ * other errors → UNKNOWN, bugs → INTERNAL; a malformed message → INVALID_ARGUMENT, an unknown method →
+ * UNIMPLEMENTED, a message over `maxMessageBytes` → RESOURCE_EXHAUSTED. Every non-OK status is logged.
+ */
+export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
+  const s = o.service;
+  // each method: the service function, its reply message (undefined: google.protobuf.Empty)
+  const impls: Record<string, Impl> = {
+    NewGid: async () => ({ Gid: s.newGid() }),
+    Submit: (r: DtmRequest) => transCall(r, (t) => s.submit(t)),
+    Prepare: (r: DtmRequest) => transCall(r, (t) => s.prepare(t)),
+    Abort: (r: DtmRequest) => transCall(r, (t) => s.abort(t)),
+    RegisterBranch: (r: DtmBranchRequest) => branchCall(r, (b) => s.registerBranch(b)),
+    PrepareWorkflow: async () => {
+      throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');
+    },
+    Subscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.subscribe(t.Topic, t.URL, t.Remark)),
+    Unsubscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.unsubscribe(t.Topic, t.URL)),
+    DeleteTopic: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.deleteTopic(t.Topic)),
+  };
+
+  const proto = loadDtmService();
+  const definition: Record<string, MethodDefinition<Buffer, Reply>> = {};
+  const handlers: Record<string, handleUnaryCall<Buffer, Reply>> = {};
+  for (const [name, def] of Object.entries(proto)) {
+    const impl = impls[name];
+    if (!impl) throw new Error(`no handler for ${def.path}`);
+    definition[name] = { ...(def as MethodDefinition<Buffer, Reply>), requestDeserialize: raw };
+    handlers[name] = unary(def, impl);
+  }
+
+  const server = new Server({
+    'grpc.max_receive_message_length': o.maxMessageBytes,
+    interceptors: [logStatuses(o.log)],
+  });
+  logUnknownMethods(server, o.log);
+  server.addService(definition, handlers);
+  const address = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) {
+        const inUse = /EADDRINUSE|address already in use/i.test(err.message);
+        reject(
+          new Error(
+            inUse
+              ? `GrpcPort ${o.port} is already in use on ${o.host}: set GrpcPort (GRPC_PORT) to a free port, or 0 for any`
+              : `cannot listen for gRPC on ${address}: ${err.message}`,
+          ),
+        );
+      } else resolve(bound);
+    });
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(graceMs = 10_000) {
+      closing ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}
+
+/** One unary method: decode the bytes, run the service function, answer its reply or its status. */
+function unary(def: MethodDefinition<object, object>, impl: Impl): handleUnaryCall<Buffer, Reply> {
+  const typeName = def.path.slice(def.path.lastIndexOf('/') + 1);
+  return (call, callback) => {
+    let request: unknown;
+    try {
+      // a plain Uint8Array view: protobufjs then checks every length (its Buffer reader would silently
+      // cut a truncated string short)
+      const b = call.request;
+      request = def.requestDeserialize(new Uint8Array(b.buffer, b.byteOffset, b.byteLength) as Buffer);
+    } catch (err) {
+      callback({
+        code: GrpcStatus.INVALID_ARGUMENT,
+        details: `malformed ${typeName} request message: ${errorMessage(err)}`,
+      });
+      return;
+    }
+    impl(request as never).then(
+      (reply) => callback(null, (reply as Reply | undefined) ?? EMPTY),
+      (err: unknown) => callback(grpcStatusOf(err)),
+    );
+  };
+}
+
+/** Log level of a non-OK status: bugs and unknown failures are errors; refusals of input are warnings. */
+function levelOf(code: number): 'error' | 'warn' | 'debug' {
+  if (code === GrpcStatus.INTERNAL || code === GrpcStatus.UNKNOWN) return 'error';
+  if (
+    code === GrpcStatus.INVALID_ARGUMENT ||
+    code === GrpcStatus.RESOURCE_EXHAUSTED ||
+    code === GrpcStatus.UNIMPLEMENTED
+  ) {
+    return 'warn';
+  }
+  return 'debug'; // ABORTED / FAILED_PRECONDITION are answers; CANCELLED / DEADLINE_EXCEEDED the client's
+}
+
+/**
+ * Logs every non-OK status, including those grpc-js sends by itself before a handler runs (a message
+ * over the size limit): the interceptor wraps `sendStatus` of the innermost call, which grpc-js also
+ * uses for its own refusals.
+ */
+function logStatuses(log: Logger): ServerInterceptor {
+  return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
+    const send = call.sendStatus.bind(call);
+    call.sendStatus = (status: Partial<StatusObject> & Pick<StatusObject, 'code' | 'details'>) => {
+      if (status.code !== GrpcStatus.OK) {
+        log[levelOf(status.code)]('grpc call failed', {
+          method: method.path,
+          code: grpcCodeName(status.code),
+          error: status.details,
+        });
+      }
+      send(status);
+    };
+    return new ServerInterceptingCall(call);
+  };
+}
+
+/**
+ * grpc-js answers a method it does not know with UNIMPLEMENTED before any interceptor runs and offers
+ * no hook; its handler lookup is wrapped (when present) so that such calls are logged too.
+ */
+function logUnknownMethods(server: Server, log: Logger): void {
+  const s = server as unknown as { _retrieveHandler?: (path: string) => unknown };
+  const lookup = s._retrieveHandler;
+  if (typeof lookup !== 'function') return;
+  s._retrieveHandler = (path: string) => {
+    const handler = lookup.call(server, path);
+    if (!handler) log.warn('grpc call failed', { method: path, code: 'Unimplemented', error: 'unknown method' });
+    return handler;
+  };
+}

@@ -1,0 +1,119 @@
+import { JsonRpcCode } from '@dtx/protocol';
+import type { FastifyInstance } from 'fastify';
+import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
+import type { TransService } from '../../core/service.js';
+import type { Logger } from '../../observe/logger.js';
+import { decodeBranch, decodeTrans } from '../decode.js';
+
+/** JSON-RPC 2.0 error codes of DTM's API (spec §3); FAILURE and ONGOING are in @dtx/protocol. */
+export const JsonRpcError = {
+  Parse: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  Internal: -32603,
+} as const;
+
+/** A JSON-RPC reply; DTM always answers HTTP 200 with this object. */
+export interface JsonRpcReply {
+  jsonrpc: '2.0';
+  id: string | null;
+  error: { code: number; message: string } | null;
+  result: unknown;
+}
+
+function fail(id: string | null, code: number, message: string): JsonRpcReply {
+  return { jsonrpc: '2.0', id, error: { code, message }, result: null };
+}
+
+function typeOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/** The same error with the shared validation's `body` spelled `params`, as JSON-RPC callers know it. */
+function asParams(err: unknown): unknown {
+  if (err instanceof InputError && err.field === 'body') return new InputError('params', err.message.slice(6));
+  return err;
+}
+
+/** A method's result; undefined (prepare, submit, ...) is sent as null. */
+type Method = (params: unknown) => Promise<unknown>;
+
+/**
+ * DTM's JSON-RPC API (spec §3): one POST route, each method a thin call of the same service function
+ * as its HTTP route. Error codes: -32700 the body is not a JSON request object (a non-string `id`
+ * included, as in DTM), -32600 `id` empty or `jsonrpc` not "2.0", -32601 unknown method, -32901 a
+ * FAILURE, -32902 an ONGOING, -32603 anything else (bad params included, with the field named).
+ */
+export class JsonRpcApi {
+  private readonly methods: Record<string, Method>;
+
+  constructor(
+    service: TransService,
+    private readonly log: Logger,
+  ) {
+    const s = service;
+    // Go clients send escaped gids already; like gRPC, the JSON-RPC API does not strip \n \r ;
+    const trans = (p: unknown) => decodeTrans(p, { escapeGid: false });
+    this.methods = {
+      newGid: async () => ({ gid: s.newGid() }),
+      prepare: (p) => s.prepare(trans(p)),
+      submit: (p) => s.submit(trans(p)),
+      abort: (p) => s.abort(trans(p)),
+      registerBranch: (p) => s.registerBranch(decodeBranch(p, { escapeGid: false })),
+    };
+  }
+
+  /** Answer one request body. Never throws. */
+  async handle(body: Buffer | undefined): Promise<JsonRpcReply> {
+    let req: unknown;
+    try {
+      req = JSON.parse(body ? body.toString('utf8') : '');
+    } catch (err) {
+      return fail(null, JsonRpcError.Parse, `Parse json error: ${errorMessage(err)}`);
+    }
+    if (!req || typeof req !== 'object' || Array.isArray(req)) {
+      return fail(null, JsonRpcError.Parse, `Parse json error: expected a request object, got ${typeOf(req)}`);
+    }
+    const { id, jsonrpc, method, params } = req as Record<string, unknown>;
+    for (const [key, v] of [
+      ['id', id],
+      ['jsonrpc', jsonrpc],
+      ['method', method],
+    ] as const) {
+      if (v !== undefined && v !== null && typeof v !== 'string') {
+        return fail(null, JsonRpcError.Parse, `Parse json error: ${key}: expected a string, got ${typeOf(v)}`);
+      }
+    }
+    const rid = (id as string | undefined) ?? '';
+    if (rid === '' || jsonrpc !== '2.0') {
+      const echo = JSON.stringify({ method: method ?? '', jsonrpc: jsonrpc ?? '', params: params ?? null, id: rid });
+      return fail(rid, JsonRpcError.InvalidRequest, `Bad json request: ${echo.slice(0, 1000)}`);
+    }
+    const m = typeof method === 'string' && Object.hasOwn(this.methods, method) ? this.methods[method] : undefined;
+    if (!m) return fail(rid, JsonRpcError.MethodNotFound, `Method not found: ${method ?? ''}`);
+    try {
+      return { jsonrpc: '2.0', id: rid, error: null, result: (await m(params)) ?? null };
+    } catch (e) {
+      const err = asParams(e);
+      if (err instanceof FailureError) return fail(rid, JsonRpcCode.Failure, err.message);
+      if (err instanceof OngoingError) return fail(rid, JsonRpcCode.Ongoing, err.message);
+      if (!(err instanceof InputError)) this.log.error('json-rpc call failed', { method, error: errorMessage(err) });
+      return fail(rid, JsonRpcError.Internal, errorMessage(err));
+    }
+  }
+
+  /** Mount `POST /api/json-rpc` on the HTTP app. Every reply is HTTP 200, an oversized body included. */
+  register(app: FastifyInstance): void {
+    app.post('/api/json-rpc', {
+      errorHandler: (err, _req, reply) => {
+        const fe = err as { code?: string };
+        const message =
+          fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+            ? `Bad json request: request body is larger than HttpBodyLimit (${app.initialConfig.bodyLimit} bytes)`
+            : `Bad json request: ${errorMessage(err)}`;
+        reply.code(200).send(fail(null, JsonRpcError.InvalidRequest, message));
+      },
+      handler: async (req) => this.handle(req.body as Buffer | undefined),
+    });
+  }
+}

@@ -1,0 +1,186 @@
+import { classifyGrpcStatus, DtmMetadata, GrpcStatus, grpcErrorText } from '@dtx/protocol';
+import { credentials, Client as GrpcClient, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { errorMessage } from '../core/errors.js';
+import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
+import type { TargetResolver } from './dispatch.js';
+
+/** Schemes whose targets a {@link TargetResolver} resolves: go-zero's etcd (two names) and kratos. */
+export const DISCOVERY_SCHEMES: readonly string[] = ['etcd', 'discov', 'discovery'];
+
+/** A gRPC branch URL split for the call. */
+export interface GrpcUrl {
+  /** `host:port`, or a discovery target (`scheme://authority/service`) to resolve first. */
+  target: string;
+  /** The scheme of a discovery target; undefined for `host:port`. */
+  scheme: string | undefined;
+  /** Full method path, `/package.Service/Method`. */
+  method: string;
+}
+
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/;
+const METHOD = /^\/[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/;
+
+/**
+ * Splits a gRPC branch URL (spec §5.5). `host:port/package.Service/Method` splits at the first `/`;
+ * a discovery URL `scheme://authority/service/package.Service/Method` splits after the service
+ * (kratos: `discovery:///service/...`, the authority empty); a query string, such as go-zero's etcd
+ * `?user=&password=`, stays with the target. Returns a problem text for a URL that can never be called.
+ */
+export function parseGrpcUrl(url: string): GrpcUrl | string {
+  const sep = url.indexOf('://');
+  if (sep !== -1) {
+    const scheme = url.slice(0, sep).toLowerCase();
+    if (!DISCOVERY_SCHEMES.includes(scheme)) {
+      return `unknown scheme '${scheme}://': only ${DISCOVERY_SCHEMES.map((s) => `${s}://`).join(', ')} are resolved`;
+    }
+    // a query (go-zero's etcd ?user=&password=) belongs to the target, wherever it was written
+    const q = url.indexOf('?', sep);
+    const query = q === -1 ? '' : url.slice(q);
+    const rest = url.slice(sep + 3, q === -1 ? undefined : q);
+    const authorityEnd = rest.indexOf('/');
+    if (authorityEnd === -1) return `no service after '${scheme}://${rest}'`;
+    const serviceEnd = rest.indexOf('/', authorityEnd + 1);
+    if (serviceEnd === -1) return `no method after '${scheme}://${rest}'`;
+    if (serviceEnd === authorityEnd + 1) return 'empty service name';
+    const method = rest.slice(serviceEnd);
+    if (!METHOD.test(method)) return `'${method}' is not a method path /package.Service/Method`;
+    return { target: `${scheme}://${rest.slice(0, serviceEnd)}${query}`, scheme, method };
+  }
+  const slash = url.indexOf('/');
+  if (slash === -1) return "no '/' found";
+  const target = url.slice(0, slash);
+  const method = url.slice(slash);
+  if (!HOST_PORT.test(target)) return `'${target}' is not host:port`;
+  if (!METHOD.test(method)) return `'${method}' is not a method path /package.Service/Method`;
+  return { target, scheme: undefined, method };
+}
+
+/** Why a URL can never be called over gRPC, or undefined when it can. */
+export function grpcUrlProblem(url: string): string | undefined {
+  const p = parseGrpcUrl(url);
+  return typeof p === 'string' ? p : undefined;
+}
+
+/** DTM's default service config for branch channels (spec §5.5; config key GrpcServiceConfig). */
+export const DEFAULT_GRPC_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
+
+export interface GrpcCallerOptions {
+  /** Resolves discovery targets (`etcd://…`, `discov://…`, `discovery://…`) to `host:port`. */
+  resolver: TargetResolver;
+  /** JSON service config of every channel. Default {@link DEFAULT_GRPC_SERVICE_CONFIG}. */
+  serviceConfig?: string;
+}
+
+/** Bytes in, bytes out: the payload is sent as the request message unchanged; the reply is ignored. */
+const raw = (b: Buffer): Buffer => b;
+
+function extHeaders(extData: string): Record<string, string> | undefined {
+  if (!extData) return undefined;
+  try {
+    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
+    return h && typeof h === 'object' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function error(message: string): BranchOutcome {
+  return { result: 'ERROR', message: message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE) : message };
+}
+
+/**
+ * gRPC branches (spec §5.5), called without knowing their proto: the stored payload bytes are the
+ * request message, sent with plain `application/grpc`; the transaction travels as `dtm-*` metadata,
+ * followed by ext_data.headers and branch_headers; the deadline is the call's timeout. One channel
+ * per target address, created on first use and kept until close. The final status is read by
+ * {@link classifyGrpcStatus}: OK, Aborted (FAILURE, or ONGOING by its message) and FailedPrecondition
+ * (ONGOING); any other code is an error that the cron retries with backoff.
+ */
+export class GrpcBranchCaller implements BranchCaller {
+  private readonly clients = new Map<string, GrpcClient>();
+  private readonly resolver: TargetResolver;
+  private readonly serviceConfig: string;
+  private closed = false;
+
+  constructor(o: GrpcCallerOptions) {
+    this.resolver = o.resolver;
+    this.serviceConfig = o.serviceConfig || DEFAULT_GRPC_SERVICE_CONFIG;
+  }
+
+  async call(c: BranchCall): Promise<BranchOutcome> {
+    const url = parseGrpcUrl(c.url);
+    if (typeof url === 'string') return error(`bad url: '${c.url}'. ${url}`);
+    let address = url.target;
+    if (url.scheme !== undefined) {
+      try {
+        address = await this.resolver.resolve(url.target);
+      } catch (err) {
+        return error(`cannot resolve '${url.target}': ${errorMessage(err)}`);
+      }
+    }
+    let client: GrpcClient;
+    let md: Metadata;
+    try {
+      client = this.client(address);
+      md = metadataOf(c);
+    } catch (err) {
+      return error(`cannot call '${c.url}': ${errorMessage(err)}`);
+    }
+    const p = c.payload;
+    const request = Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+    return new Promise<BranchOutcome>((resolve) => {
+      client.makeUnaryRequest(
+        url.method,
+        raw,
+        raw,
+        request,
+        md,
+        { deadline: Date.now() + c.timeoutMs },
+        (err: ServiceError | null) => {
+          if (!err) {
+            resolve({ result: 'SUCCESS', message: '' });
+            return;
+          }
+          const code = typeof err.code === 'number' ? err.code : GrpcStatus.UNKNOWN;
+          const details = (err.details ?? err.message ?? '').slice(0, MAX_MESSAGE);
+          const result = classifyGrpcStatus(code, details);
+          resolve(result === 'ERROR' ? error(grpcErrorText(code, details)) : { result, message: details });
+        },
+      );
+    });
+  }
+
+  /** The channel of an address, created once. */
+  private client(address: string): GrpcClient {
+    if (this.closed) throw new Error('the coordinator is shutting down');
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new GrpcClient(address, credentials.createInsecure(), {
+        'grpc.service_config': this.serviceConfig,
+      });
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+/** `dtm-*` keys, then ext_data.headers, then branch_headers (the later wins on a clash). */
+function metadataOf(c: BranchCall): Metadata {
+  const t = c.trans;
+  const md = new Metadata();
+  md.set(DtmMetadata.Gid, t.gid);
+  md.set(DtmMetadata.TransType, t.transType);
+  md.set(DtmMetadata.BranchId, c.branchId);
+  md.set(DtmMetadata.Op, c.op);
+  md.set(DtmMetadata.Dtm, '');
+  for (const h of [extHeaders(t.extData), t.opts.branch_headers]) {
+    if (h) for (const [k, v] of Object.entries(h)) md.set(k.toLowerCase(), v);
+  }
+  return md;
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { classifyHttpReply, JsonRpcCode } from '@dtx/protocol';
+import { Agent } from 'undici';
+import { errorMessage } from '../core/errors.js';
+import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
+
+function extHeaders(extData: string): Record<string, string> | undefined {
+  if (!extData) return undefined;
+  try {
+    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
+    return h && typeof h === 'object' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
+function paramsOf(payload: Uint8Array): Record<string, unknown> {
+  const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
+  if (text.trim() === '') return {};
+  const v = JSON.parse(text) as unknown;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Reads the reply of a JSON-RPC branch (spec §5.3): the HTTP rules of §5.4 first (status, then the
+ * FAILURE / ONGOING substrings); a 200 whose `error` member is set is then FAILURE for code -32901,
+ * ONGOING for -32902 and a retryable error for any other code. DTM means the same codes but never
+ * matches them (a float-versus-int comparison in Go); honouring them is a safe superset.
+ */
+export function classifyJsonRpcReply(status: number, body: string): BranchOutcome {
+  const http = classifyHttpReply(status, body);
+  if (http === 'ERROR') return { result: 'ERROR', message: `http status ${status}: ${body}` };
+  if (http !== 'SUCCESS') return { result: http, message: body };
+  let reply: { error?: unknown };
+  try {
+    reply = JSON.parse(body) as { error?: unknown };
+  } catch {
+    return { result: 'SUCCESS', message: body };
+  }
+  const err = reply && typeof reply === 'object' ? reply.error : undefined;
+  if (err === undefined || err === null) return { result: 'SUCCESS', message: body };
+  const code = typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
+  if (code === JsonRpcCode.Failure) return { result: 'FAILURE', message: body };
+  if (code === JsonRpcCode.Ongoing) return { result: 'ONGOING', message: body };
+  return { result: 'ERROR', message: `json-rpc error: ${body}` };
+}
+
+/**
+ * JSON-RPC branches (spec §5.3): the payload object gains `gid`, `trans_type`, `branch_id` and `op`
+ * and is POSTed as the params of a JSON-RPC 2.0 request whose method is the URL's `method` query
+ * parameter; the URL is called as written. Headers and timeout as for plain HTTP branches.
+ */
+export class JsonRpcBranchCaller implements BranchCaller {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+
+  async call(c: BranchCall): Promise<BranchOutcome> {
+    const t = c.trans;
+    let params: Record<string, unknown>;
+    let u: URL;
+    try {
+      params = paramsOf(c.payload);
+      u = new URL(c.url);
+    } catch (err) {
+      return { result: 'ERROR', message: `json-rpc branch '${c.url}': bad payload or url: ${errorMessage(err)}` };
+    }
+    params.gid = t.gid;
+    params.trans_type = t.transType;
+    params.branch_id = c.branchId;
+    params.op = c.op;
+    const body = JSON.stringify({
+      params,
+      jsonrpc: '2.0',
+      method: u.searchParams.get('method') ?? '',
+      id: randomBytes(5).toString('hex'),
+    });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const ext = extHeaders(t.extData);
+    if (ext) Object.assign(headers, ext);
+    if (t.opts.branch_headers) Object.assign(headers, t.opts.branch_headers);
+    try {
+      const res = await this.agent.request({
+        origin: u.origin,
+        path: `${u.pathname}${u.search}`,
+        method: 'POST',
+        headers,
+        body,
+        headersTimeout: c.timeoutMs,
+        bodyTimeout: c.timeoutMs,
+      });
+      const out = classifyJsonRpcReply(res.statusCode, await res.body.text());
+      if (out.message.length > MAX_MESSAGE) out.message = out.message.slice(0, MAX_MESSAGE);
+      return out;
+    } catch (err) {
+      return { result: 'ERROR', message: errorMessage(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
