@@ -2,15 +2,17 @@
  * The SDK's entry point: a connection to one dtx (or DTM) coordinator over HTTP, and the factory of the
  * transaction builders.
  */
-import type { QueryReply, TransRequest } from '@dtx/protocol';
+import { classifyHttpReply, Protocol, type QueryReply, type TransRequest, TransType } from '@dtx/protocol';
 import { Agent, Pool } from 'undici';
 import { coordinatorReplyError } from './coordinator-reply.js';
+import type { CoordinatorTransport, SdkBranchCall, SdkBranchReply, TransportClient } from './coordinator-transport.js';
 import { BranchError, CoordinatorError, DtxError } from './errors.js';
 import { generateGid } from './gid.js';
 import { type HttpReply, httpCall, urlWithQuery } from './http-call.js';
 import { Msg, type MsgOptions } from './msg.js';
 import { Saga, type SagaOptions } from './saga.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
+import { buildTransRequest, payloadText } from './trans-request.js';
 
 /** Options of a {@link DtxClient}. */
 export interface DtxClientOptions {
@@ -50,9 +52,14 @@ export interface BranchRequest {
  * Every coordinator call rejects with a `FailureError` when the coordinator answers FAILURE (HTTP 409), an
  * `OngoingError` for ONGOING (425), and a `CoordinatorError` for any other answer or a network error.
  */
-export class DtxClient {
+export class DtxClient implements TransportClient<unknown, HttpReply> {
   /** The coordinator's API base URL, without a trailing slash. Branches receive it as the `dtm` parameter. */
   readonly url: string;
+  /**
+   * What the transaction builders use: payloads are JSON values sent as JSON text, transactions go to the HTTP
+   * routes, the SDK's own branch calls (TCC try, msg back-check) are HTTP requests.
+   */
+  readonly transport: CoordinatorTransport<unknown, HttpReply>;
   readonly #pool: Pool;
   readonly #branches: Agent;
   readonly #timeoutMs: number;
@@ -83,6 +90,7 @@ export class DtxClient {
     const connections = options.maxConnections ?? 64;
     this.#pool = new Pool(base.origin, { connections });
     this.#branches = new Agent({ connections });
+    this.transport = httpTransport(this);
   }
 
   /**
@@ -90,7 +98,7 @@ export class DtxClient {
    * @param gid the global id; default: a new one from {@link generateGid}
    * @param options see {@link SagaOptions}; default: none set
    */
-  saga(gid?: string, options?: SagaOptions): Saga {
+  saga(gid?: string, options?: SagaOptions): Saga<unknown> {
     return new Saga(this, gid ?? generateGid(), options);
   }
 
@@ -99,7 +107,7 @@ export class DtxClient {
    * @param gid the global id; default: a new one from {@link generateGid}
    * @param options see {@link MsgOptions}; default: none set
    */
-  msg(gid?: string, options?: MsgOptions): Msg {
+  msg(gid?: string, options?: MsgOptions): Msg<unknown> {
     return new Msg(this, gid ?? generateGid(), options);
   }
 
@@ -230,6 +238,46 @@ export class DtxClient {
     if (err !== undefined) throw err;
     return reply.text;
   }
+}
+
+/** The HTTP {@link CoordinatorTransport} of `client`. */
+function httpTransport(client: DtxClient): CoordinatorTransport<unknown, HttpReply> {
+  return {
+    protocol: Protocol.Http,
+    address: client.url,
+    encodePayload: (payload) => JSON.stringify(payload) ?? 'null',
+    prepare: (parts) => client.prepare(buildTransRequest(parts)),
+    submit: (parts) => client.submit(buildTransRequest(parts)),
+    abort: (parts) => client.abort(buildTransRequest(parts)),
+    registerTccBranch: (b) =>
+      client.registerBranch({
+        gid: b.gid,
+        branch_id: b.branchId,
+        trans_type: TransType.Tcc,
+        data: payloadText(b.payload),
+        confirm: b.confirm,
+        cancel: b.cancel,
+      }),
+    async callBranch(call: SdkBranchCall): Promise<SdkBranchReply<HttpReply>> {
+      const info = { gid: call.gid, trans_type: call.transType, branch_id: call.branchId, op: call.op };
+      const reply = await client.requestBranch({
+        method: call.payload === undefined ? 'GET' : 'POST',
+        url: call.url,
+        query: call.withCoordinator
+          ? { dtm: client.url, gid: call.gid, branch_id: call.branchId, trans_type: call.transType, op: call.op }
+          : info,
+        ...(call.payload === undefined ? {} : { body: payloadText(call.payload) }),
+        ...(call.headers === undefined ? {} : { headers: call.headers }),
+      });
+      return {
+        result: classifyHttpReply(reply.status, reply.text),
+        message: reply.text,
+        status: `HTTP ${reply.status}`,
+        httpStatus: reply.status,
+        reply,
+      };
+    },
+  };
 }
 
 function errorText(err: unknown): string {

@@ -4,25 +4,29 @@
  * process dies before `submit`, the coordinator asks the service (the `queryPrepared` back-check) whether the
  * local transaction committed.
  */
-import { BranchOp, classifyHttpReply, MSG_BRANCH_ID, Result, type TransRequest, TransType } from '@dtx/protocol';
+import { BranchOp, MSG_BRANCH_ID, Result, type TransRequest, TransType } from '@dtx/protocol';
 import type { BarrierDb } from './barrier/barrier-db.js';
 import type { BarrierBusiness } from './barrier/branch-barrier.js';
 import { BranchBarrier } from './barrier/branch-barrier.js';
-import type { DtxClient } from './client.js';
+import type { CoordinatorTransport, TransParts, TransportClient, WirePayload } from './coordinator-transport.js';
 import { DuplicatedError, FailureError } from './errors.js';
 import { buildTransRequest } from './trans-request.js';
 import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
 
 /** Options of a two-phase message. */
 export interface MsgOptions extends TransactionOptions {
-  /** Deliver all steps in parallel instead of one after the other. Default: `false`. */
+  /**
+   * Deliver all steps in parallel instead of one after the other. Default: `false`. HTTP only: DTM's gRPC API has
+   * no such option, and a gRPC client refuses it.
+   */
   concurrent?: boolean;
   /** Seconds after creation before the coordinator delivers the steps. Default: `0`, at once. */
   delay?: number;
 }
 
 /**
- * A two-phase message under construction; create it with `client.msg(gid?, options?)`.
+ * A two-phase message under construction; create it with `client.msg(gid?, options?)`, over HTTP (`DtxClient`)
+ * or gRPC (`DtxGrpcClient`) alike.
  *
  * ```ts
  * const msg = client.msg().add(`${busi}/TransIn`, { amount: 30 });
@@ -30,33 +34,37 @@ export interface MsgOptions extends TransactionOptions {
  *   tx.prepare('update account set balance = balance - 30 where id = 1').run();
  * });
  * ```
+ *
+ * @typeParam Payload - what a step carries: any JSON value over HTTP, protobuf bytes over gRPC.
  */
-export class Msg {
-  readonly #client: DtxClient;
+export class Msg<Payload = unknown> {
+  readonly #transport: CoordinatorTransport<Payload, unknown>;
   readonly #options: MsgOptions;
   readonly #steps: Record<string, string>[] = [];
-  readonly #payloads: string[] = [];
+  readonly #payloads: WirePayload[] = [];
   #queryPrepared: string | undefined;
 
   /** Prefer `client.msg()`. */
   constructor(
-    client: DtxClient,
+    client: TransportClient<Payload, unknown>,
     /** The global id. */
     readonly gid: string,
     options: MsgOptions = {},
   ) {
-    this.#client = client;
+    this.#transport = client.transport;
     this.#options = { ...options };
   }
 
   /**
-   * Appends a step: the coordinator POSTs `payload` to `action` once the message is submitted.
-   * @param action URL of the receiver, or `topic://<name>` for every subscriber of a topic
-   * @param payload any JSON value, sent as its JSON text; default `null`
+   * Appends a step: the coordinator sends `payload` to `action` once the message is submitted.
+   * @param action URL of the receiver (gRPC: `host:port/pkg.Svc/Method`), or `topic://<name>` for every
+   *   subscriber of a topic
+   * @param payload HTTP: any JSON value, sent as its JSON text, default `null`; gRPC: the request message's bytes
    */
-  add(action: string, payload: unknown = null): this {
+  add(action: string, payload?: Payload): this {
+    const encoded = this.#transport.encodePayload(payload as Payload);
     this.#steps.push({ action });
-    this.#payloads.push(JSON.stringify(payload) ?? 'null');
+    this.#payloads.push(encoded);
     return this;
   }
 
@@ -78,10 +86,15 @@ export class Msg {
     return this;
   }
 
-  /** The body `prepare` and `submit` send (spec §2.3); `rollbackReason` is for `abort`. */
+  /** The body the HTTP transport sends for `prepare` and `submit` (spec §2.3); `rollbackReason` is for `abort`. */
   toRequest(rollbackReason?: string): TransRequest {
+    return buildTransRequest(this.toParts(rollbackReason));
+  }
+
+  /** The transaction `prepare`, `submit` and `abort` hand to the transport. */
+  toParts(rollbackReason?: string): TransParts {
     const delay = this.#options.delay ?? 0;
-    return buildTransRequest({
+    return {
       gid: this.gid,
       transType: TransType.Msg,
       steps: this.#steps.map((s) => ({ ...s })),
@@ -91,18 +104,19 @@ export class Msg {
       ...(rollbackReason === undefined ? {} : { rollbackReason }),
       options: toWireOptions(this.#options),
       concurrent: this.#options.concurrent === true,
-    });
+    };
   }
 
   /**
    * Records the message as prepared. If it is not submitted (or aborted) within `timeoutToFail`, the
    * coordinator calls `queryPrepared` with `gid`, `trans_type=msg`, `branch_id=00` and `op=msg`: SUCCESS means
    * "committed, deliver it", FAILURE "rolled back, drop it", ONGOING "ask again later".
-   * @param queryPrepared URL of the back-check handler (see `BranchBarrier.queryPrepared`)
+   * @param queryPrepared URL of the back-check handler (see `BranchBarrier.queryPrepared`); gRPC:
+   *   `host:port/pkg.Svc/Method`
    */
   async prepare(queryPrepared: string): Promise<void> {
     this.#queryPrepared = queryPrepared;
-    await this.#client.prepare(this.toRequest());
+    await this.#transport.prepare(this.toParts());
   }
 
   /**
@@ -110,12 +124,12 @@ export class Msg {
    * works without `prepare`, when there is no local transaction to wait for.
    */
   async submit(): Promise<void> {
-    await this.#client.submit(this.toRequest());
+    await this.#transport.submit(this.toParts());
   }
 
   /** Drops a prepared message: the coordinator marks it failed and delivers nothing. */
   async abort(): Promise<void> {
-    await this.#client.abort(this.toRequest());
+    await this.#transport.abort(this.toParts());
   }
 
   /**
@@ -166,13 +180,15 @@ export class Msg {
   /** Calls the back-check like the coordinator would; `undefined` when it cannot tell. */
   async #askQueryPrepared(queryPrepared: string): Promise<Result | undefined> {
     try {
-      const reply = await this.#client.requestBranch({
-        method: 'GET',
+      const { result } = await this.#transport.callBranch({
         url: queryPrepared,
-        query: { gid: this.gid, trans_type: TransType.Msg, branch_id: MSG_BRANCH_ID, op: BranchOp.Msg },
+        gid: this.gid,
+        transType: TransType.Msg,
+        branchId: MSG_BRANCH_ID,
+        op: BranchOp.Msg,
+        withCoordinator: false,
         ...(this.#options.branchHeaders === undefined ? {} : { headers: this.#options.branchHeaders }),
       });
-      const result = classifyHttpReply(reply.status, reply.text);
       return result === Result.Success || result === Result.Failure ? result : undefined;
     } catch {
       return undefined;

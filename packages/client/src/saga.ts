@@ -4,7 +4,7 @@
  * everything that may have run, last step first.
  */
 import { type TransRequest, TransType } from '@dtx/protocol';
-import type { DtxClient } from './client.js';
+import type { CoordinatorTransport, TransParts, TransportClient, WirePayload } from './coordinator-transport.js';
 import { DtxError } from './errors.js';
 import { buildTransRequest } from './trans-request.js';
 import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
@@ -26,7 +26,8 @@ interface SagaStep {
 }
 
 /**
- * A saga under construction; create it with `client.saga(gid?, options?)`.
+ * A saga under construction; create it with `client.saga(gid?, options?)`, over HTTP (`DtxClient`) or gRPC
+ * (`DtxGrpcClient`) alike.
  *
  * ```ts
  * await client.saga()
@@ -34,36 +35,39 @@ interface SagaStep {
  *   .add(`${busi}/TransIn`, `${busi}/TransInCompensate`, { amount: 30 })
  *   .submit();
  * ```
+ *
+ * @typeParam Payload - what a step carries: any JSON value over HTTP, protobuf bytes over gRPC.
  */
-export class Saga {
-  readonly #client: DtxClient;
+export class Saga<Payload = unknown> {
+  readonly #transport: CoordinatorTransport<Payload, unknown>;
   readonly #options: SagaOptions;
   readonly #steps: SagaStep[] = [];
-  readonly #payloads: string[] = [];
+  readonly #payloads: WirePayload[] = [];
   readonly #orders = new Map<number, number[]>();
   #concurrent = false;
 
   /** Prefer `client.saga()`. */
   constructor(
-    client: DtxClient,
+    client: TransportClient<Payload, unknown>,
     /** The global id. */
     readonly gid: string,
     options: SagaOptions = {},
   ) {
-    this.#client = client;
+    this.#transport = client.transport;
     this.#options = { ...options };
   }
 
   /**
-   * Appends a step. The coordinator POSTs `payload` to both URLs, with `gid`, `trans_type`, `branch_id` and `op`
-   * in the query string.
-   * @param action URL of the forward operation
+   * Appends a step. Over HTTP the coordinator POSTs `payload` to both URLs, with `gid`, `trans_type`, `branch_id`
+   * and `op` in the query string; over gRPC it calls both methods with the payload bytes and `dtm-*` metadata.
+   * @param action URL of the forward operation (gRPC: `host:port/pkg.Svc/Method`, or a discovery target)
    * @param compensate URL of its compensation; `''` for none (the coordinator treats an empty URL as success)
-   * @param payload any JSON value, sent as its JSON text; default `null`
+   * @param payload HTTP: any JSON value, sent as its JSON text, default `null`; gRPC: the request message's bytes
    */
-  add(action: string, compensate: string, payload: unknown = null): this {
+  add(action: string, compensate: string, payload?: Payload): this {
+    const encoded = this.#transport.encodePayload(payload as Payload);
     this.#steps.push({ action, compensate });
-    this.#payloads.push(JSON.stringify(payload) ?? 'null');
+    this.#payloads.push(encoded);
     return this;
   }
 
@@ -92,8 +96,13 @@ export class Saga {
     return this;
   }
 
-  /** The body {@link submit} sends (spec §2.3). */
+  /** The body the HTTP transport sends for {@link submit} (spec §2.3). */
   toRequest(): TransRequest {
+    return buildTransRequest(this.toParts());
+  }
+
+  /** The transaction {@link submit} hands to the transport. */
+  toParts(): TransParts {
     const last = this.#steps.length - 1;
     for (const [step, pres] of this.#orders) {
       for (const i of [step, ...pres]) {
@@ -107,14 +116,14 @@ export class Saga {
       for (const [step, pres] of [...this.#orders].sort((a, b) => a[0] - b[0])) orders[String(step)] = pres;
       customData = JSON.stringify({ orders, concurrent: true });
     }
-    return buildTransRequest({
+    return {
       gid: this.gid,
       transType: TransType.Saga,
       steps: this.#steps.map((s) => ({ action: s.action, compensate: s.compensate })),
       payloads: [...this.#payloads],
       ...(customData === undefined ? {} : { customData }),
       options: toWireOptions(this.#options),
-    });
+    };
   }
 
   /**
@@ -123,6 +132,6 @@ export class Saga {
    * compensated (the message is the rollback reason) or is still running.
    */
   async submit(): Promise<void> {
-    await this.#client.submit(this.toRequest());
+    await this.#transport.submit(this.toParts());
   }
 }

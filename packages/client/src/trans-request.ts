@@ -3,27 +3,22 @@
  * `protocol` and `concurrent`; `steps`, `payloads`, `custom_data`, `query_prepared`, `rollback_reason` and the
  * options only when they are set. Keys come in Go's order, which makes captured bodies easy to compare.
  */
-import { Protocol, type TransOptions, type TransRequest } from '@dtx/protocol';
+import { Protocol, type TransRequest } from '@dtx/protocol';
+import type { TransParts, WirePayload } from './coordinator-transport.js';
 
 /** The parts a transaction mode contributes to a request. */
-export interface TransRequestParts {
-  gid: string;
-  transType: string;
-  steps?: Record<string, string>[];
-  payloads?: string[];
-  customData?: string;
-  queryPrepared?: string;
-  rollbackReason?: string;
-  options?: TransOptions;
-  /** msg only: deliver the branches in parallel. Default `false`. */
-  concurrent?: boolean;
+export type TransRequestParts = TransParts;
+
+/** A payload as HTTP carries it: JSON text (bytes are read as UTF-8). */
+export function payloadText(payload: WirePayload): string {
+  return typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8');
 }
 
 /** Assembles the request body from its parts. */
 export function buildTransRequest(parts: TransRequestParts): TransRequest {
   const req: TransRequest = { gid: parts.gid, trans_type: parts.transType };
   if (parts.steps !== undefined && parts.steps.length > 0) req.steps = parts.steps;
-  if (parts.payloads !== undefined && parts.payloads.length > 0) req.payloads = parts.payloads;
+  if (parts.payloads !== undefined && parts.payloads.length > 0) req.payloads = parts.payloads.map(payloadText);
   if (parts.customData !== undefined && parts.customData !== '') req.custom_data = parts.customData;
   if (parts.queryPrepared !== undefined && parts.queryPrepared !== '') req.query_prepared = parts.queryPrepared;
   req.protocol = Protocol.Http;

@@ -29,6 +29,8 @@ export interface DtxServer {
   output(): string;
   /** Kills the server and removes its files. */
   stop(): Promise<void>;
+  /** SIGKILL: no shutdown, no flush, as a crash (files are kept until stop). */
+  kill(): Promise<void>;
 }
 
 /** True when the server has been built, so end-to-end tests can run. */
@@ -48,6 +50,7 @@ export async function startDtxServer(options: { timeoutMs?: number; env?: Record
       ...process.env,
       HTTP_PORT: String(port),
       STORE_SQLITE_PATH: join(dir, 'dtx.db'),
+      GRPC_PORT: '0',
       DTX_TEST_MODE: '1',
       ...options.env,
     },
@@ -107,6 +110,11 @@ export async function startDtxServer(options: { timeoutMs?: number; env?: Record
     },
     output: () => output,
     stop,
+    async kill() {
+      if (exited) return;
+      child.kill('SIGKILL');
+      await exit;
+    },
   };
   return server;
 }

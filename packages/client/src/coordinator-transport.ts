@@ -1,0 +1,94 @@
+/**
+ * The seam between the transaction builders (saga, msg, tcc) and the wire. The builders describe a transaction
+ * and the calls they need; a transport — HTTP in {@link DtxClient}, gRPC in `DtxGrpcClient` — puts them on the wire
+ * and reads the replies. A user switches transport by constructing the other client; the builders are the same.
+ *
+ * @module
+ */
+import type { Protocol, Result, TransOptions } from '@dtx/protocol';
+
+/** A step's or branch's payload as it travels: JSON text (HTTP) or protobuf bytes (gRPC). */
+export type WirePayload = string | Uint8Array;
+
+/** A transaction as the builders describe it, before a transport encodes it (spec §2.3, §4.2). */
+export interface TransParts {
+  gid: string;
+  transType: string;
+  /** Saga: `{action, compensate}` per step; msg: `{action}`. */
+  steps?: Record<string, string>[];
+  /** One per step, already encoded by {@link CoordinatorTransport.encodePayload}. */
+  payloads?: WirePayload[];
+  customData?: string;
+  queryPrepared?: string;
+  rollbackReason?: string;
+  options?: TransOptions;
+  /** msg only: deliver the branches in parallel. Default `false`. */
+  concurrent?: boolean;
+}
+
+/** A TCC branch to record before its try is called (spec §2.5 / §12.5). */
+export interface TccBranchRegistration {
+  gid: string;
+  branchId: string;
+  /** The try's payload; the coordinator sends the same to confirm and cancel. */
+  payload: WirePayload;
+  confirm: string;
+  cancel: string;
+}
+
+/** A branch call the SDK makes itself: a TCC try, or the msg back-check of `doAndSubmit`. */
+export interface SdkBranchCall {
+  /** The branch: an HTTP URL, or a gRPC `host:port/pkg.Svc/Method`. */
+  url: string;
+  gid: string;
+  transType: string;
+  branchId: string;
+  op: string;
+  /** Default: none (an HTTP GET; an empty gRPC message). */
+  payload?: WirePayload;
+  /** The transaction's branch headers (HTTP headers / gRPC metadata). Default: none. */
+  headers?: Record<string, string>;
+  /** Tell the branch which coordinator runs its transaction (`dtm` / `dtm-dtm`), as a try call does. */
+  withCoordinator: boolean;
+}
+
+/** How a {@link SdkBranchCall} ended. */
+export interface SdkBranchReply<Reply> {
+  /** How DTM would read the reply (spec §5.4 for HTTP, §5.5 for gRPC). */
+  result: Result | 'ERROR';
+  /** The reply's text (HTTP body, gRPC status details), for error messages. */
+  message: string;
+  /** Names the reply's status in messages, e.g. `HTTP 500` or `gRPC Unavailable`. */
+  status: string;
+  /** The HTTP status, for `BranchError.status`. */
+  httpStatus?: number;
+  /** The reply itself: an `HttpReply` over HTTP, the reply message's bytes over gRPC. */
+  reply: Reply;
+}
+
+/**
+ * What the transaction builders need from a coordinator client. `Payload` is what users hand to `add` and
+ * `callBranch` (any JSON value over HTTP, protobuf bytes over gRPC); `Reply` is what a TCC try returns.
+ */
+export interface CoordinatorTransport<Payload, Reply> {
+  /** The protocol branches are called with: `http` or `grpc`. */
+  readonly protocol: Protocol;
+  /** How branches name this coordinator: the `dtm` query parameter (HTTP), the `dtm-dtm` metadata (gRPC). */
+  readonly address: string;
+  /**
+   * Encodes a payload for the wire, at the moment it is added (later changes to the object are not sent).
+   * @throws DtxError when the payload cannot be carried by this transport.
+   */
+  encodePayload(payload: Payload): WirePayload;
+  prepare(parts: TransParts): Promise<void>;
+  submit(parts: TransParts): Promise<void>;
+  abort(parts: TransParts): Promise<void>;
+  registerTccBranch(branch: TccBranchRegistration): Promise<void>;
+  /** Rejects with a `BranchError` only when there is no reply (unreachable, timed out). */
+  callBranch(call: SdkBranchCall): Promise<SdkBranchReply<Reply>>;
+}
+
+/** A client the builders can work with: anything that has a {@link CoordinatorTransport}. */
+export interface TransportClient<Payload, Reply> {
+  readonly transport: CoordinatorTransport<Payload, Reply>;
+}
