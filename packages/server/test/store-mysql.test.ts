@@ -1,0 +1,418 @@
+/**
+ * The MySQL / MariaDB store on the server of scripts/services.sh (DTX_MYSQL_URL): the Store conformance suite
+ * in a database of its own, then what only this backend has to show — versioned migrations (also instances
+ * opening at once), reset, the group commit with failures isolated, a payload too big for a text batch, an
+ * existing DTM database upgraded in place, millisecond times, exact (case-sensitive) keys.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import mysql from 'mysql2/promise';
+import { MysqlStore } from '../src/store/mysql/mysql-store.js';
+import { dropSqlStoreData } from '../src/store/sql/drop-store-data.js';
+import { type SqlStoreOptions, sqlOptionsFromUrl } from '../src/store/sql/sql-options.js';
+import {
+  assertSameBytes,
+  at,
+  makeBranch,
+  makeTrans,
+  NON_UTF8,
+  outcome,
+  plain,
+  storeConformance,
+} from './store-conformance.js';
+
+const SERVER: SqlStoreOptions = {
+  ...sqlOptionsFromUrl(process.env.DTX_MYSQL_URL ?? 'mysql://dtx:dtx@127.0.0.1:3306/dtx_test'),
+  retryIntervalMs: 0, // a test fails at once when the server is down
+};
+const tag = `${process.pid}_${Date.now().toString(36)}`;
+const databases: string[] = [];
+/** Options for a database of this run, dropped at the end. */
+function inDatabase(what: string): SqlStoreOptions {
+  const database = `dtx_mytest_${what}_${tag}`;
+  databases.push(database);
+  return { ...SERVER, database };
+}
+
+async function admin<T>(fn: (c: mysql.Connection) => Promise<T>, database?: string): Promise<T> {
+  const c = await mysql.createConnection({
+    host: SERVER.host,
+    port: SERVER.port,
+    user: SERVER.user,
+    password: SERVER.password,
+    multipleStatements: true,
+    ...(database ? { database } : {}),
+  });
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+after(async () => {
+  for (const database of databases) await dropSqlStoreData('mysql', { ...SERVER, database });
+});
+
+const conformance = inDatabase('conf');
+storeConformance('mysql', async () => {
+  const store = await MysqlStore.open(conformance);
+  await store.pool.query('TRUNCATE trans_global; TRUNCATE trans_branch_op; TRUNCATE kv');
+  return store;
+});
+
+describe('MysqlStore: schema migrations', () => {
+  it('creates the database, records each version once, and a second open is a no-op', async () => {
+    const o = inDatabase('mig');
+    const first = await MysqlStore.open(o);
+    await first.saveNew(makeTrans('kept'), [makeBranch('kept', '01', 'action')]);
+    await first.close();
+    const second = await MysqlStore.open(o);
+    try {
+      assert.equal((await second.findTrans('kept'))?.gid, 'kept', 'opening again keeps the data');
+      const [rows] = (await second.pool.query('SELECT version FROM dtx_migrations ORDER BY version')) as [
+        { version: number }[],
+        unknown,
+      ];
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        [1, 2],
+      );
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('instances opening a fresh database at the same time migrate it once, without errors', async () => {
+    const o = inDatabase('race');
+    const stores = await Promise.all(Array.from({ length: 4 }, () => MysqlStore.open(o)));
+    try {
+      const [rows] = (await stores[0]!.pool.query(
+        'SELECT version, COUNT(*) AS n FROM dtx_migrations GROUP BY version ORDER BY version',
+      )) as [{ version: number; n: number }[], unknown];
+      assert.deepEqual(
+        rows.map((r) => [r.version, Number(r.n)]),
+        [
+          [1, 1],
+          [2, 1],
+        ],
+      );
+      await Promise.all(stores.map((s, i) => s.saveNew(makeTrans(`race-${i}`), [])));
+      assert.equal((await stores[0]!.scanTrans({ position: '', limit: 10 })).trans.length, 4);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('`reset` drops the data and recreates the tables; without it the data stays', async () => {
+    const o = inDatabase('reset');
+    let store = await MysqlStore.open(o);
+    await store.saveNew(makeTrans('r1'), [makeBranch('r1', '01', 'action')]);
+    await store.createKV('topics', 'r1', '[]', at(1));
+    await store.close();
+    store = await MysqlStore.open({ ...o, reset: true });
+    try {
+      assert.equal(await store.findTrans('r1'), undefined);
+      assert.deepEqual(await store.findBranches('r1'), []);
+      assert.deepEqual(await store.findKV('', ''), []);
+      await store.saveNew(makeTrans('r1'), [makeBranch('r1', '01', 'action')]);
+      assert.equal((await store.findBranches('r1')).length, 1, 'usable after the reset');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('MysqlStore: an existing DTM database', () => {
+  // DTM's sqls/dtmsvr.storage.mysql.sql as DTM ships it: DATETIME (seconds), BLOB (64 KiB), varchar(1024).
+  const dtmDdl = `
+    CREATE TABLE trans_global (
+      id bigint(22) NOT NULL AUTO_INCREMENT, gid varchar(128) NOT NULL, trans_type varchar(45) not null,
+      status varchar(12) NOT NULL, query_prepared varchar(1024) NOT NULL, protocol varchar(45) not null,
+      create_time datetime DEFAULT NULL, update_time datetime DEFAULT NULL, finish_time datetime DEFAULT NULL,
+      rollback_time datetime DEFAULT NULL, options varchar(1024) DEFAULT 'options for transaction like: TimeoutToFail, RequestTimeout',
+      custom_data varchar(1024) DEFAULT '', next_cron_interval int(11) default null, next_cron_time datetime default null,
+      owner varchar(128) not null default '', ext_data TEXT, result varchar(1024) DEFAULT '',
+      rollback_reason varchar(1024) DEFAULT '',
+      PRIMARY KEY (id), UNIQUE KEY gid (gid), key owner(owner), key status_next_cron_time (status, next_cron_time)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+    CREATE TABLE trans_branch_op (
+      id bigint(22) NOT NULL AUTO_INCREMENT, gid varchar(128) NOT NULL, url varchar(1024) NOT NULL, data TEXT,
+      bin_data BLOB, branch_id VARCHAR(128) NOT NULL, op varchar(45) NOT NULL, status varchar(45) NOT NULL,
+      finish_time datetime DEFAULT NULL, rollback_time datetime DEFAULT NULL, create_time datetime DEFAULT NULL,
+      update_time datetime DEFAULT NULL,
+      PRIMARY KEY (id), UNIQUE KEY gid_uniq (gid, branch_id, op)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+    CREATE TABLE kv (
+      id bigint(22) NOT NULL AUTO_INCREMENT, cat varchar(45) NOT NULL, k varchar(128) NOT NULL, v TEXT,
+      version bigint(22) default 1, create_time datetime default NULL, update_time datetime DEFAULT NULL,
+      PRIMARY KEY (id), UNIQUE key uniq_k(cat, k)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;`;
+
+  it('is migrated in place: rows DTM wrote stay readable, and big payloads fit afterwards', async () => {
+    const o = inDatabase('dtm');
+    await admin((c) => c.query(`CREATE DATABASE ${mysql.escapeId(o.database)} CHARACTER SET utf8mb4`));
+    await admin(async (c) => {
+      await c.query(dtmDdl);
+      await c.query(`INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time,
+          update_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
+        VALUES ('dtm-gid', 'saga', 'submitted', '', 'http', '2026-01-01 00:00:00', '2026-01-01 00:00:05',
+          '{"wait_result":true,"concurrent":false}', '', 10, '2026-01-01 00:00:15', '', NULL, '', '')`);
+      await c.query(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, create_time, update_time)
+        VALUES ('dtm-gid', 'http://busi/TransOutRevert', '{}', '01', 'compensate', 'prepared', '2026-01-01 00:00:00', '2026-01-01 00:00:00'),
+               ('dtm-gid', 'http://busi/TransOut', '{"amount":30}', '01', 'action', 'succeed', '2026-01-01 00:00:00', '2026-01-01 00:00:03')`);
+      await c.query(`INSERT INTO kv (cat, k, v, version, create_time, update_time)
+        VALUES ('topics', 'orders', '[{"url":"http://a","remark":""}]', 3, '2026-01-01 00:00:00', '2026-01-01 00:00:00')`);
+    }, o.database);
+    const store = await MysqlStore.open(o);
+    try {
+      const t = await store.findTrans('dtm-gid');
+      assert.ok(t);
+      assert.equal(t.status, 'submitted');
+      assert.equal(t.createTime, at(0));
+      assert.equal(t.updateTime, at(5));
+      assert.equal(t.nextCronTime, at(15));
+      assert.equal(t.extData, '', 'NULL ext_data reads as empty');
+      assert.equal(t.opts.wait_result, true);
+      const branches = await store.findBranches('dtm-gid');
+      assert.deepEqual(
+        branches.map((b) => `${b.branchId}/${b.op}/${b.status}/${Buffer.from(b.binData).toString()}`),
+        ['01/compensate/prepared/{}', '01/action/succeed/{"amount":30}'],
+      );
+      const [kv] = await store.findKV('topics', 'orders');
+      assert.equal(kv?.version, 3);
+      const [cols] = (await store.pool.query(
+        `SELECT table_name AS t, column_name AS c, data_type AS d, datetime_precision AS p, collation_name AS coll
+         FROM information_schema.columns WHERE table_schema = DATABASE()`,
+      )) as [{ t: string; c: string; d: string; p: number | null; coll: string | null }[], unknown];
+      const col = (t: string, c: string) => cols.find((r) => r.t === t && r.c === c);
+      for (const c of ['query_prepared', 'options', 'custom_data', 'ext_data', 'result', 'rollback_reason']) {
+        assert.equal(col('trans_global', c)?.d, 'longtext', `trans_global.${c}`);
+      }
+      assert.equal(col('trans_branch_op', 'bin_data')?.d, 'longblob');
+      assert.equal(col('trans_global', 'next_cron_time')?.p, 3);
+      assert.equal(col('trans_global', 'gid')?.coll, 'utf8mb4_bin');
+      // the store drives the old transaction on
+      await store.updateBranches('dtm-gid', 'submitted', [{ ...branches[0]!, status: 'succeed', updateTime: at(20) }]);
+      const leased = await store.lockDue(at(16), at(30), 'me', 10, at(16));
+      assert.deepEqual(
+        leased.map((x) => x.gid),
+        ['dtm-gid'],
+      );
+      await store.changeStatus('dtm-gid', 'submitted', 'succeed', { finishTime: at(21) }, at(21));
+      // and new transactions may carry what DTM's columns could not hold
+      const big = randomBytes(5 * 1024 * 1024);
+      const custom = 'c'.repeat(100_000);
+      await store.saveNew(makeTrans('after-upgrade', { customData: custom, rollbackReason: 'r'.repeat(5000) }), [
+        makeBranch('after-upgrade', '01', 'action', { binData: big, url: `http://busi/${'u'.repeat(3000)}` }),
+      ]);
+      assert.equal((await store.findTrans('after-upgrade'))?.customData, custom);
+      assertSameBytes((await store.findBranches('after-upgrade'))[0]!.binData, big, '5 MiB after the upgrade');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('MysqlStore: behaviour of this backend', () => {
+  let o: SqlStoreOptions;
+  before(() => {
+    o = inDatabase('gc');
+  });
+  const open = () => MysqlStore.open(o);
+
+  it('writes issued in one tick share one commit; a failing write is rolled back alone', async () => {
+    const store = await open();
+    try {
+      await store.saveNew(makeTrans('existing'), [makeBranch('existing', '01', 'action')]);
+      const batchesBefore = store.stats.batches;
+
+      const news = Array.from({ length: 50 }, (_, i) =>
+        outcome(store.saveNew(makeTrans(`new-${i}`), [makeBranch(`new-${i}`, '01', 'action')])),
+      );
+      const dupGid = outcome(store.saveNew(makeTrans('existing', { customData: 'dup' }), []));
+      const lostCas = outcome(store.changeStatus('existing', 'prepared', 'succeed', {}, at(2)));
+      const halfSave = outcome(
+        store.saveNew(makeTrans('half'), [makeBranch('half', '01', 'action'), makeBranch('half', '01', 'action')]),
+      );
+      const halfInsert = outcome(
+        store.insertBranches('existing', 'submitted', [
+          makeBranch('existing', '02', 'action'),
+          makeBranch('existing', '01', 'action'),
+        ]),
+      );
+      const goodCas = outcome(
+        store.changeStatus('existing', 'submitted', 'aborting', { rollbackReason: 'why' }, at(4)),
+      );
+      const afterCas = outcome(
+        store.insertBranches('existing', 'aborting', [makeBranch('existing', '03', 'compensate')]),
+      );
+      const loserCas = outcome(store.changeStatus('existing', 'submitted', 'succeed', {}, at(5)));
+      const touch = outcome(store.touchCronTime('new-0', 'submitted', at(99), 20, at(6)));
+
+      assert.deepEqual(await Promise.all(news), Array(50).fill('ok'));
+      assert.equal(await dupGid, 'UniqueConflict');
+      assert.equal(await lostCas, 'NotFound');
+      assert.equal(await halfSave, 'UniqueConflict', 'a duplicate branch inside saveNew fails that saveNew');
+      assert.equal(await halfInsert, 'UniqueConflict');
+      assert.equal(await goodCas, 'ok');
+      assert.equal(await afterCas, 'ok');
+      assert.equal(await loserCas, 'NotFound');
+      assert.equal(await touch, 'ok');
+      assert.equal(store.stats.batches - batchesBefore, 1, 'one START TRANSACTION … COMMIT for the whole tick');
+      assert.ok(store.stats.replays >= 1, 'the failing statements made the batch replay with savepoints');
+    } finally {
+      await store.close();
+    }
+
+    const reopened = await open();
+    try {
+      for (let i = 0; i < 50; i++) {
+        assert.equal((await reopened.findTrans(`new-${i}`))?.status, 'submitted', `new-${i}`);
+        assert.equal((await reopened.findBranches(`new-${i}`)).length, 1);
+      }
+      const existing = await reopened.findTrans('existing');
+      assert.equal(existing?.status, 'aborting');
+      assert.equal(existing?.rollbackReason, 'why');
+      assert.equal(existing?.customData, '', 'the duplicate saveNew wrote nothing');
+      assert.deepEqual(
+        (await reopened.findBranches('existing')).map((b) => `${b.branchId}/${b.op}`),
+        ['01/action', '03/compensate'],
+        'the half-done insertBranches left no 02/action',
+      );
+      assert.equal(await reopened.findTrans('half'), undefined, 'the half-done saveNew left no global row');
+      assert.deepEqual(await reopened.findBranches('half'), []);
+      assert.equal((await reopened.findTrans('new-0'))?.nextCronTime, at(99));
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('many concurrent callers: every write settles truthfully and batches are shared', async () => {
+    const store = await open();
+    try {
+      const before0 = { ...store.stats };
+      const n = 400;
+      const results = await Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          await new Promise((r) => setImmediate(r));
+          const gid = `busy-${i}`;
+          const branches = [makeBranch(gid, '01', 'compensate'), makeBranch(gid, '01', 'action')];
+          await store.saveNew(makeTrans(gid), branches);
+          await store.updateBranches(gid, 'submitted', [{ ...branches[1]!, status: 'succeed', finishTime: at(2) }]);
+          await store.changeStatus(gid, 'submitted', 'succeed', { finishTime: at(3) }, at(3));
+          return outcome(store.updateBranches(gid, 'submitted', [{ ...branches[0]!, status: 'succeed' }]));
+        }),
+      );
+      assert.deepEqual(new Set(results), new Set(['NotFound']));
+      const writes = store.stats.writes - before0.writes;
+      const batches = store.stats.batches - before0.batches;
+      assert.equal(writes, 4 * n);
+      assert.ok(batches < writes, `writes were grouped: ${writes} writes in ${batches} batches`);
+      for (const i of [0, 199, 399]) {
+        assert.equal((await store.findTrans(`busy-${i}`))?.status, 'succeed');
+        assert.deepEqual(
+          (await store.findBranches(`busy-${i}`)).map((b) => b.status),
+          ['prepared', 'succeed'],
+        );
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a payload too big for a text batch is written alone, next to grouped small writes', async () => {
+    const store = await open();
+    try {
+      // 9 MiB: as hex text it would exceed MariaDB's 16 MiB max_allowed_packet; it goes as a binary parameter
+      const big = randomBytes(9 * 1024 * 1024);
+      big.set(NON_UTF8, 77);
+      const results = await Promise.all([
+        outcome(store.saveNew(makeTrans('small-a'), [makeBranch('small-a', '01', 'action')])),
+        outcome(store.saveNew(makeTrans('huge'), [makeBranch('huge', '01', 'action', { binData: big })])),
+        outcome(store.saveNew(makeTrans('small-b'), [makeBranch('small-b', '01', 'action')])),
+      ]);
+      assert.deepEqual(results, ['ok', 'ok', 'ok']);
+      assertSameBytes((await store.findBranches('huge'))[0]!.binData, big, '9 MiB');
+      assert.equal((await store.findBranches('small-b')).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps millisecond times exactly', async () => {
+    const store = await open();
+    try {
+      const t = makeTrans('ms', { createTime: at(1) + 123, updateTime: at(2) + 7, nextCronTime: at(3) + 999 });
+      await store.saveNew(t, [makeBranch('ms', '01', 'action', { createTime: at(1) + 1, updateTime: at(1) + 2 })]);
+      await store.changeStatus('ms', 'submitted', 'aborting', { nextCronTime: at(9) + 456 }, at(4) + 321);
+      const found = await store.findTrans('ms');
+      assert.deepEqual(
+        [found?.createTime, found?.updateTime, found?.nextCronTime],
+        [at(1) + 123, at(4) + 321, at(9) + 456],
+      );
+      const [b] = await store.findBranches('ms');
+      assert.deepEqual([b?.createTime, b?.updateTime], [at(1) + 1, at(1) + 2]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('gids, branch ids and KV keys compare exactly (case matters)', async () => {
+    const store = await open();
+    try {
+      await store.saveNew(makeTrans('CaseGid'), [makeBranch('CaseGid', 'a', 'action')]);
+      await store.saveNew(makeTrans('casegid'), []);
+      await store.insertBranches('CaseGid', 'submitted', [makeBranch('CaseGid', 'A', 'action')]);
+      assert.equal((await store.findBranches('CaseGid')).length, 2);
+      assert.equal(await store.findTrans('CASEGID'), undefined);
+      await store.createKV('topics', 'T', 'x', at(1));
+      await store.createKV('topics', 't', 'y', at(1));
+      assert.equal((await store.findKV('topics', 'T'))[0]?.v, 'x');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('two instances leasing concurrently never get the same gid', async () => {
+    const a = await open();
+    const b = await open();
+    try {
+      for (let i = 0; i < 60; i++) await a.saveNew(makeTrans(`lease-${i}`, { nextCronTime: at(1) }), []);
+      const rounds = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).lockDue(at(5), at(60), `o${i}`, 15, at(2))),
+      );
+      const all = rounds.flatMap((r) => r.map((t) => t.gid)).filter((g) => g.startsWith('lease-'));
+      assert.equal(new Set(all).size, all.length, 'no gid leased twice');
+      const rest = await a.lockDue(at(5), at(60), 'last', 100, at(2));
+      const leased = [...all, ...rest.map((t) => t.gid).filter((g) => g.startsWith('lease-'))];
+      assert.equal(new Set(leased).size, 60, 'every due trans leased exactly once');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('payloads are bytes: NUL, invalid UTF-8 and 5 MiB survive a new connection', async () => {
+    const store = await open();
+    const big = Buffer.alloc(5 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    big.set(NON_UTF8, 4242);
+    await store.saveNew(makeTrans('bytes'), [
+      makeBranch('bytes', '01', 'action', { binData: big }),
+      makeBranch('bytes', '01', 'compensate', { binData: NON_UTF8 }),
+    ]);
+    const before0 = (await store.findBranches('bytes')).map(plain);
+    await store.close();
+    const again = await open();
+    try {
+      const found = await again.findBranches('bytes');
+      assertSameBytes(found[0]!.binData, big, '5 MiB');
+      assertSameBytes(found[1]!.binData, NON_UTF8, 'non-UTF-8');
+      assert.deepEqual(found.map(plain), before0);
+    } finally {
+      await again.close();
+    }
+  });
+});
