@@ -43,6 +43,12 @@ export {
   postgresBarrierDb,
 } from './postgres.js';
 export {
+  type RedisBarrierOptions,
+  type RedisEvalLike,
+  redisCheckAdjustAmount,
+  redisQueryPrepared,
+} from './redis.js';
+export {
   type SqliteBarrierOptions,
   type SqliteDatabaseLike,
   type SqliteStatementLike,
