@@ -3,8 +3,12 @@
 // Usage: npm test [-- <substring filter on file paths>]
 // The tests use real PostgreSQL, MariaDB, Redis and etcd on 127.0.0.1: when one of them does not answer,
 // scripts/services.sh is run first to install (apt) and start them.
+// The end-to-end scenarios (packages/server/dist/test/e2e-*.test.js) then run once more on each production
+// store (DTX_E2E_STORES, default postgres,mysql,redis; empty to skip) with DTX_TEST_STORE set.
+// Then, whenever `go` is on PATH, the Go compatibility suite compat/go (DTM's own Go clients against
+// dtx) runs too; a filter selects it when it is a substring of 'compat/go'.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -29,7 +33,9 @@ function walk(dir, out) {
 const files = [];
 for (const pkg of readdirSync(join(root, 'packages'))) walk(join(root, 'packages', pkg, 'dist', 'test'), files);
 const selected = files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
-if (selected.length === 0) {
+const GO_SUITE = 'compat/go';
+const goSelected = filters.length === 0 || filters.some((s) => GO_SUITE.includes(s));
+if (selected.length === 0 && (filters.length === 0 || !goSelected)) {
   console.error('no test files found: run `npm run build` first');
   process.exit(1);
 }
@@ -57,8 +63,54 @@ if (down.length > 0) {
 }
 
 const concurrency = process.env.DTX_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...selected], {
-  stdio: 'inherit',
-  cwd: root,
-});
-process.exit(r.status ?? 1);
+const nodeTest = (list, env = {}) =>
+  spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...list], {
+    stdio: 'inherit',
+    cwd: root,
+    env: { ...process.env, ...env },
+  }).status ?? 1;
+let status = 0;
+if (selected.length > 0) status = nodeTest(selected);
+const e2e = selected.filter((f) => /[/\\]server[/\\]dist[/\\]test[/\\]e2e-[^/\\]*\.test\.js$/.test(f));
+for (const store of (process.env.DTX_E2E_STORES ?? 'postgres,mysql,redis').split(',').filter(Boolean)) {
+  if (e2e.length === 0) break;
+  console.log(`\n# end-to-end scenarios on the ${store} store (DTX_TEST_STORE=${store})`);
+  status = nodeTest(e2e, { DTX_TEST_STORE: store }) || status;
+}
+if (goSelected) status = runGoSuite() || status;
+process.exit(status);
+
+// compat/go: `go test` starts the built dtx (packages/server/dist) itself, on free ports. Returns the exit status.
+function runGoSuite() {
+  const goDir = join(root, 'compat', 'go');
+  const hasGo = spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
+  if (!hasGo) {
+    console.log('Go compatibility suite (compat/go) SKIPPED: go is not installed (no `go` on PATH)');
+    return 0;
+  }
+  if (!existsSync(join(root, 'packages', 'server', 'dist', 'src', 'cli.js'))) {
+    console.error('Go compatibility suite: packages/server/dist is missing: run `npm run build` first');
+    return 1;
+  }
+  console.log(`\n# Go compatibility suite: go test ./... in ${goDir}`);
+  const started = Date.now();
+  // -timeout bounds the tests; the outer timeout also covers a cold module download and the compile.
+  const r = spawnSync('go', ['test', '-count=1', '-v', '-timeout=5m', './...'], {
+    stdio: 'inherit',
+    cwd: goDir,
+    timeout: 15 * 60 * 1000,
+    killSignal: 'SIGKILL',
+    env: {
+      ...process.env,
+      GOFLAGS: `${process.env.GOFLAGS ?? ''} -mod=readonly`.trim(),
+      DTX_NODE: process.execPath,
+    },
+  });
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (r.error) {
+    console.error(`Go compatibility suite FAILED to run (${secs}s): ${r.error.message}`);
+    return 1;
+  }
+  console.log(`# Go compatibility suite ${r.status === 0 ? 'passed' : 'FAILED'} (${secs}s)`);
+  return r.status ?? 1;
+}

@@ -277,7 +277,7 @@ describe('bad input over gRPC', () => {
     assert.ok(warn, 'the failed call is logged');
     assert.match(
       String(warn.error),
-      /^cannot resolve 'etcd:\/\/127.0.0.1:2379\/busi.rpc': cannot resolve .* no service discovery is configured/,
+      /^cannot resolve 'etcd:\/\/127.0.0.1:2379\/busi.rpc': no live instance of 'busi.rpc'/,
     );
     const interval0 = (await dtx.query(gid)).transaction.next_cron_interval as number;
     await dtx.cronFor(gid);

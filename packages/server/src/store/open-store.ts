@@ -19,6 +19,23 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
     case 'sqlite':
     case 'boltdb':
       return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true });
+    case 'redis': {
+      // loaded on demand: ioredis and the Lua scripts are only read when Redis is the store
+      const { openRedisStore } = await import('./redis/redis-store.js');
+      return openRedisStore(config, { reset: o.reset === true, log: o.log });
+    }
+    case 'postgres': {
+      // loaded on demand: pg is only read when PostgreSQL is the store
+      const { PostgresStore } = await import('./postgres/postgres-store.js');
+      const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
+      return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+    }
+    case 'mysql': {
+      // loaded on demand: mysql2 is only read when MySQL / MariaDB is the store
+      const { MysqlStore } = await import('./mysql/mysql-store.js');
+      const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
+      return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+    }
     default:
       throw new ConfigError(
         `Store.Driver: '${driver}' is not available in this dtx version yet; use sqlite (the default)`,

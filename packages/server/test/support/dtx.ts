@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
 import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
 import { type Logger, silentLogger } from '../../src/observe/logger.js';
+import { openRedisStore } from '../../src/store/redis/redis-store.js';
+import { dropSqlStoreData } from '../../src/store/sql/drop-store-data.js';
+import { sqlOptionsFromConfig } from '../../src/store/sql/sql-options.js';
 import { type DtxServer, startServer } from '../../src/server.js';
 import { call } from './http.js';
 import { waitFor } from './poll.js';
@@ -40,6 +43,13 @@ export function testStoreConfig(dir: string): Partial<DtxConfig['Store']> {
     default:
       throw new Error(`DTX_TEST_STORE: unknown store '${kind}' (sqlite, postgres, mysql, redis)`);
   }
+}
+
+/** Remove what a test server's own store created (its schema, database or key prefix). */
+async function dropTestStore(config: DtxConfig): Promise<void> {
+  const driver = config.Store.Driver;
+  if (driver === 'postgres' || driver === 'mysql') await dropSqlStoreData(driver, sqlOptionsFromConfig(config.Store));
+  if (driver === 'redis') await (await openRedisStore(config, { reset: true })).close();
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -113,6 +123,7 @@ export async function startTestDtx(
     async stop() {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
+      await dropTestStore(config);
     },
   };
   return dtx;
