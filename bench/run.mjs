@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// dtx benchmark: 2-step sagas through the coordinator vs. the same branch calls made directly.
-// See bench/README.md. Usage: node bench/run.mjs [--quick] [--duration 10] [--concurrency 1,10,50] [--store sqlite]
+// dtx benchmark: 2-step sagas through the coordinator vs. the same branch calls made directly, over
+// HTTP and over gRPC. See bench/README.md.
+// Usage: node bench/run.mjs [--quick] [--duration 10] [--concurrency 1,10,50] [--store sqlite] [--transport http,grpc]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -11,22 +12,25 @@ import { Pool, request } from 'undici';
 import { startBusi } from './lib/busi.mjs';
 import { formatProfileSummary, summariseProfiles } from './lib/cpuprofile.mjs';
 import { fsyncProbe } from './lib/fsync-probe.mjs';
+import { startGrpcBusi } from './lib/grpc-busi.mjs';
+import { createGrpcClients } from './lib/grpc-clients.mjs';
 import { errorText, round2, runClosedLoop } from './lib/load.mjs';
 import { levelTable, summaryTable } from './lib/report.mjs';
-import { PAYLOAD, scenarios } from './lib/scenarios.mjs';
+import { BASELINE_OF, GRPC_PAYLOAD, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startServer, systemBusyCpuSeconds } from './lib/server.mjs';
 import { storeNames, stores } from './lib/stores.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
-const TRANSPORT = 'http';
-/** Order matters: the baseline runs first at each concurrency level. */
-const SCENARIO_ORDER = ['baseline', 'saga'];
+const TRANSPORTS = ['http', 'grpc'];
+/** Order matters: each baseline runs before its coordinator scenario at each concurrency level. */
+const ALL_SCENARIOS = ['baseline', 'saga', 'grpc-baseline', 'grpc-saga'];
 
 const USAGE = `usage: node bench/run.mjs [options]
   --duration <s>        measured seconds per scenario and concurrency level (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2; 0.5 with --quick)
   --concurrency <list>  comma-separated closed-loop worker counts (default 1,10,50)
   --store <name>        coordinator store: ${storeNames().join(', ')} (default sqlite)
+  --transport <list>    http, grpc or both (default http,grpc): client → dtx → branches over that transport
   --quick               1 s durations, for a smoke run
   --profile             run the coordinator with --cpu-prof and summarise it (same as DTX_BENCH_PROFILE=1)
   --server-entry <js>   coordinator entry point (default packages/server/dist/src/cli.js)
@@ -41,6 +45,7 @@ function parseCli() {
       warmup: { type: 'string' },
       concurrency: { type: 'string', default: '1,10,50' },
       store: { type: 'string', default: 'sqlite' },
+      transport: { type: 'string', default: TRANSPORTS.join(',') },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: process.env.DTX_BENCH_PROFILE === '1' },
       'server-entry': { type: 'string', default: join(ROOT, 'packages/server/dist/src/cli.js') },
@@ -66,6 +71,10 @@ function parseCli() {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--concurrency takes positive integers, got '${s}'`);
     return n;
   });
+  const transports = values.transport.split(',').map((t) => t.trim());
+  for (const t of transports) {
+    if (!TRANSPORTS.includes(t)) throw new Error(`--transport takes ${TRANSPORTS.join(', ')}, got '${t}'`);
+  }
   if (!stores[values.store])
     throw new Error(`--store must be one of ${storeNames().join(', ')}, got '${values.store}'`);
   return {
@@ -73,6 +82,7 @@ function parseCli() {
     warmupS,
     concurrency,
     store: values.store,
+    transports: TRANSPORTS.filter((t) => transports.includes(t)),
     quick: values.quick,
     profile: values.profile,
     serverEntry: values['server-entry'],
@@ -225,6 +235,7 @@ async function main() {
   /** @type {Awaited<ReturnType<typeof startServer>> | null} */
   let server = null;
   let busi = null;
+  let grpcBusi = null;
   let store = null;
   const pools = new Set();
   let cleanedUp = false;
@@ -234,6 +245,7 @@ async function main() {
     await Promise.allSettled([...pools].map((p) => p.destroy()));
     if (server) await server.stop();
     if (busi) await busi.close();
+    if (grpcBusi) await grpcBusi.close();
     if (store) await store.cleanup().catch(() => {});
     if (!opts.keepData) rmSync(tmpDir, { recursive: true, force: true });
     else log(`kept ${tmpDir}`);
@@ -256,12 +268,23 @@ async function main() {
   try {
     store = await stores[opts.store].prepare({ tmpDir });
     machine.fsyncBefore = fsyncProbe(tmpDir);
-    busi = await startBusi({ trackPrefix: scenarios.saga.gidPrefix, expectBody: PAYLOAD });
+    const useHttp = opts.transports.includes('http');
+    const useGrpc = opts.transports.includes('grpc');
+    const scenarioOrder = ALL_SCENARIOS.filter((n) => opts.transports.includes(scenarios[n].transport));
+    if (useHttp) busi = await startBusi({ trackPrefix: scenarios.saga.gidPrefix, expectBody: PAYLOAD });
+    if (useGrpc) {
+      grpcBusi = await startGrpcBusi({ trackPrefix: scenarios['grpc-saga'].gidPrefix, expectBody: GRPC_PAYLOAD });
+    }
     const port = await freePort();
+    const grpcPort = await freePort();
     const nodeArgs = profileDir
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', join(ROOT, 'bench/lib/profile-preload.mjs')]
       : [];
-    const serverEnv = { ...store.env, LOG_LEVEL: process.env.DTX_BENCH_LOG_LEVEL ?? 'warn' };
+    const serverEnv = {
+      ...store.env,
+      GRPC_PORT: String(grpcPort),
+      LOG_LEVEL: process.env.DTX_BENCH_LOG_LEVEL ?? 'warn',
+    };
     log(`starting coordinator: node ${[...nodeArgs, relative(ROOT, opts.serverEntry), 'serve'].join(' ')}`);
     server = await startServer({
       entry: opts.serverEntry,
@@ -271,14 +294,20 @@ async function main() {
       logFile: join(tmpDir, 'server.log'),
       nodeArgs,
     });
-    log(`coordinator ${server.origin} (pid ${server.pid}), branch service ${busi.origin}, store ${opts.store}`);
+    const dtmGrpcAddress = `127.0.0.1:${grpcPort}`;
+    const branchServices = [busi?.origin, grpcBusi?.origin].filter(Boolean).join(' and ');
+    log(
+      `coordinator ${server.origin} and grpc://${dtmGrpcAddress} (pid ${server.pid}), ` +
+        `branch services ${branchServices}, store ${opts.store}`,
+    );
     log(
       `node ${machine.node}, ${machine.cpus} cpus (${machine.cpuModel}), load ${machine.loadavgAtStart.join(' ')}, ` +
         `fsync of 4 KiB p50 ${machine.fsyncBefore.p50Ms} ms (max ${machine.fsyncBefore.maxMs}); ` +
         `${opts.warmupS} s warm-up + ${opts.durationS} s per scenario at concurrency ${opts.concurrency.join(', ')}\n`,
     );
 
-    const tracker = { okGids: [], failed: 0 };
+    /** Saga outcomes per transport, for the correctness checks. */
+    const trackers = { http: { okGids: [], failed: 0 }, grpc: { okGids: [], failed: 0 } };
     let gidSeq = 0;
     const runId = Math.random().toString(36).slice(2, 8);
     const levels = [];
@@ -291,20 +320,24 @@ async function main() {
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
       };
-      const busiPool = new Pool(busi.origin, poolOpts);
-      const dtmPool = new Pool(server.origin, poolOpts);
-      pools.add(busiPool);
-      pools.add(dtmPool);
-      const level = { concurrency, scenarios: {}, ratio: null };
-      for (const name of SCENARIO_ORDER) {
+      const busiPool = useHttp ? new Pool(busi.origin, poolOpts) : null;
+      const dtmPool = useHttp ? new Pool(server.origin, poolOpts) : null;
+      for (const p of [busiPool, dtmPool]) if (p) pools.add(p);
+      // gRPC: one channel to the coordinator and one to the branch service, multiplexing every worker
+      const grpc = useGrpc ? createGrpcClients({ dtmAddress: dtmGrpcAddress, busiAddress: grpcBusi.address }) : null;
+      /** `ratio` is the HTTP one (as before gRPC joined); `ratios` has one per transport. */
+      const level = { concurrency, scenarios: {}, ratio: null, ratios: {} };
+      for (const name of scenarioOrder) {
         const sc = scenarios[name];
         const prefix = `${sc.gidPrefix}${runId}-`;
         const op = sc.make({
           busi,
           busiPool,
           dtmPool: sc.needsCoordinator ? dtmPool : null,
+          grpc,
+          grpcBusi,
           nextGid: () => prefix + (++gidSeq).toString(36),
-          tracker,
+          tracker: trackers[sc.transport],
         });
         if (opts.warmupS > 0) await runPhase({ op, concurrency, durationS: opts.warmupS });
         const srv0 = procCpuSeconds(server.pid);
@@ -341,21 +374,29 @@ async function main() {
           );
         }
       }
-      const b = level.scenarios.baseline?.tps;
-      const s = level.scenarios.saga?.tps;
-      level.ratio = b && s !== undefined ? Math.round((s / b) * 1000) / 1000 : null;
+      for (const [name, baseName] of Object.entries(BASELINE_OF)) {
+        const b = level.scenarios[baseName]?.tps;
+        const s = level.scenarios[name]?.tps;
+        if (b && s !== undefined) level.ratios[scenarios[name].transport] = Math.round((s / b) * 1000) / 1000;
+      }
+      level.ratio = level.ratios.http ?? null;
       levels.push(level);
       console.log(`\nconcurrency ${concurrency}  (${opts.durationS} s measured per scenario)`);
       console.log(levelTable(level));
-      console.log(`ratio dtx/baseline (tx/s): ${level.ratio ?? '-'}`);
+      for (const t of opts.transports) console.log(`ratio dtx/baseline over ${t} (tx/s): ${level.ratios[t] ?? '-'}`);
       const noise = Math.max(...Object.values(level.scenarios).map((x) => x.cpu.othersPct ?? 0));
       if (noise > 25) console.log(`note: other processes used up to ${Math.round(noise)} % CPU meanwhile; a noisy run`);
-      await Promise.allSettled([busiPool.close(), dtmPool.close()]);
-      pools.delete(busiPool);
-      pools.delete(dtmPool);
+      await Promise.allSettled([busiPool?.close(), dtmPool?.close()]);
+      for (const p of [busiPool, dtmPool]) if (p) pools.delete(p);
+      grpc?.close();
     }
 
-    const correctness = await checkCorrectness({ busi, tracker, origin: server.origin });
+    /** One check per transport; the run passes when every one does. */
+    const checks = {};
+    if (useHttp) checks.http = await checkCorrectness({ busi, tracker: trackers.http, origin: server.origin });
+    if (useGrpc)
+      checks.grpc = await checkCorrectness({ busi: grpcBusi, tracker: trackers.grpc, origin: server.origin });
+    const correctness = { ...checks, pass: Object.values(checks).every((c) => c.pass) };
     machine.fsyncAfter = fsyncProbe(tmpDir);
     const serverLogLines = readFileSync(server.logFile, 'utf8').split('\n').filter(Boolean);
     const exit = await server.stop();
@@ -376,20 +417,25 @@ async function main() {
       }
     }
 
-    console.log(`\nsummary (store ${opts.store}, transport ${TRANSPORT}, node ${machine.node}, ${machine.cpus} cpus)`);
+    const transportName = opts.transports.join('+');
+    console.log(
+      `\nsummary (store ${opts.store}, transport ${transportName}, node ${machine.node}, ${machine.cpus} cpus)`,
+    );
     console.log(
       `fsync of 4 KiB on the store's disk, p50/max ms: ${machine.fsyncBefore.p50Ms}/${machine.fsyncBefore.maxMs} before, ` +
         `${machine.fsyncAfter.p50Ms}/${machine.fsyncAfter.maxMs} after; load average ${machine.loadavgAtStart.join(' ')} at start`,
     );
     console.log(summaryTable(levels));
-    console.log(
-      `\ncorrectness: ${correctness.pass ? 'ok' : 'PROBLEMS'}: ${correctness.okSagas} OK sagas, ` +
-        `${correctness.actionCalls}/${correctness.expectedActionCalls} action calls, ` +
-        `${correctness.compensationCalls} compensations, ` +
-        `${correctness.queried.filter((q) => q.ok).length}/${correctness.queried.length} sampled gids stored as succeeded`,
-    );
-    for (const p of correctness.problems) console.log(`  - ${p}`);
-    for (const q of correctness.queried.filter((x) => !x.ok).slice(0, 3)) console.log(`    ${JSON.stringify(q)}`);
+    for (const [t, c] of Object.entries(checks)) {
+      console.log(
+        `${t === opts.transports[0] ? '\n' : ''}correctness over ${t}: ${c.pass ? 'ok' : 'PROBLEMS'}: ${c.okSagas} OK sagas, ` +
+          `${c.actionCalls}/${c.expectedActionCalls} action calls, ` +
+          `${c.compensationCalls} compensations, ` +
+          `${c.queried.filter((q) => q.ok).length}/${c.queried.length} sampled gids stored as succeeded`,
+      );
+      for (const p of c.problems) console.log(`  - ${p}`);
+      for (const q of c.queried.filter((x) => !x.ok).slice(0, 3)) console.log(`    ${JSON.stringify(q)}`);
+    }
     if (serverLogLines.length) {
       console.log(
         `\ncoordinator wrote ${serverLogLines.length} log lines at LOG_LEVEL=${serverEnv.LOG_LEVEL}; first ones:`,
@@ -405,7 +451,7 @@ async function main() {
       machine: { ...machine, loadavgAtEnd: loadavg().map((v) => round2(v)) },
       config: {
         store: opts.store,
-        transport: TRANSPORT,
+        transport: transportName,
         durationS: opts.durationS,
         warmupS: opts.warmupS,
         concurrency: opts.concurrency,
@@ -413,7 +459,7 @@ async function main() {
         profile: opts.profile,
         serverEntry: relative(ROOT, opts.serverEntry),
         serverEnv: Object.fromEntries(Object.entries(serverEnv).filter(([k]) => k !== 'STORE_PASSWORD')),
-        scenarios: Object.fromEntries(SCENARIO_ORDER.map((n) => [n, scenarios[n].describe])),
+        scenarios: Object.fromEntries(scenarioOrder.map((n) => [n, scenarios[n].describe])),
       },
       store: store.facts,
       levels,
@@ -422,7 +468,7 @@ async function main() {
       profile,
     };
     if (opts.save) {
-      const file = join(ROOT, 'bench/results', `${stamp}-${opts.store}-${TRANSPORT}.json`);
+      const file = join(ROOT, 'bench/results', `${stamp}-${opts.store}-${transportName}.json`);
       mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
       writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
       console.log(`\nresults: ${relative(ROOT, file)}`);

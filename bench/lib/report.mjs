@@ -31,19 +31,33 @@ export function levelTable(level) {
   );
 }
 
-/** One line per concurrency level: the saga figures and the ratio. */
+/** Coordinator scenario and baseline of each transport. */
+const PAIRS = [
+  ['http', 'saga', 'baseline'],
+  ['grpc', 'grpc-saga', 'grpc-baseline'],
+];
+
+/** One line per concurrency level and transport: the saga figures and the ratio to its baseline. */
 export function summaryTable(levels) {
-  const rows = levels.map((l) => [
-    l.concurrency,
-    fmt(l.scenarios.baseline?.tps),
-    fmt(l.scenarios.saga?.tps),
-    fmt(l.scenarios.saga?.p50, 2),
-    fmt(l.scenarios.saga?.p99, 2),
-    l.scenarios.saga?.errors,
-    fmt(l.ratio, 3),
-  ]);
+  const rows = [];
+  for (const l of levels) {
+    for (const [transport, saga, base] of PAIRS) {
+      const s = l.scenarios[saga];
+      if (!s) continue;
+      rows.push([
+        l.concurrency,
+        transport,
+        fmt(l.scenarios[base]?.tps),
+        fmt(s.tps),
+        fmt(s.p50, 2),
+        fmt(s.p99, 2),
+        s.errors,
+        fmt(l.ratios?.[transport] ?? (transport === 'http' ? l.ratio : null), 3),
+      ]);
+    }
+  }
   return table(
-    ['concurrency', 'baseline tx/s', 'saga tx/s', 'saga p50 ms', 'saga p99 ms', 'saga errors', 'ratio'],
+    ['concurrency', 'transport', 'baseline tx/s', 'saga tx/s', 'saga p50 ms', 'saga p99 ms', 'saga errors', 'ratio'],
     rows,
   );
 }

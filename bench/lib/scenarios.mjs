@@ -4,9 +4,14 @@
 //              POST TransOut then POST TransIn, with the query string and body the coordinator would send.
 //  - saga:     POST /api/dtmsvr/submit of a 2-step saga with wait_result, i.e. the coordinator records the
 //              saga durably, calls both branches, records their results and the end, then replies.
+//  - grpc-baseline: the same two branch calls over gRPC, made directly: busi.Busi/TransOut then TransIn
+//              with the dtm-* metadata and the payload bytes the coordinator would send.
+//  - grpc-saga: dtmgimp.Dtm/Submit of the same saga with gRPC branches and WaitResult.
 
 /** The body of every branch call (and each saga step's payload). */
 export const PAYLOAD = '{"amount":30}';
+/** The message of every gRPC branch call: busi.proto's `BusiReq { Amount: 30 }`, sent unchanged. */
+export const GRPC_PAYLOAD = Buffer.from([0x08, 0x1e]);
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
@@ -17,6 +22,8 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
  * @property {ReturnType<typeof import('./busi.mjs').startBusi> extends Promise<infer B> ? B : never} busi
  * @property {() => string} nextGid unique gid with this scenario's prefix
  * @property {{ okGids: string[], failed: number }} tracker outcomes of saga submissions (for correctness checks)
+ * @property {ReturnType<typeof import('./grpc-clients.mjs').createGrpcClients> | null} grpc gRPC clients (gRPC scenarios)
+ * @property {Awaited<ReturnType<typeof import('./grpc-busi.mjs').startGrpcBusi>> | null} grpcBusi gRPC branch service
  */
 
 /** True when a reply means success by DTM's rules (HTTP 200 and no FAILURE / ONGOING in the body). */
@@ -42,6 +49,7 @@ export const scenarios = {
   baseline: {
     describe: 'POST TransOut then POST TransIn directly (no coordinator)',
     gidPrefix: 'bench-base-',
+    transport: 'http',
     needsCoordinator: false,
     /** @param {ScenarioCtx} ctx */
     make(ctx) {
@@ -60,6 +68,7 @@ export const scenarios = {
   saga: {
     describe: 'POST /api/dtmsvr/submit, 2-step saga, wait_result=true',
     gidPrefix: 'bench-saga-',
+    transport: 'http',
     needsCoordinator: true,
     /** @param {ScenarioCtx} ctx */
     make(ctx) {
@@ -83,4 +92,60 @@ export const scenarios = {
       };
     },
   },
+  'grpc-baseline': {
+    describe: 'busi.Busi/TransOut then TransIn directly over gRPC, with dtm-* metadata (no coordinator)',
+    gidPrefix: 'bench-gbase-',
+    transport: 'grpc',
+    needsCoordinator: false,
+    /** @param {ScenarioCtx} ctx */
+    make(ctx) {
+      const grpc = /** @type {NonNullable<ScenarioCtx['grpc']>} */ (ctx.grpc);
+      const md = (gid, branchId) => ({
+        'dtm-gid': gid,
+        'dtm-trans_type': 'saga',
+        'dtm-branch_id': branchId,
+        'dtm-op': 'action',
+        'dtm-dtm': '',
+      });
+      return async (signal) => {
+        const gid = ctx.nextGid();
+        const a = await grpc.branch('/busi.Busi/TransOut', GRPC_PAYLOAD, md(gid, '01'), signal);
+        if (!a.ok) return { ok: false, error: `TransOut ${a.error}` };
+        const b = await grpc.branch('/busi.Busi/TransIn', GRPC_PAYLOAD, md(gid, '02'), signal);
+        if (!b.ok) return { ok: false, error: `TransIn ${b.error}` };
+        return { ok: true };
+      };
+    },
+  },
+  'grpc-saga': {
+    describe: 'dtmgimp.Dtm/Submit, 2-step saga with gRPC branches, WaitResult',
+    gidPrefix: 'bench-gsaga-',
+    transport: 'grpc',
+    needsCoordinator: true,
+    /** @param {ScenarioCtx} ctx */
+    make(ctx) {
+      const grpc = /** @type {NonNullable<ScenarioCtx['grpc']>} */ (ctx.grpc);
+      const busi = /** @type {NonNullable<ScenarioCtx['grpcBusi']>} */ (ctx.grpcBusi);
+      // what dtmgrpc sends: steps as JSON text, payloads as protobuf bytes
+      const Steps = JSON.stringify([
+        { action: busi.url('TransOut'), compensate: busi.url('TransOutRevert') },
+        { action: busi.url('TransIn'), compensate: busi.url('TransInRevert') },
+      ]);
+      const BinPayloads = [GRPC_PAYLOAD, GRPC_PAYLOAD];
+      const TransOptions = { WaitResult: true };
+      return async (signal) => {
+        const Gid = ctx.nextGid();
+        const r = await grpc.submit({ Gid, TransType: 'saga', Steps, BinPayloads, TransOptions }, signal);
+        if (r.ok) {
+          ctx.tracker.okGids.push(Gid);
+          return { ok: true };
+        }
+        ctx.tracker.failed++;
+        return { ok: false, error: r.error };
+      };
+    },
+  },
 };
+
+/** The baseline each coordinator scenario is compared with. */
+export const BASELINE_OF = { saga: 'baseline', 'grpc-saga': 'grpc-baseline' };
