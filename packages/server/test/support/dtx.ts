@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
 import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
 import { type Logger, silentLogger } from '../../src/observe/logger.js';
+import { type DtxServer, startServer } from '../../src/server.js';
 import { openRedisStore } from '../../src/store/redis/redis-store.js';
 import { dropSqlStoreData } from '../../src/store/sql/drop-store-data.js';
 import { sqlOptionsFromConfig } from '../../src/store/sql/sql-options.js';
-import { type DtxServer, startServer } from '../../src/server.js';
 import { call } from './http.js';
 import { waitFor } from './poll.js';
 
