@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { BranchBarrier } from '../src/barrier/branch-barrier.js';
+import { deleteOldBarrierRows } from '../src/barrier/cleanup.js';
 import { ensureBarrierTable } from '../src/barrier/ddl.js';
 import { BarrierTableMissingError } from '../src/barrier/missing-table-error.js';
 import { DuplicatedError, FailureError, OngoingError } from '../src/errors.js';
@@ -53,6 +54,19 @@ function barrierSuite<Tx>(name: string, open: () => Promise<DialectHarness<Tx>>)
       const gid = h.newGid();
       assert.equal(await barrier(gid, 'action').call(h.db, async () => {}), 'executed');
       assert.deepEqual(await h.barrierRows(gid), [row('action', 'action')]);
+    });
+
+    test('deleteOldBarrierRows deletes rows older than the cut-off in batches and keeps newer ones', async () => {
+      const old = [h.newGid(), h.newGid(), h.newGid()];
+      const fresh = h.newGid();
+      for (const gid of [...old, fresh])
+        assert.equal(await barrier(gid, 'action').call(h.db, async () => {}), 'executed');
+      for (const gid of old) await h.age(gid, new Date('2001-01-01T00:00:00Z'));
+      const n = await deleteOldBarrierRows(h.db, { olderThan: new Date('2002-01-01T00:00:00Z'), batchSize: 2 });
+      assert.equal(n, 3);
+      for (const gid of old) assert.deepEqual(await h.barrierRows(gid), []);
+      assert.deepEqual(await h.barrierRows(fresh), [row('action', 'action')]);
+      await assert.rejects(deleteOldBarrierRows(h.db, { olderThan: new Date('x') }), /olderThan/);
     });
 
     test('an action runs once; a repeated delivery is skipped', async () => {

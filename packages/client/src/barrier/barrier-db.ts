@@ -64,4 +64,6 @@ export interface BarrierDb<Tx> {
   selectReason(key: BarrierKey): Promise<string | undefined>;
   /** Runs DDL statements, one after the other (see {@link ensureBarrierTable}). */
   applyDdl(statements: readonly string[]): Promise<void>;
+  /** Deletes up to `limit` rows created before `before`; returns how many (see {@link deleteOldBarrierRows}). */
+  deleteBefore(before: Date, limit: number): Promise<number>;
 }

@@ -20,6 +20,7 @@ export {
   type StringMap,
   validateBranchInfo,
 } from './branch-info.js';
+export { type BarrierCleanupOptions, deleteOldBarrierRows } from './cleanup.js';
 export {
   barrierDdl,
   DEFAULT_BARRIER_TABLE,

@@ -117,4 +117,16 @@ class MysqlBarrierDb<C extends MysqlConnectionLike> implements BarrierDb<C> {
   async applyDdl(statements: readonly string[]): Promise<void> {
     for (const sql of statements) await this.#pool.query(sql);
   }
+
+  async deleteBefore(before: Date, limit: number): Promise<number> {
+    try {
+      const [r] = await this.#pool.execute(
+        `DELETE FROM ${this.table} WHERE create_time < ? ORDER BY create_time LIMIT ${Math.floor(limit)}`,
+        [before],
+      );
+      return (r as { affectedRows: number }).affectedRows;
+    } catch (err) {
+      rethrowMissingTable('mysql', this.table, err);
+    }
+  }
 }

@@ -124,6 +124,18 @@ class PostgresBarrierDb<C extends PgClientLike> implements BarrierDb<C> {
     }
   }
 
+  async deleteBefore(before: Date, limit: number): Promise<number> {
+    try {
+      const r = await this.#pool.query(
+        `DELETE FROM ${this.table} WHERE id IN (SELECT id FROM ${this.table} WHERE create_time < $1 LIMIT $2)`,
+        [before, Math.floor(limit)],
+      );
+      return r.rowCount ?? 0;
+    } catch (err) {
+      rethrowMissingTable('postgres', this.table, err);
+    }
+  }
+
   applyDdl(statements: readonly string[]): Promise<void> {
     // CREATE ... IF NOT EXISTS is not safe against itself in PostgreSQL (two sessions may both decide to create);
     // a transaction-scoped advisory lock makes concurrent callers take turns. DDL is transactional here.

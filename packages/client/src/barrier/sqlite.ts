@@ -166,6 +166,21 @@ class SqliteBarrierDb<D extends SqliteDatabaseLike> implements BarrierDb<D> {
     });
   }
 
+  deleteBefore(before: Date, limit: number): Promise<number> {
+    // create_time is SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS' in UTC, which compares as text
+    const cutoff = before.toISOString().slice(0, 19).replace('T', ' ');
+    return this.#exclusive(async () => {
+      try {
+        const r = this.#db
+          .prepare(`DELETE FROM ${this.table} WHERE id IN (SELECT id FROM ${this.table} WHERE create_time < ? LIMIT ?)`)
+          .run(cutoff, Math.floor(limit));
+        return Number(r.changes);
+      } catch (err) {
+        rethrowMissingTable('sqlite', this.table, err);
+      }
+    });
+  }
+
   applyDdl(statements: readonly string[]): Promise<void> {
     return this.transaction(async () => {
       for (const sql of statements) this.#db.exec(sql);

@@ -70,6 +70,8 @@ export interface DialectHarness<Tx> {
   newGid(): string;
   /** The committed barrier rows of `gid`, ordered by branch_id, barrier_id, op. */
   barrierRows(gid: string): Promise<BarrierRowView[]>;
+  /** Backdate the create_time of `gid`'s barrier rows (for the clean-up test). */
+  age(gid: string, createTime: Date): Promise<void>;
   /** `n` barrier dbs on separate connections. */
   separate(n: number): Promise<ConnectionGroup<Tx>>;
   /** Barrier dbs whose table (or its schema / database) does not exist, with the names used. */
@@ -133,6 +135,11 @@ export async function openSqlite(): Promise<DialectHarness<Database.Database>> {
         | { balance: number }
         | undefined;
       return row?.balance ?? 0;
+    },
+    async age(gid, createTime) {
+      main
+        .prepare('UPDATE barrier SET create_time = ? WHERE gid = ?')
+        .run(createTime.toISOString().slice(0, 19).replace('T', ' '), gid);
     },
     async barrierRows(gid) {
       return main
@@ -209,6 +216,9 @@ export async function openPostgres(): Promise<DialectHarness<pg.PoolClient>> {
       const r = await pool.query<{ balance: number }>(`SELECT balance FROM ${busi} WHERE account = $1`, [account]);
       return r.rows[0]?.balance ?? 0;
     },
+    async age(gid, createTime) {
+      await pool.query('UPDATE dtm_barrier.barrier SET create_time = $1 WHERE gid = $2', [createTime, gid]);
+    },
     async barrierRows(gid) {
       const r = await pool.query<BarrierRowView>(
         `SELECT trans_type, branch_id, op, barrier_id, reason FROM dtm_barrier.barrier WHERE gid = $1 ${ORDER}`,
@@ -278,6 +288,9 @@ export async function openMysql(): Promise<DialectHarness<mysql.PoolConnection>>
     async balance(account) {
       const [r] = await pool.execute<mysql.RowDataPacket[]>(`SELECT balance FROM ${busi} WHERE account = ?`, [account]);
       return r[0]?.balance ?? 0;
+    },
+    async age(gid, createTime) {
+      await pool.execute('UPDATE dtm_barrier.barrier SET create_time = ? WHERE gid = ?', [createTime, gid]);
     },
     async barrierRows(gid) {
       const [r] = await pool.execute<mysql.RowDataPacket[]>(
