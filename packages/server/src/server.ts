@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startGrpcApi } from './api/grpc/grpc-api.js';
 import { buildHttpApi } from './api/http/app.js';
@@ -45,6 +46,38 @@ export interface DtxServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A stand-in on HttpPort while the store is not reachable yet: /api/ping answers 503 "store unavailable", so a
+ * load balancer or an operator sees why this instance is not serving. Closed just before the API listens.
+ */
+async function listenWhileStarting(host: string, port: number): Promise<{ close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const ping = req.url === '/api/ping' || req.url?.startsWith('/api/ping?');
+    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '3' });
+    res.end(
+      JSON.stringify(
+        ping
+          ? { msg: 'store unavailable', error: 'dtx is starting: the store is not reachable yet' }
+          : { message: 'dtx is starting: the store is not reachable yet' },
+      ),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+      return closed;
+    },
+  };
+}
+
 async function waitForStore(store: Store, log: Logger): Promise<void> {
   for (;;) {
     try {
@@ -74,6 +107,9 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     }
   };
   try {
+    // until the store answers, HttpPort says so: /api/ping and every other route answer 503
+    const starting = o.store || c.HttpPort === 0 ? undefined : await listenWhileStarting(c.HttpHost, c.HttpPort);
+    if (starting) closers.push(() => starting.close());
     const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
     closers.push(() => store.close());
     await waitForStore(store, log);
@@ -119,6 +155,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       testMode: c.DtxTestMode,
       resetTimeout: 3 * c.TimeoutToFail,
     });
+    await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });
     closers.push(() => app.close());
     const httpPort = (app.server.address() as AddressInfo).port;

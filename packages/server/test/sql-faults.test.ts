@@ -130,6 +130,10 @@ describe(
             },
             30_000,
           );
+          const waiting = await call('GET', `http://127.0.0.1:${port}/api/ping`);
+          assert.equal(waiting.status, 503, waiting.text);
+          assert.equal((waiting.json as { msg: string }).msg, 'store unavailable');
+          assert.equal((await call('POST', `http://127.0.0.1:${port}/api/dtmsvr/submit`, { gid: 'x' })).status, 503);
           await server.start();
           await waitFor(
             'dtx answering /api/ping once PostgreSQL is up',
