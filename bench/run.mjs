@@ -2,7 +2,7 @@
 // dtx benchmark: 2-step sagas through the coordinator vs. the same branch calls made directly, over
 // HTTP and over gRPC. See bench/README.md.
 // Usage: node bench/run.mjs [--quick] [--duration 10] [--concurrency 1,10,50] [--store sqlite] [--transport http,grpc]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
@@ -29,7 +29,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --duration <s>        measured seconds per scenario and concurrency level (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2; 0.5 with --quick)
   --concurrency <list>  comma-separated closed-loop worker counts (default 1,10,50)
-  --store <name>        coordinator store: ${storeNames().join(', ')} (default sqlite)
+  --store <names>       coordinator store(s): ${storeNames().join(', ')}, a comma list or all (default sqlite);
+                        several run one after the other and are then shown side by side
   --transport <list>    http, grpc or both (default http,grpc): client → dtx → branches over that transport
   --quick               1 s durations, for a smoke run
   --profile             run the coordinator with --cpu-prof and summarise it (same as DTX_BENCH_PROFILE=1)
@@ -75,8 +76,11 @@ function parseCli() {
   for (const t of transports) {
     if (!TRANSPORTS.includes(t)) throw new Error(`--transport takes ${TRANSPORTS.join(', ')}, got '${t}'`);
   }
-  if (!stores[values.store])
-    throw new Error(`--store must be one of ${storeNames().join(', ')}, got '${values.store}'`);
+  const storeList = values.store === 'all' ? storeNames() : values.store.split(',').map((x) => x.trim());
+  for (const name of storeList) {
+    if (!stores[name]) throw new Error(`--store takes ${storeNames().join(', ')} or all, got '${name}'`);
+  }
+  if (storeList.length > 1) return { compare: storeList };
   return {
     durationS,
     warmupS,
@@ -215,8 +219,63 @@ async function checkCorrectness({ busi, tracker, origin, sampleSize = 8 }) {
   return result;
 }
 
+/**
+ * `--store a,b` (or `all`): each store in a bench process of its own (same other flags), then one table of
+ * the stores next to each other, read from the JSON results they wrote.
+ */
+async function compareStores(names) {
+  const rest = [];
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--store') i++;
+    else if (!args[i].startsWith('--store=')) rest.push(args[i]);
+  }
+  const results = [];
+  let code = 0;
+  for (const name of names) {
+    log(`\n===== store ${name} =====`);
+    let out = '';
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--store', name, ...rest], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    child.stdout.on('data', (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
+    const status = await new Promise((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+    code = code || status;
+    const file = /^results: (.+)$/m.exec(out)?.[1];
+    if (file) results.push({ name, result: JSON.parse(readFileSync(join(ROOT, file), 'utf8')) });
+    else log(`store ${name}: no results file (exit ${status})`);
+  }
+  console.log('\nstores side by side (sagas: tx/s, p50/p99 ms, ratio to the direct-call baseline of the same run)');
+  const rows = [['store', 'transport', 'conc', 'tx/s', 'p50', 'p99', 'ratio', 'other cpu %']];
+  for (const { name, result } of results) {
+    for (const level of result.levels) {
+      for (const [scenario, r] of Object.entries(level.scenarios)) {
+        if (!scenario.endsWith('saga')) continue;
+        const transport = scenario === 'saga' ? 'http' : scenario.replace(/-saga$/, '');
+        rows.push([
+          name,
+          transport,
+          String(level.concurrency),
+          String(r.tps),
+          String(r.p50),
+          String(r.p99),
+          String(level.ratios?.[transport] ?? level.ratio ?? '-'),
+          String(r.cpu?.othersPct ?? '-'),
+        ]);
+      }
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padStart(widths[i])).join('  '));
+  return code;
+}
+
 async function main() {
   const opts = parseCli();
+  if (opts.compare) return compareStores(opts.compare);
   if (!existsSync(opts.serverEntry)) {
     throw new Error(
       `coordinator entry not found: ${opts.serverEntry}\n  build it first: npx tsc -b (or npm run bench)`,
