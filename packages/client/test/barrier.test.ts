@@ -63,6 +63,22 @@ test('barrier ids count the guarded calls of one request, two digits', () => {
   assert.deepEqual([1, 2, 9, 10, 99, 100].map(formatBarrierId), ['01', '02', '09', '10', '99', '100']);
 });
 
+test('SQL and Redis guarded calls of one request share one barrier id counter, as in DTM', async () => {
+  const db = new Database(':memory:');
+  const sqlite = sqliteBarrierDb(db);
+  await ensureBarrierTable(sqlite);
+  const b = new BranchBarrier({ trans_type: 'saga', gid: 'g-shared', branch_id: '01', op: 'action' });
+  assert.equal(b.barrierId, '00');
+  await b.call(sqlite, async () => {});
+  assert.equal(b.nextBarrierId(), '02', 'the next guarded call (a Redis one, say) takes 02');
+  await b.call(sqlite, async () => {});
+  assert.deepEqual(db.prepare("SELECT barrier_id FROM barrier WHERE gid = 'g-shared' ORDER BY barrier_id").all(), [
+    { barrier_id: '01' },
+    { barrier_id: '03' },
+  ]);
+  db.close();
+});
+
 test('compensating ops map to their forward op', () => {
   assert.equal(originOpOf('cancel'), 'try');
   assert.equal(originOpOf('compensate'), 'action');

@@ -105,6 +105,15 @@ export class BranchBarrier implements BranchInfo {
   }
 
   /**
+   * Takes the next barrier id (`01`, `02`, …). Every guarded call takes one, SQL or Redis alike, so a
+   * compensation that makes the same calls in the same order meets the same ids.
+   */
+  nextBarrierId(): string {
+    this.#calls += 1;
+    return formatBarrierId(this.#calls);
+  }
+
+  /**
    * Runs `business` at most once for this branch, op and barrier id, in one local transaction with the barrier
    * rows (spec §9.4):
    * 1. the barrier id counter is incremented (even if the call then fails);
@@ -124,8 +133,7 @@ export class BranchBarrier implements BranchInfo {
    * @throws {@link BarrierTableMissingError} when the barrier table does not exist.
    */
   async call<Tx>(db: BarrierDb<Tx>, business: BarrierBusiness<Tx>): Promise<BarrierOutcome> {
-    this.#calls += 1;
-    const barrier_id = formatBarrierId(this.#calls);
+    const barrier_id = this.nextBarrierId();
     const { trans_type, gid, branch_id, op } = this;
     const origin = originOpOf(op);
     return db.transaction(async (tx) => {

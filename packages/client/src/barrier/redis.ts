@@ -102,15 +102,6 @@ async function evalScript(
   }
 }
 
-/** Guarded Redis calls made so far per barrier (the SQL calls of a barrier count on their own). */
-const redisCalls = new WeakMap<BranchBarrier, number>();
-
-function nextBarrierId(barrier: BranchBarrier): string {
-  const n = (redisCalls.get(barrier) ?? Number(barrier.barrierId)) + 1;
-  redisCalls.set(barrier, n);
-  return formatBarrierId(n);
-}
-
 function positiveSeconds(expireSeconds: number): number {
   if (!Number.isSafeInteger(expireSeconds) || expireSeconds <= 0) {
     throw new RangeError(`expireSeconds must be a positive integer, got ${expireSeconds}`);
@@ -147,7 +138,7 @@ export async function redisCheckAdjustAmount(
 ): Promise<BarrierOutcome> {
   if (!Number.isSafeInteger(amount)) throw new RangeError(`amount must be an integer, got ${amount}`);
   positiveSeconds(expireSeconds);
-  const barrier_id = nextBarrierId(barrier);
+  const barrier_id = barrier.nextBarrierId();
   const { gid, branch_id, op } = barrier;
   const keyOf = o.keyOf ?? dtmKey;
   const origin = originOpOf(op) ?? '';

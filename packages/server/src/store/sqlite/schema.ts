@@ -53,10 +53,10 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (cat, k)
   );
   `,
-  // 2: retention finds finished transactions by age without scanning
+  // 2: retention finds finished transactions by age without scanning (deleting their branches by gid
+  // uses the unique (gid, branch_id, op) index, whose prefix is gid)
   `
   CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time)
     WHERE status IN ('succeed', 'failed');
-  CREATE INDEX IF NOT EXISTS trans_branch_op_gid ON trans_branch_op(gid);
   `,
 ];
