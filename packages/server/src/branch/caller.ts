@@ -25,3 +25,21 @@ export interface BranchCaller {
 
 /** Upper bound of a reply body kept in memory for messages. */
 export const MAX_MESSAGE = 4096;
+
+/**
+ * The extra headers (HTTP) or metadata (gRPC) of every branch call of a transaction: ext_data.headers (DTM's
+ * legacy passthrough), then branch_headers, which win on a clash (spec §5.2, §12.3).
+ */
+export function extraHeaders(t: TransGlobal): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (t.extData) {
+    try {
+      const h = (JSON.parse(t.extData) as { headers?: Record<string, string> }).headers;
+      if (h && typeof h === 'object') Object.assign(out, h);
+    } catch {
+      // not JSON: no legacy headers
+    }
+  }
+  if (t.opts.branch_headers) Object.assign(out, t.opts.branch_headers);
+  return out;
+}

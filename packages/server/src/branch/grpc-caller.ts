@@ -1,7 +1,7 @@
 import { classifyGrpcStatus, DtmMetadata, GrpcStatus, grpcErrorText } from '@dtx/protocol';
 import { credentials, Client as GrpcClient, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { errorMessage } from '../core/errors.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
+import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
 import type { TargetResolver } from './dispatch.js';
 
 /** Schemes whose targets a {@link TargetResolver} resolves: go-zero's etcd (two names) and kratos. */
@@ -73,16 +73,6 @@ export interface GrpcCallerOptions {
 
 /** Bytes in, bytes out: the payload is sent as the request message unchanged; the reply is ignored. */
 const raw = (b: Buffer): Buffer => b;
-
-function extHeaders(extData: string): Record<string, string> | undefined {
-  if (!extData) return undefined;
-  try {
-    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
-    return h && typeof h === 'object' ? h : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function error(message: string): BranchOutcome {
   return { result: 'ERROR', message: message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE) : message };
@@ -179,8 +169,6 @@ function metadataOf(c: BranchCall): Metadata {
   md.set(DtmMetadata.BranchId, c.branchId);
   md.set(DtmMetadata.Op, c.op);
   md.set(DtmMetadata.Dtm, '');
-  for (const h of [extHeaders(t.extData), t.opts.branch_headers]) {
-    if (h) for (const [k, v] of Object.entries(h)) md.set(k.toLowerCase(), v);
-  }
+  for (const [k, v] of Object.entries(extraHeaders(t))) md.set(k.toLowerCase(), v);
   return md;
 }

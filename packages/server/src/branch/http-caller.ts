@@ -1,22 +1,12 @@
 import { classifyHttpReply } from '@dtx/protocol';
 import { Agent } from 'undici';
 import { errorMessage } from '../core/errors.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
+import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
 
 /** Branch URL with DTM's four query parameters added (existing ones kept). */
 export function branchUrl(url: string, gid: string, transType: string, branchId: string, op: string): string {
   const sep = url.includes('?') ? '&' : '?';
   return `${url}${sep}gid=${encodeURIComponent(gid)}&trans_type=${encodeURIComponent(transType)}&branch_id=${encodeURIComponent(branchId)}&op=${encodeURIComponent(op)}`;
-}
-
-function parseHeaders(extData: string): Record<string, string> | undefined {
-  if (!extData) return undefined;
-  try {
-    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
-    return h && typeof h === 'object' ? h : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -28,10 +18,7 @@ export class HttpBranchCaller implements BranchCaller {
 
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    const extHeaders = parseHeaders(t.extData);
-    if (extHeaders) Object.assign(headers, extHeaders);
-    if (t.opts.branch_headers) Object.assign(headers, t.opts.branch_headers);
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     const post = c.payload.byteLength > 0 || t.transType === 'xa';
     try {
       const res = await this.agent.request({

@@ -2,17 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { classifyHttpReply, JsonRpcCode } from '@dtx/protocol';
 import { Agent } from 'undici';
 import { errorMessage } from '../core/errors.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, MAX_MESSAGE } from './caller.js';
-
-function extHeaders(extData: string): Record<string, string> | undefined {
-  if (!extData) return undefined;
-  try {
-    const h = (JSON.parse(extData) as { headers?: Record<string, string> }).headers;
-    return h && typeof h === 'object' ? h : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -75,10 +65,7 @@ export class JsonRpcBranchCaller implements BranchCaller {
       method: u.searchParams.get('method') ?? '',
       id: randomBytes(5).toString('hex'),
     });
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    const ext = extHeaders(t.extData);
-    if (ext) Object.assign(headers, ext);
-    if (t.opts.branch_headers) Object.assign(headers, t.opts.branch_headers);
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     try {
       const res = await this.agent.request({
         origin: u.origin,
