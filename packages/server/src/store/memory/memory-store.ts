@@ -2,6 +2,7 @@ import type { GlobalStatus } from '@dtx/protocol';
 import { UNFINISHED_STATUSES } from '@dtx/protocol';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
+import { nextPositionOf } from '../scan-query.js';
 import type { ScanQuery, StatusChange, Store } from '../store.js';
 
 const copyTrans = (t: TransGlobal): TransGlobal => ({ ...t, opts: { ...t.opts } });
@@ -35,8 +36,7 @@ export class MemoryStore implements Store {
       .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
       .slice(0, q.limit)
       .map(copyTrans);
-    const last = rows[rows.length - 1];
-    return { trans: rows, nextPosition: rows.length === q.limit && last ? String(last.id) : '' };
+    return { trans: rows, nextPosition: nextPositionOf(rows, q.limit) };
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
@@ -163,8 +163,7 @@ export class MemoryStore implements Store {
       .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
       .slice(0, limit)
       .map((kv) => ({ ...kv }));
-    const last = rows[rows.length - 1];
-    return { kv: rows, nextPosition: rows.length === limit && last ? String(last.id) : '' };
+    return { kv: rows, nextPosition: nextPositionOf(rows, limit) };
   }
 
   async findKV(cat: string, key: string): Promise<KV[]> {

@@ -4,6 +4,7 @@ import mysql from 'mysql2/promise';
 import { errorMessage, NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
 import type { Logger } from '../../observe/logger.js';
+import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
 import { authHint, isConnectionError, isDeadlock, storeError } from '../sql/errors.js';
 import { GroupCommit, type Pending } from '../sql/group-commit.js';
 import {
@@ -433,39 +434,12 @@ export class MysqlStore implements Store {
   }
 
   async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (q.position) {
-      where.push('id < ?');
-      args.push(Number(q.position));
-    }
-    if (q.status) {
-      where.push('status = ?');
-      args.push(q.status);
-    }
-    if (q.transType) {
-      where.push('trans_type = ?');
-      args.push(q.transType);
-    }
-    if (q.createTimeStart !== undefined) {
-      where.push('create_time >= ?');
-      args.push(dt(q.createTimeStart));
-    }
-    if (q.createTimeEnd !== undefined) {
-      where.push('create_time <= ?');
-      args.push(dt(q.createTimeEnd));
-    }
-    args.push(q.limit);
+    const { where, values } = whereOf(scanConditions(q, dt));
     const r = rows(
-      await this.q(
-        `SELECT ${GLOBAL_SELECT} FROM trans_global ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY id DESC LIMIT ?`,
-        args,
-      ),
+      await this.q(`SELECT ${GLOBAL_SELECT} FROM trans_global ${where} ORDER BY id DESC LIMIT ?`, [...values, q.limit]),
     );
     const trans = r.map(globalFromRow);
-    const last = trans[trans.length - 1];
-    return { trans, nextPosition: trans.length === q.limit && last ? String(last.id) : '' };
+    return { trans, nextPosition: nextPositionOf(trans, q.limit) };
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
@@ -695,23 +669,12 @@ export class MysqlStore implements Store {
         : await this.q(`SELECT ${KV_SELECT} FROM kv WHERE cat = ? ORDER BY id DESC LIMIT ?`, [cat, limit]),
     );
     const kv = r.map(kvFromRow);
-    const last = kv[kv.length - 1];
-    return { kv, nextPosition: kv.length === limit && last ? String(last.id) : '' };
+    return { kv, nextPosition: nextPositionOf(kv, limit) };
   }
 
   async findKV(cat: string, key: string): Promise<KV[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (cat) {
-      where.push('cat = ?');
-      args.push(cat);
-    }
-    if (key) {
-      where.push('k = ?');
-      args.push(key);
-    }
-    const sql = `SELECT ${KV_SELECT} FROM kv ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
-    return rows(await this.q(sql, args)).map(kvFromRow);
+    const { where, values } = whereOf(kvConditions(cat, key));
+    return rows(await this.q(`SELECT ${KV_SELECT} FROM kv ${where} ORDER BY id`, values)).map(kvFromRow);
   }
 
   async createKV(cat: string, k: string, v: string, now: number): Promise<void> {

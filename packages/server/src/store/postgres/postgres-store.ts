@@ -3,6 +3,7 @@ import pg from 'pg';
 import { errorMessage, NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
 import type { Logger } from '../../observe/logger.js';
+import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
 import { authHint, isConnectionError, storeError } from '../sql/errors.js';
 import { GroupCommit, type Pending } from '../sql/group-commit.js';
 import {
@@ -379,26 +380,13 @@ export class PostgresStore implements Store {
   }
 
   async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const add = (cond: string, v: unknown) => {
-      args.push(v);
-      where.push(cond.replace('?', `$${args.length}`));
-    };
-    if (q.position) add('id < ?::int8', q.position);
-    if (q.status) add('status = ?', q.status);
-    if (q.transType) add('trans_type = ?', q.transType);
-    if (q.createTimeStart !== undefined) add('create_time >= ?::timestamptz', toIsoUtc(q.createTimeStart));
-    if (q.createTimeEnd !== undefined) add('create_time <= ?::timestamptz', toIsoUtc(q.createTimeEnd));
-    args.push(q.limit);
+    const { where, values } = whereOf(scanConditions(q, toIsoUtc), (n: number) => `$${n}`);
     const r = await this.q(
-      `SELECT ${GLOBAL_SELECT} FROM ${this.s}.trans_global ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY id DESC LIMIT $${args.length}`,
-      args,
+      `SELECT ${GLOBAL_SELECT} FROM ${this.s}.trans_global ${where} ORDER BY id DESC LIMIT $${values.length + 1}`,
+      [...values, q.limit],
     );
     const trans = r.rows.map(globalFromRow);
-    const last = trans[trans.length - 1];
-    return { trans, nextPosition: trans.length === q.limit && last ? String(last.id) : '' };
+    return { trans, nextPosition: nextPositionOf(trans, q.limit) };
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
@@ -633,25 +621,12 @@ export class PostgresStore implements Store {
         )
       : await this.q(`SELECT ${KV_SELECT} FROM ${this.s}.kv WHERE cat = $1 ORDER BY id DESC LIMIT $2`, [cat, limit]);
     const kv = r.rows.map(kvFromRow);
-    const last = kv[kv.length - 1];
-    return { kv, nextPosition: kv.length === limit && last ? String(last.id) : '' };
+    return { kv, nextPosition: nextPositionOf(kv, limit) };
   }
 
   async findKV(cat: string, key: string): Promise<KV[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (cat) {
-      args.push(cat);
-      where.push(`cat = $${args.length}`);
-    }
-    if (key) {
-      args.push(key);
-      where.push(`k = $${args.length}`);
-    }
-    const r = await this.q(
-      `SELECT ${KV_SELECT} FROM ${this.s}.kv ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`,
-      args,
-    );
+    const { where, values } = whereOf(kvConditions(cat, key), (n: number) => `$${n}`);
+    const r = await this.q(`SELECT ${KV_SELECT} FROM ${this.s}.kv ${where} ORDER BY id`, values);
     return r.rows.map(kvFromRow);
   }
 

@@ -4,6 +4,7 @@ import type { DtxConfig } from '../../config.js';
 import { errorMessage, NotFoundError, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
 import type { Logger } from '../../observe/logger.js';
+import { nextPositionOf } from '../scan-query.js';
 import type { ScanQuery, StatusChange, Store } from '../store.js';
 import { createRedisClient, type RedisClient } from './connect.js';
 import { hashTagOf, RedisKeys } from './keys.js';
@@ -613,8 +614,7 @@ export class RedisStore implements Store {
       .filter((r) => (r.id ?? 0) < below)
       .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
       .slice(0, Math.max(0, limit));
-    const last = kv[kv.length - 1];
-    return { kv, nextPosition: kv.length === limit && last ? String(last.id) : '' };
+    return { kv, nextPosition: nextPositionOf(kv, limit) };
   }
 
   private async kvOf(cat: string, key = ''): Promise<KV[]> {

@@ -5,6 +5,7 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
+import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
 import type { ScanQuery, StatusChange, Store } from '../store.js';
 import { GroupCommit } from './group-commit.js';
 import { MIGRATIONS } from './schema.js';
@@ -206,30 +207,11 @@ export class SqliteStore implements Store {
   }
 
   async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
-    const where = ['id < ?'];
-    const args: unknown[] = [q.position ? Number(q.position) : Number.MAX_SAFE_INTEGER];
-    if (q.status) {
-      where.push('status = ?');
-      args.push(q.status);
-    }
-    if (q.transType) {
-      where.push('trans_type = ?');
-      args.push(q.transType);
-    }
-    if (q.createTimeStart !== undefined) {
-      where.push('create_time >= ?');
-      args.push(q.createTimeStart);
-    }
-    if (q.createTimeEnd !== undefined) {
-      where.push('create_time <= ?');
-      args.push(q.createTimeEnd);
-    }
-    args.push(q.limit);
+    const { where, values } = whereOf(scanConditions(q, (ms) => ms));
     const rows = this.db
-      .prepare(`SELECT * FROM trans_global WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`)
-      .all(...args) as GlobalRow[];
-    const last = rows[rows.length - 1];
-    return { trans: rows.map(toGlobal), nextPosition: rows.length === q.limit && last ? String(last.id) : '' };
+      .prepare(`SELECT * FROM trans_global ${where} ORDER BY id DESC LIMIT ?`)
+      .all(...values, q.limit) as GlobalRow[];
+    return { trans: rows.map(toGlobal), nextPosition: nextPositionOf(rows, q.limit) };
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
@@ -362,23 +344,12 @@ export class SqliteStore implements Store {
 
   async scanKV(cat: string, position: string, limit: number): Promise<{ kv: KV[]; nextPosition: string }> {
     const rows = this.st.scanKV!.all(cat, position ? Number(position) : Number.MAX_SAFE_INTEGER, limit) as KvRow[];
-    const last = rows[rows.length - 1];
-    return { kv: rows.map(toKv), nextPosition: rows.length === limit && last ? String(last.id) : '' };
+    return { kv: rows.map(toKv), nextPosition: nextPositionOf(rows, limit) };
   }
 
   async findKV(cat: string, key: string): Promise<KV[]> {
-    const where: string[] = [];
-    const args: string[] = [];
-    if (cat) {
-      where.push('cat = ?');
-      args.push(cat);
-    }
-    if (key) {
-      where.push('k = ?');
-      args.push(key);
-    }
-    const sql = `SELECT * FROM kv ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
-    return (this.db.prepare(sql).all(...args) as KvRow[]).map(toKv);
+    const { where, values } = whereOf(kvConditions(cat, key));
+    return (this.db.prepare(`SELECT * FROM kv ${where} ORDER BY id`).all(...values) as KvRow[]).map(toKv);
   }
 
   createKV(cat: string, k: string, v: string, now: number): Promise<void> {
