@@ -23,7 +23,7 @@ export interface TransGlobal {
   extData: string;
   result: string;
   rollbackReason: string;
-  /** Parsed `options`; not stored separately. */
+  /** Parsed `options`, kept in step with it by whoever sets either (the stores decode it on read); not stored separately. */
   opts: TransOptions;
 }
 

@@ -1,6 +1,5 @@
 import { errorMessage, FailureError, OngoingError } from './errors.js';
 import type { TransBranch, TransGlobal } from './model.js';
-import { decodeOptions } from './model.js';
 import { processMsg } from './msg.js';
 import { type PassDeps, PassError, TransPass } from './pass.js';
 import { processSaga } from './saga.js';
@@ -36,7 +35,6 @@ export class Processor {
   async runPass(trans: TransGlobal, branches: TransBranch[], forwardMs = 0): Promise<void> {
     const mode = MODES[trans.transType];
     if (!mode) throw new Error(`unknown trans type: ${trans.transType}`);
-    trans.opts = decodeOptions(trans.options);
     const gid = trans.gid;
     this.active.set(gid, (this.active.get(gid) ?? 0) + 1);
     try {

@@ -3,7 +3,7 @@ import type { ScanQuery } from '../store/store.js';
 import { FailureError, InputError, NotFoundError, UniqueConflictError } from './errors.js';
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
-import { decodeOptions, encodeOptions } from './model.js';
+import { encodeOptions } from './model.js';
 import type { PassDeps } from './pass.js';
 import type { Processor } from './processor.js';
 import type { Topics } from './topics.js';
@@ -73,14 +73,15 @@ export class TransService {
         await this.store.changeStatus(t.gid, 'prepared', 'submitted', {}, now);
         t.status = 'submitted';
         // this first pass runs with the submit request's options over the stored ones
-        t.options = encodeOptions({ ...decodeOptions(t.options), ...input.opts });
+        t.opts = { ...t.opts, ...input.opts };
+        t.options = encodeOptions(t.opts);
         if (input.customData) t.customData = input.customData;
       } else if (t.status !== 'submitted') {
         throw new FailureError(`current status '${t.status}', cannot sumbmit.`);
       }
       branches = await this.store.findBranches(t.gid);
     }
-    const waitResult = input.opts.wait_result ?? decodeOptions(t.options).wait_result ?? false;
+    const waitResult = input.opts.wait_result ?? t.opts.wait_result ?? false;
     await this.processor.process(t, branches, true, { waitResult });
   }
 
