@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's test command: runs every compiled test file of every package with node's test runner.
+// The README's test command: runs every compiled test file of every package and example with node's test runner.
 // Usage: npm test [-- <substring filter on file paths>]
 // The tests use real PostgreSQL, MariaDB, Redis and etcd on 127.0.0.1: when one of them does not answer,
 // scripts/services.sh is run first to install (apt) and start them.
@@ -31,7 +31,9 @@ function walk(dir, out) {
 }
 
 const files = [];
-for (const pkg of readdirSync(join(root, 'packages'))) walk(join(root, 'packages', pkg, 'dist', 'test'), files);
+for (const top of ['packages', 'examples']) {
+  for (const pkg of readdirSync(join(root, top))) walk(join(root, top, pkg, 'dist', 'test'), files);
+}
 const selected = files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
 const GO_SUITE = 'compat/go';
 const goSelected = filters.length === 0 || filters.some((s) => GO_SUITE.includes(s));
