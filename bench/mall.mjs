@@ -114,7 +114,7 @@ try {
       const cancelled = count(9);
       const other = byStatus.filter((r) => r.status !== 0 && r.status !== 9).length;
       const ok200 = run.replies.filter((r) => r.status === 200).length;
-      const outOfStock = run.replies.filter((r) => r.status === 400 && r.text.endsWith('库存不足')).length;
+      const outOfStock = run.replies.filter((r) => r.status === 400 && r.text.endsWith('库存不足\n')).length;
       const gids = byStatus.flatMap((r) => String(r.gids ?? '').split(',')).filter(Boolean);
       const unfinished = [];
       for (const gid of gids) {

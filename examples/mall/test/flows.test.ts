@@ -59,7 +59,7 @@ test('flow B, stock exhausted: the new order ends cancelled (9), stock stays 0, 
   const r = await createOrder();
   assert.equal(r.status, 400);
   assert.match(r.type, /^text\/plain/);
-  assert.equal(r.text, 'rpc error: code = Code(100) desc = 订单创建失败: 库存不足');
+  assert.equal(r.text, 'rpc error: code = Code(100) desc = 订单创建失败: 库存不足\n');
   const order = await latestOrder();
   assert.notEqual(order.id, before.id, 'the saga inserted a new order');
   assert.equal(order.status, 9);
@@ -122,7 +122,7 @@ test('concurrent orders never oversell: stock left + live orders = initial stock
     ),
   );
   assert.equal(replies.filter((r) => r.status === 200).length, 5, replies.map((r) => r.text).join('\n'));
-  assert.ok(replies.every((r) => r.status === 200 || r.text.endsWith('库存不足')));
+  assert.ok(replies.every((r) => r.status === 200 || r.text.endsWith('库存不足\n')));
   const [rows] = await mall.db.query<RowDataPacket[]>(
     'SELECT status, COUNT(*) n FROM `order` WHERE pid = ? GROUP BY status',
     [limited],

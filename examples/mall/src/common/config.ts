@@ -159,18 +159,23 @@ function serviceConf(raw: Raw, defaultTraceName: string): ServiceConf {
 
 /** Reads an api config from a parsed yaml document. */
 export function apiConf(raw: Raw): ApiConf {
+  const service = serviceConf(raw, String(raw.Name ?? 'api'));
+  const Host = str(raw, 'Host', '', '0.0.0.0');
+  const Port = num(raw, 'Port', '');
+  const MaxBytes = num(raw, 'MaxBytes', '', 1 << 20);
+  // Required, as in the tutorial's config structs (go-zero refuses a config without it): an api without a secret
+  // would sign and accept tokens anyone can forge.
   const auth = section(raw, 'Auth', '');
+  if (auth === undefined) throw new ConfigError('Auth: required (AccessSecret and AccessExpire of the JWT)');
   const conf: ApiConf = {
-    ...serviceConf(raw, String(raw.Name ?? 'api')),
-    Host: str(raw, 'Host', '', '0.0.0.0'),
-    Port: num(raw, 'Port', ''),
-    MaxBytes: num(raw, 'MaxBytes', '', 1 << 20),
-    Auth: {
-      AccessSecret: auth === undefined ? '' : str(auth, 'AccessSecret', 'Auth.'),
-      AccessExpire: auth === undefined ? 0 : num(auth, 'AccessExpire', 'Auth.'),
-    },
+    ...service,
+    Host,
+    Port,
+    MaxBytes,
+    Auth: { AccessSecret: str(auth, 'AccessSecret', 'Auth.'), AccessExpire: num(auth, 'AccessExpire', 'Auth.') },
     DtmServer: str(raw, 'DtmServer', '', 'etcd://127.0.0.1:2379/dtmservice'),
   };
+  if (conf.Auth.AccessSecret === '') throw new ConfigError('Auth.AccessSecret: must not be empty');
   for (const key of ['UserRpc', 'ProductRpc', 'OrderRpc', 'PayRpc'] as const) {
     const c = rpcClientConf(raw, key);
     if (c !== undefined) conf[key] = c;

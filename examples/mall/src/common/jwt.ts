@@ -14,13 +14,17 @@ export function signToken(secret: string, iat: number, expireSeconds: number, ui
   return `${HEADER}.${payload}.${sig}`;
 }
 
+/** Base64url without padding, the only alphabet golang-jwt decodes (Node's decoder would skip other characters). */
+const SEGMENT = /^[A-Za-z0-9_-]*$/;
+
 /**
- * The claims of a valid token: HS256 signature, `exp` in the future (if present), `nbf`/`iat` not in the future.
- * `undefined` for anything else — go-zero answers all of these the same way, 401.
+ * The claims of a valid token: HS256 signature, and the time claims golang-jwt v4's `MapClaims.Valid` checks —
+ * `exp` after now, `iat` and `nbf` not after now — each only when it is a non-zero number (absent, 0 or another
+ * type: not checked, as there). `undefined` for anything else — go-zero answers all of these the same way, 401.
  */
 export function verifyToken(secret: string, token: string, nowSeconds: number): Record<string, unknown> | undefined {
   const parts = token.split('.');
-  if (parts.length !== 3) return undefined;
+  if (parts.length !== 3 || !parts.every((part) => SEGMENT.test(part))) return undefined;
   const [h = '', p = '', s = ''] = parts;
   let header: unknown;
   let claims: unknown;
@@ -36,13 +40,22 @@ export function verifyToken(secret: string, token: string, nowSeconds: number): 
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
   const c = claims as Record<string, unknown>;
-  if (typeof c.exp === 'number' && c.exp <= nowSeconds) return undefined;
-  if (typeof c.nbf === 'number' && c.nbf > nowSeconds) return undefined;
+  const time = (v: unknown) => (typeof v === 'number' && v !== 0 ? v : undefined);
+  const exp = time(c.exp);
+  const iat = time(c.iat);
+  const nbf = time(c.nbf);
+  if (exp !== undefined && !(nowSeconds < exp)) return undefined;
+  if (iat !== undefined && nowSeconds < iat) return undefined;
+  if (nbf !== undefined && nowSeconds < nbf) return undefined;
   return c;
 }
 
-/** The token of an `Authorization: Bearer <jwt>` header; the prefix is matched case-insensitively, as go-zero. */
+/**
+ * The token of an `Authorization` header, as golang-jwt's `AuthorizationHeaderExtractor` (go-zero's): a `Bearer `
+ * prefix, matched case-insensitively (Postman sends `bearer`), is removed; a header without it is the token itself.
+ */
 export function bearerToken(header: string | undefined): string | undefined {
-  const m = /^bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return m?.[1];
+  if (header === undefined) return undefined;
+  const token = header.length > 6 && header.slice(0, 7).toUpperCase() === 'BEARER ' ? header.slice(7) : header;
+  return token === '' ? undefined : token;
 }

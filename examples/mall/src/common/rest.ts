@@ -94,11 +94,27 @@ export interface ApiDeps {
 
 const routeKey = Symbol('mall.route');
 
+/** A JSON body that did not parse, kept for the route to refuse — after the JWT check, as go-zero's order. */
+class InvalidJson {
+  constructor(readonly message: string) {}
+}
+
+/** A request path as go-zero's router matches it (`path.Clean`): no doubled slashes, no trailing one. */
+function cleanPath(url: string): string {
+  const p = (url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
 /** Builds the Fastify app of an api with its routes (not listening yet). */
 export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
   const { conf, metrics, tracing } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const app = Fastify({ bodyLimit: conf.MaxBytes, logger: false });
+  // go-zero's router matches the cleaned path: `/api/user/login/` and `/api//user/login` are the route.
+  const app = Fastify({
+    bodyLimit: conf.MaxBytes,
+    logger: false,
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+  });
   app.removeAllContentTypeParsers();
   // The body is JSON only when the Content-Type says so (go-zero reads it only then); anything else reads as empty.
   app.addContentTypeParser('*', { parseAs: 'string' }, (req, text, done) => {
@@ -110,32 +126,45 @@ export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
     try {
       done(null, JSON.parse(text as string));
     } catch (err) {
-      done(new BadRequest(`invalid JSON body: ${(err as Error).message}`), undefined);
+      done(null, new InvalidJson(`invalid JSON body: ${(err as Error).message}`));
     }
   });
   app.decorateRequest(routeKey, undefined);
+  // Only routes are measured, labelled with their path: go-zero's metrics handler is in each route's chain, so
+  // its router's 404 and 405 are not counted (nor does every scanned URL become a label value).
   app.addHook('onResponse', async (req, reply) => {
-    const path = req.routeOptions.url ?? req.url.split('?')[0] ?? '';
+    const path = req.routeOptions.url;
+    if (req.is404 || path === undefined) return;
     metrics.observeHttp(path, reply.statusCode, reply.elapsedTime);
   });
   app.setErrorHandler((err, _req, reply) => {
     const status = err instanceof BadRequest ? 400 : ((err as { statusCode?: number }).statusCode ?? 500);
-    reply
+    // go-zero's MaxBytesHandler: a body over MaxBytes is refused with the status alone, before the JWT check.
+    if (status === 413) return reply.code(413).send();
+    return reply
       .code(status >= 400 && status < 600 ? status : 500)
       .type('text/plain; charset=utf-8')
-      .send(goErrorText(err));
+      .send(`${goErrorText(err)}\n`);
   });
-  app.setNotFoundHandler((_req, reply) => {
-    reply.code(404).type('text/plain; charset=utf-8').send('404 page not found');
+  // go-zero's router: a route's path asked with another method is 405 with `Allow` and no body; else 404.
+  const paths = new Set(routes.map((r) => cleanPath(r.path)));
+  app.setNotFoundHandler((req, reply) => {
+    if (paths.has(cleanPath(req.url))) {
+      reply.code(405).header('allow', 'POST').send();
+      return;
+    }
+    reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n');
   });
   for (const r of routes) {
     app.post(r.path, async (req: FastifyRequest, reply: FastifyReply) => {
       let uid: number | undefined;
       if (r.jwt) {
         const claims = verifyToken(conf.Auth.AccessSecret, bearerToken(req.headers.authorization) ?? '', now());
-        if (claims === undefined) return reply.code(401).send('');
+        // go-zero's `unauthorized`: the status alone, no body and no Content-Type.
+        if (claims === undefined) return reply.code(401).send();
         uid = typeof claims.uid === 'number' ? claims.uid : Number(claims.uid);
       }
+      if (req.body instanceof InvalidJson) throw new BadRequest(req.body.message);
       const body = parseFields(r.fields, req.body);
       const { span, ctx } = tracing.serverSpan(r.path, req.headers as Record<string, unknown>);
       try {
@@ -146,7 +175,10 @@ export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
       } catch (err) {
         span.setAttribute('http.status_code', 400);
         endSpan(span, goErrorText(err));
-        return reply.code(400).type('text/plain; charset=utf-8').send(goErrorText(err));
+        return reply
+          .code(400)
+          .type('text/plain; charset=utf-8')
+          .send(`${goErrorText(err)}\n`);
       }
     });
   }

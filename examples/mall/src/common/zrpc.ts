@@ -176,7 +176,13 @@ export class RpcClient {
     const md = new Metadata();
     inject((k, v) => md.set(k, v));
     try {
-      const address = await this.#resolver.resolve(this.target);
+      let address: string;
+      try {
+        address = await this.#resolver.resolve(this.target);
+      } catch (err) {
+        // No live instance (or etcd unreachable): what grpc-go's resolver reports as Unavailable.
+        throw new RpcError(14, err instanceof Error ? err.message : String(err));
+      }
       const client = this.#client(address);
       const reply = await context.with(
         ctx,

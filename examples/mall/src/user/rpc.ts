@@ -4,7 +4,7 @@
  * @module
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { RpcConf } from '../common/config.js';
+import { ConfigError, type RpcConf } from '../common/config.js';
 import { passwordEncrypt } from '../common/cryptx.js';
 import { mysqlPool } from '../common/mysql-dsn.js';
 import { serviceDefinition } from '../common/proto.js';
@@ -73,6 +73,9 @@ export function userHandlers(db: Pool, salt: string) {
 
 /** Starts user.rpc. */
 export async function startUserRpc(conf: RpcConf, kit: ServiceKit): Promise<RpcServer> {
+  // The tutorial's config struct requires it: without it every password would be hashed with an empty salt, and no
+  // user registered by the original could log in.
+  if (conf.Salt === '') throw new ConfigError('Salt: required by user.rpc (the scrypt salt of the passwords)');
   const db = mysqlPool(conf.Mysql.DataSource);
   kit.onClose(() => db.end());
   const server = await startRpcServer(conf, serviceDefinition('user'), userHandlers(db, conf.Salt), kit.etcd, kit);

@@ -79,6 +79,15 @@ export interface Mall {
   db: Pool;
   /** The database's name. */
   database: string;
+  /** The services' `Mysql.DataSource` (a Go DSN of {@link database}), e.g. to start another instance of an rpc. */
+  dsn: string;
+  /** The etcd endpoint (`host:port`) the services register in. */
+  etcd: string;
+  /**
+   * What this mall puts before every etcd `Key` of the configs (so `user.rpc` registers as `<prefix>user.rpc/<lease>`)
+   * and before the coordinator's `dtmservice`.
+   */
+  prefix: string;
   /** The base URL of an api, e.g. `api('order')` → `http://127.0.0.1:<port>`. */
   api(domain: 'user' | 'product' | 'order' | 'pay'): string;
   /** The metrics URL of a service (with `metrics: true`). */
@@ -162,6 +171,9 @@ export async function startMall(o: MallOptions = {}): Promise<Mall> {
     services,
     db,
     database,
+    dsn,
+    etcd: ETCD,
+    prefix,
     api: (domain) => `http://127.0.0.1:${services[`${domain}-api`].port}`,
     metricsUrl: (name) => `http://127.0.0.1:${metricsPorts[name]}/metrics`,
     async login(mobile = `1${String(Date.now()).slice(-6)}${String(++seq).padStart(4, '0')}`) {
