@@ -51,6 +51,20 @@ export interface DtxConfig {
   CronBatchSize: number;
   /** dtx: enable test-only endpoints (`/api/dtx-test/*`). Never in production. */
   DtxTestMode: boolean;
+  /**
+   * dtx: OpenTelemetry spans. Off by default; the W3C trace context of a request is forwarded to the branches
+   * either way.
+   */
+  Tracing: {
+    /** `none` (default), `otlp` (OTLP over HTTP, JSON, to Endpoint) or `console` (stdout). */
+    Exporter: string;
+    /** The OTLP/HTTP traces URL. */
+    Endpoint: string;
+    /** The resource's `service.name`. */
+    ServiceName: string;
+    /** Share of new traces recorded (0 to 1); a request with a trace context follows its sampled flag. */
+    SampleRatio: number;
+  };
   /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
   Retention: {
     /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
@@ -101,8 +115,15 @@ export const DEFAULT_CONFIG: DtxConfig = {
   HttpBodyLimit: 8 * 1024 * 1024,
   CronBatchSize: 16,
   DtxTestMode: false,
+  Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
   Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
 };
+
+/** The values of `Tracing.Exporter`. */
+export const TRACING_EXPORTERS = ['none', 'otlp', 'console'] as const;
+
+/** Number keys that take a fraction; every other number key takes an integer. */
+const FRACTION_KEYS: ReadonlySet<string> = new Set(['Tracing.SampleRatio']);
 
 /** A configuration problem; the message names the key. */
 export class ConfigError extends Error {
@@ -144,6 +165,11 @@ function leaves(obj: Record<string, unknown>, prefix = ''): Leaf[] {
 function coerce(path: string, current: unknown, raw: unknown, source: string): unknown {
   if (typeof current === 'number') {
     const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+    if (FRACTION_KEYS.has(path)) {
+      if (!Number.isFinite(n))
+        throw new ConfigError(`${path} (${source}): expected a number, got ${JSON.stringify(raw)}`);
+      return n;
+    }
     if (!Number.isFinite(n) || !Number.isInteger(n)) {
       throw new ConfigError(`${path} (${source}): expected an integer, got ${JSON.stringify(raw)}`);
     }
@@ -282,8 +308,33 @@ export function validate(c: DtxConfig): void {
   if (c.AlertWebHook && !/^https?:\/\//.test(c.AlertWebHook)) {
     throw new ConfigError(`AlertWebHook: '${c.AlertWebHook}' is not an http(s) URL`);
   }
+  validateTracing(c.Tracing);
   if (c.TimeZoneOffset && !/^[+-]?\d{1,2}$/.test(c.TimeZoneOffset)) {
     throw new ConfigError(`TimeZoneOffset: '${c.TimeZoneOffset}' is not an integer number of hours`);
+  }
+}
+
+function validateTracing(t: DtxConfig['Tracing']): void {
+  if (!(TRACING_EXPORTERS as readonly string[]).includes(t.Exporter)) {
+    throw new ConfigError(`Tracing.Exporter: '${t.Exporter}' is not one of ${TRACING_EXPORTERS.join(', ')}`);
+  }
+  if (t.Exporter === 'otlp') {
+    let ok = false;
+    try {
+      const u = new URL(t.Endpoint);
+      ok = u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new ConfigError(
+        `Tracing.Endpoint: '${t.Endpoint}' is not an http(s) URL (e.g. http://127.0.0.1:4318/v1/traces)`,
+      );
+    }
+  }
+  if (t.ServiceName.trim() === '') throw new ConfigError('Tracing.ServiceName: must not be empty');
+  if (!(t.SampleRatio >= 0 && t.SampleRatio <= 1)) {
+    throw new ConfigError(`Tracing.SampleRatio: must be between 0 and 1, got ${t.SampleRatio}`);
   }
 }
 

@@ -16,6 +16,8 @@ import { Topics } from './core/topics.js';
 import { createDiscovery, type Discovery } from './discovery/index.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
+import type { DtxTracer } from './observe/tracer.js';
+import type { TracingExporter } from './observe/tracing.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
@@ -90,7 +92,10 @@ async function waitForStore(store: Store, log: Logger): Promise<void> {
   }
 }
 
-/** Start a dtx coordinator: store, cron, topic refresh, retention, the HTTP and gRPC APIs, discovery. */
+/**
+ * Start a dtx coordinator: store, cron, topic refresh, retention, the HTTP and gRPC APIs, discovery, and its own
+ * tracing when `Tracing.Exporter` is set (flushed by `stop`).
+ */
 export async function startServer(o: StartOptions): Promise<DtxServer> {
   const c = o.config;
   const log = o.log ?? createLogger(logLevelOf(c));
@@ -119,6 +124,22 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       o.caller ??
       new DispatchingCaller({ grpcServiceConfig: c.GrpcServiceConfig, resolver: o.resolver ?? discovery.resolver });
     closers.push(() => caller.close());
+    // spans only when an exporter is configured: with `none` the OpenTelemetry SDK is not even loaded
+    let tracer: DtxTracer | undefined;
+    if (c.Tracing.Exporter !== 'none') {
+      const { startTracing } = await import('./observe/tracing.js');
+      const tracing = startTracing({
+        exporter: c.Tracing.Exporter as TracingExporter,
+        endpoint: c.Tracing.Endpoint,
+        serviceName: c.Tracing.ServiceName,
+        sampleRatio: c.Tracing.SampleRatio,
+        version: VERSION,
+        log,
+      });
+      // closed after the passes drained (closers run in reverse), so their last spans are flushed
+      closers.push(() => tracing.shutdown());
+      tracer = tracing.tracer;
+    }
     const conf = coreConfigOf(c);
     const deps: PassDeps = {
       store,
@@ -127,6 +148,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       conf,
       log,
       alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log),
+      tracer,
     };
     const processor = new Processor(deps);
     closers.push(() => processor.drain());
@@ -175,6 +197,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       http: `${c.HttpHost}:${httpPort}`,
       grpc: `${c.HttpHost}:${grpcApi.port}`,
       store: c.Store.Driver,
+      tracing: c.Tracing.Exporter === 'none' ? undefined : c.Tracing.Exporter,
       ...(c.Store.Driver === 'sqlite' || c.Store.Driver === 'boltdb' ? { sqlite: c.Store.SqlitePath } : {}),
       testMode: c.DtxTestMode || undefined,
     });

@@ -174,6 +174,30 @@ describe('loading from the environment', () => {
     assert.equal(config.DtxTestMode, true);
   });
 
+  it('reads the Tracing keys: exporter off by default, a fractional SampleRatio', () => {
+    assert.deepEqual(loadConfig(undefined, {}).config.Tracing, {
+      Exporter: 'none',
+      Endpoint: 'http://127.0.0.1:4318/v1/traces',
+      ServiceName: 'dtx',
+      SampleRatio: 1,
+    });
+    const { config } = loadConfig(undefined, {
+      TRACING_EXPORTER: 'otlp',
+      TRACING_ENDPOINT: 'http://collector:4318/v1/traces',
+      TRACING_SERVICE_NAME: 'dtx-eu',
+      TRACING_SAMPLE_RATIO: '0.25',
+    });
+    assert.deepEqual(config.Tracing, {
+      Exporter: 'otlp',
+      Endpoint: 'http://collector:4318/v1/traces',
+      ServiceName: 'dtx-eu',
+      SampleRatio: 0.25,
+    });
+    const yaml = yamlFile('Tracing:\n  Exporter: console\n  SampleRatio: 0.5\n');
+    assert.equal(loadConfig(yaml, {}).config.Tracing.SampleRatio, 0.5);
+    assert.equal(loadConfig(yaml, {}).config.Tracing.Exporter, 'console');
+  });
+
   it('an empty env var keeps the default; unrelated vars are ignored', () => {
     const { config } = loadConfig(undefined, { HTTP_PORT: '', STORE_DRIVER: '', PATH: '/usr/bin', HOME: '/root' });
     assert.equal(config.HttpPort, 36789);
@@ -490,6 +514,12 @@ describe('validation (spec §10.1)', () => {
       ['AlertWebHook: localhost:8080/alert\n', 'AlertWebHook'],
       ['TimeZoneOffset: eight\n', 'TimeZoneOffset'],
       ["Store:\n  SqlitePath: ''\n", 'Store.SqlitePath'],
+      ['Tracing:\n  Exporter: jaeger\n', 'Tracing.Exporter'],
+      ['Tracing:\n  Exporter: otlp\n  Endpoint: collector:4318\n', 'Tracing.Endpoint'],
+      ["Tracing:\n  ServiceName: ''\n", 'Tracing.ServiceName'],
+      ['Tracing:\n  SampleRatio: 1.5\n', 'Tracing.SampleRatio'],
+      ['Tracing:\n  SampleRatio: -0.1\n', 'Tracing.SampleRatio'],
+      ['Tracing:\n  SampleRatio: half\n', 'Tracing.SampleRatio'],
     ];
     for (const [yaml, key] of cases) {
       assertConfigError(load(yaml), (m) => m.includes(key), JSON.stringify(yaml));

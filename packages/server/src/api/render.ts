@@ -1,4 +1,4 @@
-import type { KV, TransBranch, TransGlobal } from '../core/model.js';
+import { type KV, publicOptionsText, type TransBranch, type TransGlobal } from '../core/model.js';
 
 /** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
 export function formatTime(ms: number | undefined): string | undefined {
@@ -14,7 +14,7 @@ function put(o: Record<string, unknown>, k: string, v: unknown): void {
   o[k] = v;
 }
 
-/** The transaction object of query / all (spec §2.6). */
+/** The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown. */
 export function renderTrans(t: TransGlobal): Record<string, unknown> {
   const o: Record<string, unknown> = {
     id: t.id ?? 0,
@@ -30,7 +30,7 @@ export function renderTrans(t: TransGlobal): Record<string, unknown> {
   put(o, 'rollback_time', formatTime(t.rollbackTime));
   put(o, 'result', t.result);
   put(o, 'rollback_reason', t.rollbackReason);
-  put(o, 'options', t.options);
+  put(o, 'options', publicOptionsText(t));
   put(o, 'custom_data', t.customData);
   put(o, 'next_cron_interval', t.nextCronInterval);
   put(o, 'next_cron_time', formatTime(t.nextCronTime));

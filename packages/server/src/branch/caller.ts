@@ -1,4 +1,5 @@
 import type { TransGlobal } from '../core/model.js';
+import { TRACEPARENT, TRACESTATE, type TraceContext } from '../observe/trace-context.js';
 
 /** What one branch call came to, after the reply was interpreted (spec §5.4). */
 export interface BranchOutcome {
@@ -15,6 +16,8 @@ export interface BranchCall {
   payload: Uint8Array;
   /** Milliseconds before the call is abandoned (an ERROR outcome). */
   timeoutMs: number;
+  /** The W3C trace context to send (`traceparent` / `tracestate` headers or metadata); none when undefined. */
+  trace?: TraceContext | undefined;
 }
 
 /** Makes outbound branch calls. One implementation per protocol behind a dispatcher. */
@@ -42,4 +45,19 @@ export function extraHeaders(t: TransGlobal): Record<string, string> {
   }
   if (t.opts.branch_headers) Object.assign(out, t.opts.branch_headers);
   return out;
+}
+
+/**
+ * HTTP headers with the trace context set: `traceparent` and `tracestate` replace any of the same name (in any
+ * case) that ext_data.headers or branch_headers brought; a tracestate of theirs is dropped when the context has
+ * none, as it belonged to another trace.
+ */
+export function withTraceHeaders(headers: Record<string, string>, trace: TraceContext): Record<string, string> {
+  for (const k of Object.keys(headers)) {
+    const lower = k.toLowerCase();
+    if (lower === TRACEPARENT || lower === TRACESTATE) delete headers[k];
+  }
+  headers[TRACEPARENT] = trace.traceparent;
+  if (trace.tracestate) headers[TRACESTATE] = trace.tracestate;
+  return headers;
 }

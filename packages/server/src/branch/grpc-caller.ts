@@ -1,6 +1,7 @@
 import { classifyGrpcStatus, DtmMetadata, GrpcStatus, grpcErrorText } from '@dtx/protocol';
 import { credentials, Client as GrpcClient, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { errorMessage } from '../core/errors.js';
+import { TRACEPARENT, TRACESTATE } from '../observe/trace-context.js';
 import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
 import type { TargetResolver } from './dispatch.js';
 
@@ -81,7 +82,7 @@ function error(message: string): BranchOutcome {
 /**
  * gRPC branches (spec §5.5), called without knowing their proto: the stored payload bytes are the
  * request message, sent with plain `application/grpc`; the transaction travels as `dtm-*` metadata,
- * followed by ext_data.headers and branch_headers; the deadline is the call's timeout. One channel
+ * followed by ext_data.headers, branch_headers and the trace context; the deadline is the call's timeout. One channel
  * per target address, created on first use and kept until close. The final status is read by
  * {@link classifyGrpcStatus}: OK, Aborted (FAILURE, or ONGOING by its message) and FailedPrecondition
  * (ONGOING); any other code is an error that the cron retries with backoff.
@@ -160,7 +161,10 @@ export class GrpcBranchCaller implements BranchCaller {
   }
 }
 
-/** `dtm-*` keys, then ext_data.headers, then branch_headers (the later wins on a clash). */
+/**
+ * `dtm-*` keys, then ext_data.headers, then branch_headers (the later wins on a clash), then the W3C trace
+ * context (`traceparent`, `tracestate`), which replaces any of those names.
+ */
 function metadataOf(c: BranchCall): Metadata {
   const t = c.trans;
   const md = new Metadata();
@@ -170,5 +174,10 @@ function metadataOf(c: BranchCall): Metadata {
   md.set(DtmMetadata.Op, c.op);
   md.set(DtmMetadata.Dtm, '');
   for (const [k, v] of Object.entries(extraHeaders(t))) md.set(k.toLowerCase(), v);
+  if (c.trace) {
+    md.set(TRACEPARENT, c.trace.traceparent);
+    if (c.trace.tracestate) md.set(TRACESTATE, c.trace.tracestate);
+    else md.remove(TRACESTATE);
+  }
   return md;
 }

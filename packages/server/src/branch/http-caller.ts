@@ -1,7 +1,14 @@
 import { classifyHttpReply } from '@dtx/protocol';
 import { Agent } from 'undici';
 import { errorMessage } from '../core/errors.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
+import {
+  type BranchCall,
+  type BranchCaller,
+  type BranchOutcome,
+  extraHeaders,
+  MAX_MESSAGE,
+  withTraceHeaders,
+} from './caller.js';
 
 /** Branch URL with DTM's four query parameters added (existing ones kept). */
 export function branchUrl(url: string, gid: string, transType: string, branchId: string, op: string): string {
@@ -10,8 +17,9 @@ export function branchUrl(url: string, gid: string, transType: string, branchId:
 }
 
 /**
- * Plain HTTP branches (spec §5.2): POST when there is a payload or the trans is xa, else GET; the
- * reply is read by the one rule of §5.4. Connections are kept alive and pooled per origin.
+ * Plain HTTP branches (spec §5.2): POST when there is a payload or the trans is xa, else GET, with the
+ * transaction's headers and its W3C trace context (`traceparent`, `tracestate`); the reply is read by the one
+ * rule of §5.4. Connections are kept alive and pooled per origin.
  */
 export class HttpBranchCaller implements BranchCaller {
   private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
@@ -19,6 +27,7 @@ export class HttpBranchCaller implements BranchCaller {
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
+    if (c.trace) withTraceHeaders(headers, c.trace);
     const post = c.payload.byteLength > 0 || t.transType === 'xa';
     try {
       const res = await this.agent.request({

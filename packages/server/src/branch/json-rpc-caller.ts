@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { classifyHttpReply, JsonRpcCode } from '@dtx/protocol';
 import { Agent } from 'undici';
 import { errorMessage } from '../core/errors.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
+import {
+  type BranchCall,
+  type BranchCaller,
+  type BranchOutcome,
+  extraHeaders,
+  MAX_MESSAGE,
+  withTraceHeaders,
+} from './caller.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -40,7 +47,7 @@ export function classifyJsonRpcReply(status: number, body: string): BranchOutcom
 /**
  * JSON-RPC branches (spec §5.3): the payload object gains `gid`, `trans_type`, `branch_id` and `op`
  * and is POSTed as the params of a JSON-RPC 2.0 request whose method is the URL's `method` query
- * parameter; the URL is called as written. Headers and timeout as for plain HTTP branches.
+ * parameter; the URL is called as written. Headers, trace context and timeout as for plain HTTP branches.
  */
 export class JsonRpcBranchCaller implements BranchCaller {
   private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
@@ -66,6 +73,7 @@ export class JsonRpcBranchCaller implements BranchCaller {
       id: randomBytes(5).toString('hex'),
     });
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
+    if (c.trace) withTraceHeaders(headers, c.trace);
     try {
       const res = await this.agent.request({
         origin: u.origin,

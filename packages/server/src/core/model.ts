@@ -1,4 +1,16 @@
 import type { BranchStatus, GlobalStatus, TransOptions } from '@dtx/protocol';
+import type { TraceContext } from '../observe/trace-context.js';
+
+/**
+ * A transaction's options as dtx stores them in the `options` column: DTM's, plus the W3C trace context the
+ * transaction was started with (dtx only: left out of the options a query shows, see {@link publicOptionsText}).
+ */
+export interface StoredOptions extends TransOptions {
+  /** The `traceparent` its branches continue; absent when the request carried none. */
+  traceparent?: string;
+  /** The `tracestate` that came with it. */
+  tracestate?: string;
+}
 
 /**
  * A global transaction as the core sees it. Times are epoch milliseconds.
@@ -24,7 +36,7 @@ export interface TransGlobal {
   result: string;
   rollbackReason: string;
   /** Parsed `options`, kept in step with it by whoever sets either (the stores decode it on read); not stored separately. */
-  opts: TransOptions;
+  opts: StoredOptions;
 }
 
 /** One (branch_id, op) row of a transaction. */
@@ -68,10 +80,13 @@ const OPTION_KEYS = [
   'concurrent',
   'retry_limit',
   'retry_count',
+  // dtx: last, so that the text without them is what DTM's options would be
+  'traceparent',
+  'tracestate',
 ] as const;
 
 /** Serialize options as DTM does: empty ones omitted, except `concurrent`. */
-export function encodeOptions(opts: TransOptions & { retry_count?: number }): string {
+export function encodeOptions(opts: StoredOptions & { retry_count?: number }): string {
   const out: Record<string, unknown> = {};
   for (const k of OPTION_KEYS) {
     const v = (opts as Record<string, unknown>)[k];
@@ -84,12 +99,38 @@ export function encodeOptions(opts: TransOptions & { retry_count?: number }): st
 }
 
 /** Parse the stored options text; tolerant of '' (old rows). */
-export function decodeOptions(text: string): TransOptions {
+export function decodeOptions(text: string): StoredOptions {
   if (!text) return {};
   try {
-    const o = JSON.parse(text) as TransOptions;
+    const o = JSON.parse(text) as StoredOptions;
     return o && typeof o === 'object' ? o : {};
   } catch {
     return {};
   }
+}
+
+/** Options with the trace context of `trace` (the same object when there is none: nothing more is stored). */
+export function withTraceContext(opts: TransOptions, trace: TraceContext | undefined): StoredOptions {
+  if (!trace) return opts;
+  const out: StoredOptions = { ...opts, traceparent: trace.traceparent };
+  if (trace.tracestate) out.tracestate = trace.tracestate;
+  return out;
+}
+
+/** The trace context a transaction was started with, or undefined. */
+export function traceContextOf(t: TransGlobal): TraceContext | undefined {
+  const traceparent = t.opts.traceparent;
+  if (!traceparent) return undefined;
+  const tracestate = t.opts.tracestate;
+  return tracestate ? { traceparent, tracestate } : { traceparent };
+}
+
+/**
+ * The options text a query shows: the stored text, without the trace context dtx keeps there, so that it reads
+ * as DTM's would.
+ */
+export function publicOptionsText(t: TransGlobal): string {
+  if (t.opts.traceparent === undefined && t.opts.tracestate === undefined) return t.options;
+  const { traceparent: _p, tracestate: _s, ...dtm } = t.opts;
+  return encodeOptions(dtm);
 }

@@ -2,10 +2,12 @@ import type { GlobalStatus } from '@dtx/protocol';
 import { withResultSuffix } from '@dtx/protocol';
 import type { BranchCaller, BranchOutcome } from '../branch/caller.js';
 import type { Logger } from '../observe/logger.js';
+import type { DtxTracer } from '../observe/tracer.js';
 import type { StatusChange, Store } from '../store/store.js';
 import type { Clock } from './clock.js';
 import type { CoreConfig } from './core-config.js';
-import type { TransBranch, TransGlobal } from './model.js';
+import { errorMessage } from './errors.js';
+import { type TransBranch, type TransGlobal, traceContextOf } from './model.js';
 
 /** The payload POSTed to the alert webhook (spec §7.5). */
 export interface AlertPayload {
@@ -24,6 +26,11 @@ export interface PassDeps {
   conf: CoreConfig;
   log: Logger;
   alert: (a: AlertPayload) => void;
+  /**
+   * Makes spans when tracing export is on (config key `Tracing.Exporter`). Without it no span is made and each
+   * branch receives the transaction's stored trace context unchanged.
+   */
+  tracer?: DtxTracer | undefined;
 }
 
 /** Touch kinds of spec §7.1. */
@@ -120,11 +127,43 @@ export class TransPass {
     await this.deps.store.touchCronTime(t.gid, t.status, t.nextCronTime, t.nextCronInterval, now);
   }
 
-  /** Call an URL for this trans (a branch, or the msg back-check) with this trans's timeout and headers. */
+  /**
+   * Call an URL for this trans (a branch, or the msg back-check) with this trans's timeout, headers and trace
+   * context: the stored one as it is, or, when tracing is on, that of a span made for this call.
+   */
   callUrl(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
     const t = this.trans;
     const timeoutS = (t.opts.request_timeout ?? 0) > 0 ? t.opts.request_timeout! : this.deps.conf.requestTimeout;
-    return this.deps.caller.call({ trans: t, url, branchId, op, payload, timeoutMs: timeoutS * 1000 });
+    const timeoutMs = timeoutS * 1000;
+    const tracer = this.deps.tracer;
+    if (tracer === undefined || url === '') {
+      const trace = t.opts.traceparent === undefined ? undefined : traceContextOf(t);
+      return this.deps.caller.call({ trans: t, url, branchId, op, payload, timeoutMs, trace });
+    }
+    return this.tracedCall(tracer, url, branchId, op, payload, timeoutMs);
+  }
+
+  /** A branch call inside a CLIENT span whose context the branch receives; the span ends with the outcome. */
+  private async tracedCall(
+    tracer: DtxTracer,
+    url: string,
+    branchId: string,
+    op: string,
+    payload: Uint8Array,
+    timeoutMs: number,
+  ): Promise<BranchOutcome> {
+    const t = this.trans;
+    const span = tracer.startBranch(traceContextOf(t), { gid: t.gid, transType: t.transType, branchId, op, url });
+    let out: BranchOutcome;
+    try {
+      out = await this.deps.caller.call({ trans: t, url, branchId, op, payload, timeoutMs, trace: span.context });
+    } catch (err) {
+      span.end({ result: 'ERROR', error: errorMessage(err) });
+      throw err;
+    }
+    const failed = out.result === 'ERROR' || out.result === 'FAILURE';
+    span.end(failed ? { result: out.result, error: out.message || out.result } : { result: out.result });
+    return out;
   }
 
   /**

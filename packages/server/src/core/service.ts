@@ -1,6 +1,8 @@
 import type { GlobalStatus } from '@dtx/protocol';
+import type { TraceContext } from '../observe/trace-context.js';
+import type { DtxSpan } from '../observe/tracer.js';
 import type { ScanQuery } from '../store/store.js';
-import { FailureError, InputError, NotFoundError, UniqueConflictError } from './errors.js';
+import { errorMessage, FailureError, InputError, NotFoundError, OngoingError, UniqueConflictError } from './errors.js';
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
 import { encodeOptions } from './model.js';
@@ -13,6 +15,10 @@ import type { BranchInput, TransInput } from './trans-input.js';
 /**
  * The service functions behind every transport (spec §2.4–§2.12). They take validated input, decide
  * with the core, record with the store and answer with a value or a typed error. No transport logic.
+ *
+ * Tracing: a new transaction stores the request's W3C trace context with its options, and every branch call
+ * continues it. With tracing export on, each call that creates or changes a transaction runs in a SERVER span
+ * (a child of the request's context), and that span's context is the one stored.
  */
 export class TransService {
   constructor(
@@ -44,12 +50,33 @@ export class TransService {
     return t;
   }
 
-  async prepare(input: TransInput): Promise<void> {
+  /**
+   * Runs `fn` inside a SERVER span when tracing is on, handing it the context to store; without a tracer, `fn`
+   * gets the request's context and nothing else happens.
+   */
+  private traced<T>(
+    verb: string,
+    gid: string,
+    transType: string,
+    parent: TraceContext | undefined,
+    fn: (trace: TraceContext | undefined) => Promise<T>,
+  ): Promise<T> {
+    const tracer = this.deps.tracer;
+    if (tracer === undefined) return fn(parent);
+    const span = tracer.startCall(verb, parent, gid, transType);
+    return endSpan(span, fn(span.context));
+  }
+
+  prepare(input: TransInput): Promise<void> {
+    return this.traced('prepare', input.gid, input.transType, input.trace, (trace) => this.doPrepare(input, trace));
+  }
+
+  private async doPrepare(input: TransInput, trace: TraceContext | undefined): Promise<void> {
     if (input.transType === 'saga') {
       throw new InputError('trans_type', 'a saga is not prepared: submit it directly');
     }
     const now = this.now();
-    const t = newTrans(input, 'prepared', now, this.deps.conf);
+    const t = newTrans(input, 'prepared', now, this.deps.conf, trace);
     const branches = generateBranches(input, now, this.topics.lookup);
     try {
       await this.store.saveNew(t, branches);
@@ -60,9 +87,17 @@ export class TransService {
     }
   }
 
-  async submit(input: TransInput): Promise<void> {
+  /**
+   * Submit: a new transaction stores `trace`; a prepared one keeps the context stored by its prepare, which its
+   * branches continue (the submit's own span, when tracing is on, is a sibling in the caller's trace).
+   */
+  submit(input: TransInput): Promise<void> {
+    return this.traced('submit', input.gid, input.transType, input.trace, (trace) => this.doSubmit(input, trace));
+  }
+
+  private async doSubmit(input: TransInput, trace: TraceContext | undefined): Promise<void> {
     const now = this.now();
-    let t = newTrans(input, 'submitted', now, this.deps.conf);
+    let t = newTrans(input, 'submitted', now, this.deps.conf, trace);
     let branches: TransBranch[] = generateBranches(input, now, this.topics.lookup);
     try {
       await this.store.saveNew(t, branches);
@@ -85,7 +120,11 @@ export class TransService {
     await this.processor.process(t, branches, true, { waitResult });
   }
 
-  async abort(input: TransInput): Promise<void> {
+  abort(input: TransInput): Promise<void> {
+    return this.traced('abort', input.gid, input.transType, input.trace, () => this.doAbort(input));
+  }
+
+  private async doAbort(input: TransInput): Promise<void> {
     const t = await this.store.findTrans(input.gid);
     if (!t) throw new InputError('gid', `no transaction with gid '${input.gid}'`);
     if (t.transType === 'msg' && t.status === 'prepared') {
@@ -112,7 +151,12 @@ export class TransService {
     if (change.rollbackReason) t.rollbackReason = change.rollbackReason;
   }
 
-  async forceStop(gid: string): Promise<void> {
+  /** Force a transaction to failed. `trace` is the request's context (for the span, when tracing is on). */
+  forceStop(gid: string, trace?: TraceContext): Promise<void> {
+    return this.traced('forceStop', gid, '', trace, () => this.doForceStop(gid));
+  }
+
+  private async doForceStop(gid: string): Promise<void> {
     const t = await this.store.findTrans(gid);
     if (!t) throw new InputError('gid', `no transaction with gid '${gid}'`);
     if (t.status === 'succeed' || t.status === 'failed') {
@@ -121,7 +165,12 @@ export class TransService {
     await this.changeStatus(t, 'failed', { rollbackTime: this.now() });
   }
 
-  async registerBranch(b: BranchInput): Promise<void> {
+  /** Add a tcc / xa branch; its confirm / cancel (commit / rollback) continue the context its prepare stored. */
+  registerBranch(b: BranchInput): Promise<void> {
+    return this.traced('registerBranch', b.gid, b.transType, b.trace, () => this.doRegisterBranch(b));
+  }
+
+  private async doRegisterBranch(b: BranchInput): Promise<void> {
     const now = this.now();
     const row = (url: string, op: string): TransBranch => ({
       gid: b.gid,
@@ -178,5 +227,17 @@ export class TransService {
 
   queryKV(cat: string, key: string): Promise<KV[]> {
     return this.store.findKV(cat, key);
+  }
+}
+
+/** Ends `span` when `work` settles: with error status when it failed (an ONGOING answer is not a failure). */
+async function endSpan<T>(span: DtxSpan, work: Promise<T>): Promise<T> {
+  try {
+    const v = await work;
+    span.end();
+    return v;
+  } catch (err) {
+    span.end(err instanceof OngoingError ? {} : { error: errorMessage(err) });
+    throw err;
   }
 }

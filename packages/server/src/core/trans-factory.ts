@@ -1,14 +1,25 @@
+import type { TraceContext } from '../observe/trace-context.js';
 import type { CoreConfig } from './core-config.js';
 import { InputError } from './errors.js';
-import { encodeOptions, type TransBranch, type TransGlobal } from './model.js';
+import { encodeOptions, type TransBranch, type TransGlobal, withTraceContext } from './model.js';
 import { resetInterval } from './pass.js';
 import type { TransInput } from './trans-input.js';
 
 /** Subscriber URLs of a topic, from the topic cache. */
 export type TopicLookup = (topic: string) => string[] | undefined;
 
-/** A new global transaction from a request (spec §2.4, §7.1). */
-export function newTrans(input: TransInput, status: TransGlobal['status'], now: number, conf: CoreConfig): TransGlobal {
+/**
+ * A new global transaction from a request (spec §2.4, §7.1). `trace` is the trace context its branches will
+ * continue (stored with its options): the request's, or the span dtx made for the request.
+ */
+export function newTrans(
+  input: TransInput,
+  status: TransGlobal['status'],
+  now: number,
+  conf: CoreConfig,
+  trace: TraceContext | undefined = input.trace,
+): TransGlobal {
+  const opts = withTraceContext(input.opts, trace);
   const t: TransGlobal = {
     gid: input.gid,
     transType: input.transType,
@@ -17,7 +28,7 @@ export function newTrans(input: TransInput, status: TransGlobal['status'], now: 
     protocol: input.protocol || 'http',
     createTime: now,
     updateTime: now,
-    options: encodeOptions(input.opts),
+    options: encodeOptions(opts),
     customData: input.customData,
     nextCronInterval: 0,
     nextCronTime: 0,
@@ -25,7 +36,7 @@ export function newTrans(input: TransInput, status: TransGlobal['status'], now: 
     extData: '',
     result: '',
     rollbackReason: input.rollbackReason,
-    opts: input.opts,
+    opts,
   };
   t.nextCronInterval = resetInterval(t, conf);
   t.nextCronTime = now + t.nextCronInterval * 1000;

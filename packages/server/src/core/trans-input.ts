@@ -1,4 +1,5 @@
 import type { TransOptions } from '@dtx/protocol';
+import type { TraceContext } from '../observe/trace-context.js';
 
 /** A prepare / submit / abort request after validation at the edge (spec §2.3). */
 export interface TransInput {
@@ -14,6 +15,8 @@ export interface TransInput {
   reqExtra: Record<string, string>;
   /** Only the options the request carried. */
   opts: TransOptions;
+  /** The request's W3C trace context (`traceparent` header or metadata), when it carried a valid one. */
+  trace?: TraceContext;
 }
 
 /** A registerBranch request after validation (spec §2.5). */
@@ -25,4 +28,6 @@ export interface BranchInput {
   confirm: string;
   cancel: string;
   url: string;
+  /** The request's W3C trace context, when it carried a valid one. */
+  trace?: TraceContext;
 }

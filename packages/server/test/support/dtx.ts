@@ -10,6 +10,7 @@ import { type DtxServer, startServer } from '../../src/server.js';
 import { openRedisStore } from '../../src/store/redis/redis-store.js';
 import { dropSqlStoreData } from '../../src/store/sql/drop-store-data.js';
 import { sqlOptionsFromConfig } from '../../src/store/sql/sql-options.js';
+import type { Store } from '../../src/store/store.js';
 import { call } from './http.js';
 import { waitFor } from './poll.js';
 
@@ -20,8 +21,10 @@ let storeSeq = 0;
  * mysql | redis` runs the same scenarios on the real servers of scripts/services.sh, each test server
  * in a schema / database / key prefix of its own.
  */
-export function testStoreConfig(dir: string): Partial<DtxConfig['Store']> {
-  const kind = process.env.DTX_TEST_STORE ?? 'sqlite';
+export function testStoreConfig(
+  dir: string,
+  kind = process.env.DTX_TEST_STORE ?? 'sqlite',
+): Partial<DtxConfig['Store']> {
   const unique = `dtx_t${process.pid}_${++storeSeq}`;
   switch (kind) {
     case 'sqlite':
@@ -76,19 +79,27 @@ export interface TestDtx {
 
 /**
  * An in-process dtx on a fresh SQLite file, HTTP and gRPC ports 0, test mode on, and the background cron idle
- * (TransCronInterval one hour): tests move time with cronOnce.
+ * (TransCronInterval one hour): tests move time with cronOnce. `Store` and `Tracing` overrides are merged into
+ * the defaults key by key. `o.storeKind` picks the store as DTX_TEST_STORE does (sqlite, postgres, mysql, redis);
+ * `o.store` runs it on that store object instead (e.g. a MemoryStore).
  */
 export async function startTestDtx(
   overrides: DeepPartial<DtxConfig> = {},
-  o: { log?: Logger; resolver?: TargetResolver } = {},
+  o: { log?: Logger; resolver?: TargetResolver; store?: Store; storeKind?: string } = {},
 ): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
   const testDefaults = { HttpPort: 0, GrpcPort: 0, HttpHost: '127.0.0.1', DtxTestMode: true, TransCronInterval: 3600 };
   Object.assign(config, testDefaults, overrides, {
-    Store: { ...config.Store, ...testStoreConfig(dir), ...(overrides.Store ?? {}) },
+    Store: { ...config.Store, ...testStoreConfig(dir, o.storeKind), ...(overrides.Store ?? {}) },
+    Tracing: { ...config.Tracing, ...(overrides.Tracing ?? {}) },
   });
-  const server = await startServer({ config, log: o.log ?? silentLogger, resolver: o.resolver });
+  const server = await startServer({
+    config,
+    log: o.log ?? silentLogger,
+    resolver: o.resolver,
+    ...(o.store ? { store: o.store } : {}),
+  });
   const base = `http://127.0.0.1:${server.httpPort}`;
   const api = `${base}/api/dtmsvr`;
   const query = async (gid: string) => (await call('GET', `${api}/query?gid=${encodeURIComponent(gid)}`)).json;

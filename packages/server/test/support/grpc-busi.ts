@@ -3,7 +3,7 @@ import {
   Client,
   credentials,
   loadPackageDefinition,
-  type Metadata,
+  Metadata,
   type MethodDefinition,
   Server,
   ServerCredentials,
@@ -204,9 +204,16 @@ export class DtmGrpcClient {
     this.rawClient = new Client(address, credentials.createInsecure());
   }
 
-  call<T = Record<string, unknown>>(method: string, request: Record<string, unknown> = {}): Promise<T> {
+  /** `metadata`: pairs sent with the call (e.g. `traceparent`). */
+  call<T = Record<string, unknown>>(
+    method: string,
+    request: Record<string, unknown> = {},
+    metadata: Record<string, string> = {},
+  ): Promise<T> {
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     return new Promise((resolve, reject) => {
-      this.client[method](request, (err: ServiceError | null, reply: T) => (err ? reject(err) : resolve(reply)));
+      this.client[method](request, md, (err: ServiceError | null, reply: T) => (err ? reject(err) : resolve(reply)));
     });
   }
 

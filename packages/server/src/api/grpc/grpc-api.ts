@@ -10,6 +10,7 @@ import {
 } from '@dtx/protocol';
 import {
   type handleUnaryCall,
+  type Metadata,
   type MethodDefinition,
   Server,
   ServerCredentials,
@@ -24,6 +25,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
+import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
 import { branchCall, topicCall, transCall } from './requests.js';
 import { GrpcStatusError, grpcStatusOf } from './status.js';
 
@@ -46,8 +48,8 @@ export interface GrpcApi {
 }
 
 type Reply = Record<string, unknown>;
-/** A method: takes its decoded request message (each its own type). */
-type Impl = (request: never) => Promise<unknown>;
+/** A method: takes its decoded request message (each its own type) and the call's trace context. */
+type Impl = (request: never, trace: TraceContext | undefined) => Promise<unknown>;
 
 const EMPTY: Reply = {};
 
@@ -77,10 +79,10 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
   // each method: the service function, its reply message (undefined: google.protobuf.Empty)
   const impls: Record<string, Impl> = {
     NewGid: async () => ({ Gid: s.newGid() }),
-    Submit: (r: DtmRequest) => transCall(r, (t) => s.submit(t)),
-    Prepare: (r: DtmRequest) => transCall(r, (t) => s.prepare(t)),
-    Abort: (r: DtmRequest) => transCall(r, (t) => s.abort(t)),
-    RegisterBranch: (r: DtmBranchRequest) => branchCall(r, (b) => s.registerBranch(b)),
+    Submit: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.submit(t)),
+    Prepare: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.prepare(t)),
+    Abort: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.abort(t)),
+    RegisterBranch: (r: DtmBranchRequest, trace) => branchCall(r, trace, (b) => s.registerBranch(b)),
     PrepareWorkflow: async () => {
       throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');
     },
@@ -155,11 +157,17 @@ function unary(def: MethodDefinition<object, object>, impl: Impl): handleUnaryCa
       });
       return;
     }
-    impl(request as never).then(
+    impl(request as never, traceContextOfMetadata(call.metadata)).then(
       (reply) => callback(null, (reply as Reply | undefined) ?? EMPTY),
       (err: unknown) => callback(grpcStatusOf(err)),
     );
   };
+}
+
+/** The W3C trace context of a call's metadata (`traceparent`, `tracestate`), when it carries a valid one. */
+function traceContextOfMetadata(md: Metadata): TraceContext | undefined {
+  const tp = md.get(TRACEPARENT);
+  return tp.length === 0 ? undefined : parseTraceContext(tp, md.get(TRACESTATE));
 }
 
 /** Log level of a non-OK status: bugs and unknown failures are errors; refusals of input are warnings. */

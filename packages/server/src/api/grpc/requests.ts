@@ -1,6 +1,7 @@
 import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from '@dtx/protocol';
 import { InputError } from '../../core/errors.js';
 import type { BranchInput, TransInput } from '../../core/trans-input.js';
+import type { TraceContext } from '../../observe/trace-context.js';
 import { decodeBranch, decodeTrans } from '../decode.js';
 
 /**
@@ -66,10 +67,19 @@ function stepsOf(text: string): unknown {
   }
 }
 
-/** Submit, Prepare and Abort: the request decoded, then `fn`; input errors name protobuf fields. */
-export async function transCall(r: DtmRequest, fn: (t: TransInput) => Promise<void>): Promise<void> {
+/**
+ * Submit, Prepare and Abort: the request decoded (with the call's trace context), then `fn`; input errors name
+ * protobuf fields.
+ */
+export async function transCall(
+  r: DtmRequest,
+  trace: TraceContext | undefined,
+  fn: (t: TransInput) => Promise<void>,
+): Promise<void> {
   try {
-    await fn(transInputOf(r));
+    const input = transInputOf(r);
+    if (trace) input.trace = trace;
+    await fn(input);
   } catch (err) {
     throw withProtoField(err, TRANS_FIELDS);
   }
@@ -100,10 +110,16 @@ function transInputOf(r: DtmRequest): TransInput {
 }
 
 /** RegisterBranch: the Data map holds the HTTP body's keys; the fields win; the body is BusiPayload. */
-export async function branchCall(r: DtmBranchRequest, fn: (b: BranchInput) => Promise<void>): Promise<void> {
+export async function branchCall(
+  r: DtmBranchRequest,
+  trace: TraceContext | undefined,
+  fn: (b: BranchInput) => Promise<void>,
+): Promise<void> {
   try {
     const body = { ...r.Data, gid: r.Gid, trans_type: r.TransType, branch_id: r.BranchID };
-    await fn(decodeBranch(body, { escapeGid: false, protocol: 'grpc', data: r.BusiPayload }));
+    const input = decodeBranch(body, { escapeGid: false, protocol: 'grpc', data: r.BusiPayload });
+    if (trace) input.trace = trace;
+    await fn(input);
   } catch (err) {
     throw withProtoField(err, BRANCH_FIELDS);
   }

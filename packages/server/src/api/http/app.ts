@@ -3,6 +3,7 @@ import type { Cron } from '../../core/cron.js';
 import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
+import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import type { Store } from '../../store/store.js';
 import { checkGid, cleanGid, decodeBranch, decodeGidBody, decodeTrans, parseJson } from '../decode.js';
 import { JsonRpcApi } from '../json-rpc/json-rpc.js';
@@ -70,30 +71,36 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
 
   const s = o.service;
   const body = (req: FastifyRequest) => parseJson(req.body as Buffer | undefined);
+  /** The input with the request's W3C trace context, when its headers carry a valid one. */
+  const traced = <T extends { trace?: TraceContext }>(req: FastifyRequest, input: T): T => {
+    const trace = traceContextOfHeaders(req.headers);
+    if (trace) input.trace = trace;
+    return input;
+  };
   const q = (req: FastifyRequest) => req.query as Query;
   const base = '/api/dtmsvr';
 
   app.get(`${base}/version`, async () => ({ version: o.version }));
   app.get(`${base}/newGid`, async () => ({ gid: s.newGid(), dtm_result: 'SUCCESS' }));
   app.post(`${base}/prepare`, async (req) => {
-    await s.prepare(decodeTrans(body(req)));
+    await s.prepare(traced(req, decodeTrans(body(req))));
     return SUCCESS;
   });
   app.post(`${base}/submit`, async (req) => {
-    await s.submit(decodeTrans(body(req)));
+    await s.submit(traced(req, decodeTrans(body(req))));
     return SUCCESS;
   });
   app.post(`${base}/abort`, async (req) => {
-    await s.abort(decodeTrans(body(req)));
+    await s.abort(traced(req, decodeTrans(body(req))));
     return SUCCESS;
   });
   app.post(`${base}/forceStop`, async (req) => {
-    await s.forceStop(decodeGidBody(body(req)));
+    await s.forceStop(decodeGidBody(body(req)), traceContextOfHeaders(req.headers));
     return SUCCESS;
   });
   for (const route of ['registerBranch', 'registerXaBranch', 'registerTccBranch']) {
     app.post(`${base}/${route}`, async (req) => {
-      await s.registerBranch(decodeBranch(body(req)));
+      await s.registerBranch(traced(req, decodeBranch(body(req))));
       return SUCCESS;
     });
   }

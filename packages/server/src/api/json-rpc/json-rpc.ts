@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
+import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import { decodeBranch, decodeTrans } from '../decode.js';
 
 /** JSON-RPC 2.0 error codes of DTM's API (spec §3); FAILURE and ONGOING are in @dtx/protocol. */
@@ -35,8 +36,14 @@ function asParams(err: unknown): unknown {
   return err;
 }
 
-/** A method's result; undefined (prepare, submit, ...) is sent as null. */
-type Method = (params: unknown) => Promise<unknown>;
+/** A method's result; undefined (prepare, submit, ...) is sent as null. `trace`: the request's trace context. */
+type Method = (params: unknown, trace: TraceContext | undefined) => Promise<unknown>;
+
+/** The input with `trace` set when there is one. */
+function withTrace<T extends { trace?: TraceContext }>(input: T, trace: TraceContext | undefined): T {
+  if (trace) input.trace = trace;
+  return input;
+}
 
 /**
  * DTM's JSON-RPC API (spec §3): one POST route, each method a thin call of the same service function
@@ -53,18 +60,22 @@ export class JsonRpcApi {
   ) {
     const s = service;
     // Go clients send escaped gids already; like gRPC, the JSON-RPC API does not strip \n \r ;
-    const trans = (p: unknown) => decodeTrans(p, { escapeGid: false });
+    const trans = (p: unknown, trace: TraceContext | undefined) =>
+      withTrace(decodeTrans(p, { escapeGid: false }), trace);
     this.methods = {
       newGid: async () => ({ gid: s.newGid() }),
-      prepare: (p) => s.prepare(trans(p)),
-      submit: (p) => s.submit(trans(p)),
-      abort: (p) => s.abort(trans(p)),
-      registerBranch: (p) => s.registerBranch(decodeBranch(p, { escapeGid: false })),
+      prepare: (p, trace) => s.prepare(trans(p, trace)),
+      submit: (p, trace) => s.submit(trans(p, trace)),
+      abort: (p, trace) => s.abort(trans(p, trace)),
+      registerBranch: (p, trace) => s.registerBranch(withTrace(decodeBranch(p, { escapeGid: false }), trace)),
     };
   }
 
-  /** Answer one request body. Never throws. */
-  async handle(body: Buffer | undefined): Promise<JsonRpcReply> {
+  /**
+   * Answer one request body. Never throws.
+   * @param trace the W3C trace context of the HTTP request's headers, when it carried one
+   */
+  async handle(body: Buffer | undefined, trace?: TraceContext): Promise<JsonRpcReply> {
     let req: unknown;
     try {
       req = JSON.parse(body ? body.toString('utf8') : '');
@@ -92,7 +103,7 @@ export class JsonRpcApi {
     const m = typeof method === 'string' && Object.hasOwn(this.methods, method) ? this.methods[method] : undefined;
     if (!m) return fail(rid, JsonRpcError.MethodNotFound, `Method not found: ${method ?? ''}`);
     try {
-      return { jsonrpc: '2.0', id: rid, error: null, result: (await m(params)) ?? null };
+      return { jsonrpc: '2.0', id: rid, error: null, result: (await m(params, trace)) ?? null };
     } catch (e) {
       const err = asParams(e);
       if (err instanceof FailureError) return fail(rid, JsonRpcCode.Failure, err.message);
@@ -113,7 +124,7 @@ export class JsonRpcApi {
             : `Bad json request: ${errorMessage(err)}`;
         reply.code(200).send(fail(null, JsonRpcError.InvalidRequest, message));
       },
-      handler: async (req) => this.handle(req.body as Buffer | undefined),
+      handler: async (req) => this.handle(req.body as Buffer | undefined, traceContextOfHeaders(req.headers)),
     });
   }
 }
