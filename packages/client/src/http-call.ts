@@ -3,6 +3,7 @@
  * Internal: the client turns the reply into results and errors; this file only moves bytes.
  */
 import type { Dispatcher } from 'undici';
+import { injectTraceHeaders } from './trace-propagation.js';
 
 /** The part of an HTTP reply the SDK looks at. */
 export interface HttpReply {
@@ -24,10 +25,14 @@ export interface HttpCall {
   timeoutMs: number;
 }
 
-/** Sends `call` and reads the reply. Transport errors and timeouts are thrown as they come from undici. */
+/**
+ * Sends `call` and reads the reply, with the active trace context injected into the headers (see
+ * trace-propagation.ts). Transport errors and timeouts are thrown as they come from undici.
+ */
 export async function httpCall(dispatcher: Dispatcher, call: HttpCall): Promise<HttpReply> {
   const headers: Record<string, string> = { ...call.headers };
   if (call.body !== undefined) headers['content-type'] = 'application/json';
+  injectTraceHeaders(headers);
   const res = await dispatcher.request({
     origin: call.url.origin,
     path: `${call.url.pathname}${call.url.search}`,

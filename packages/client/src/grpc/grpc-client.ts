@@ -37,6 +37,7 @@ import { generateGid } from '../gid.js';
 import { Msg, type MsgOptions } from '../msg.js';
 import { Saga, type SagaOptions } from '../saga.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from '../tcc.js';
+import { injectTraceMetadata } from '../trace-propagation.js';
 import { type DtmService, loadDtmService } from './dtm-service.js';
 import { coordinatorErrorOf, detailsOf } from './grpc-errors.js';
 import { splitGrpcUrl } from './grpc-url.js';
@@ -192,8 +193,9 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   }
 
   /**
-   * Low-level: calls a gRPC branch method (`host:port/pkg.Svc/Method`) with raw request bytes and `metadata`, over
-   * this client's channels, and returns how it ended — whatever the status. Never rejects for a status; rejects
+   * Low-level: calls a gRPC branch method (`host:port/pkg.Svc/Method`) with raw request bytes and `metadata` (plus
+   * the active trace context, injected with the application's propagator), over this client's channels, and
+   * returns how it ended — whatever the status. Never rejects for a status; rejects
    * with a `DtxError` for a malformed URL.
    */
   async invokeBranch(
@@ -205,6 +207,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     const client = this.#branchClient(target);
     const md = new Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+    injectTraceMetadata(md);
     return new Promise((resolve) => {
       client.makeUnaryRequest(
         method,
@@ -251,6 +254,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     if (this.#closed) return Promise.reject(new CoordinatorError(`${route}: the DtxGrpcClient is closed`));
     const md = new Metadata();
     for (const [k, v] of Object.entries(this.#metadata)) md.set(k, v);
+    injectTraceMetadata(md);
     return new Promise((resolve, reject) => {
       this.#dtm.makeUnaryRequest(
         def.path,
