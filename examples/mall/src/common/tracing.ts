@@ -40,7 +40,8 @@ export function installPropagation(): void {
   propagation.setGlobalPropagator(
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
   );
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const manager = new AsyncLocalStorageContextManager().enable();
+  if (!context.setGlobalContextManager(manager)) manager.disable(); // one is installed already: keep that one
 }
 
 /** Reads string values from a record of headers or gRPC metadata (`metadata.getMap()`). */
