@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { grpcCodeName, grpcErrorText } from '@dtx/protocol';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 
 /** The tutorial's business error code. */
@@ -32,30 +33,8 @@ export const businessError = (message: string): RpcError => new RpcError(CODE_BU
 export const internalError = (cause: unknown): RpcError =>
   new RpcError(CODE_INTERNAL, cause instanceof Error ? cause.message : String(cause));
 
-const GO_CODE_NAMES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
-
 /** Go's `codes.Code.String()`: the name of a standard code, `Code(n)` otherwise. */
-export function goCodeName(code: number): string {
-  return GO_CODE_NAMES[code] ?? `Code(${code})`;
-}
+export const goCodeName = grpcCodeName;
 
 /** True for an error with a numeric gRPC `code` (from grpc-js or an {@link RpcError}). */
 export function isStatusError(err: unknown): err is { code: number; details?: string; message: string } {
@@ -64,6 +43,6 @@ export function isStatusError(err: unknown): err is { code: number; details?: st
 
 /** The text go-zero's `httpx.Error` answers for an error: Go's status format for rpc errors, the message otherwise. */
 export function goErrorText(err: unknown): string {
-  if (isStatusError(err)) return `rpc error: code = ${goCodeName(err.code)} desc = ${err.details ?? err.message}`;
+  if (isStatusError(err)) return grpcErrorText(err.code, err.details ?? err.message);
   return err instanceof Error ? err.message : String(err);
 }
