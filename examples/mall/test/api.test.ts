@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
 import { signToken } from '../src/common/jwt.js';
-import { type Mall, post, type Reply, startMall } from './support/mall.js';
+import { type Mall, post, type Reply, readReply, startMall } from './support/mall.js';
 
 const SECRET = 'uOvKLmVfztaXGpNYd4Z0I1SiT7MweJhl';
 const HASH_123456 = 'ef8364020560a703cfc7aebebcd0b62d1bfea7d4a841eb8964cfbcda2ba85dd5';
@@ -44,15 +44,7 @@ function assertOk(r: Reply) {
 
 /** POSTs raw bytes with the given headers (and no Content-Type unless given). */
 async function postRaw(url: string, body: string, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await fetch(url, { method: 'POST', headers, body: new TextEncoder().encode(body) });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', text, json };
+  return readReply(await fetch(url, { method: 'POST', headers, body: new TextEncoder().encode(body) }));
 }
 
 describe('user api', () => {

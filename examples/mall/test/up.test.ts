@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
 import { mysqlPool } from '../src/common/mysql-dsn.js';
+import { SERVICE_NAMES } from '../src/services.js';
 import { writePrivateEtc } from './support/private-etc.js';
 
 const ETC = new URL('../../etc/', import.meta.url).pathname;
@@ -33,16 +34,7 @@ test('up --check starts dtx and the eight services from etc/*.yaml, sees each on
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   assert.equal(code, 0, out);
-  for (const name of [
-    'user-rpc',
-    'product-rpc',
-    'order-rpc',
-    'pay-rpc',
-    'user-api',
-    'product-api',
-    'order-api',
-    'pay-api',
-  ]) {
+  for (const name of SERVICE_NAMES) {
     assert.match(out, new RegExp(`\\[mall\\] ${name} is up`), out);
   }
   assert.match(out, /\[mall\] dtx is up/);

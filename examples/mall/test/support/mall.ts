@@ -49,6 +49,11 @@ export async function post(url: string, body?: unknown, headers: Record<string, 
     headers: { 'content-type': 'application/json', ...headers },
     ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
   });
+  return readReply(res);
+}
+
+/** A fetch response as a {@link Reply}: status, content type, text, and the JSON when the text is JSON. */
+export async function readReply(res: Response): Promise<Reply> {
   const text = await res.text();
   let json: unknown;
   try {
