@@ -92,8 +92,6 @@ export interface ApiDeps {
   now?: () => number;
 }
 
-const routeKey = Symbol('mall.route');
-
 /** A JSON body that did not parse, kept for the route to refuse — after the JWT check, as go-zero's order. */
 class InvalidJson {
   constructor(readonly message: string) {}
@@ -129,7 +127,6 @@ export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
       done(null, new InvalidJson(`invalid JSON body: ${(err as Error).message}`));
     }
   });
-  app.decorateRequest(routeKey, undefined);
   // Only routes are measured, labelled with their path: go-zero's metrics handler is in each route's chain, so
   // its router's 404 and 405 are not counted (nor does every scanned URL become a label value).
   app.addHook('onResponse', async (req, reply) => {
@@ -173,12 +170,10 @@ export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
         endSpan(span);
         return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(out));
       } catch (err) {
+        const text = goErrorText(err);
         span.setAttribute('http.status_code', 400);
-        endSpan(span, goErrorText(err));
-        return reply
-          .code(400)
-          .type('text/plain; charset=utf-8')
-          .send(`${goErrorText(err)}\n`);
+        endSpan(span, text);
+        return reply.code(400).type('text/plain; charset=utf-8').send(`${text}\n`);
       }
     });
   }
