@@ -161,6 +161,86 @@ describe('SqliteStore: group commit and durability', () => {
     },
   );
 
+  /**
+   * Make the next `n`-th statement of the group commit's own plumbing that matches `pattern` fail with a real
+   * SQLite error. Nothing real reaches SAVEPOINT / ROLLBACK TO on a healthy file (they fail on I/O errors or a
+   * corrupt file only, and this build of SQLite ignores heap limits), so the hook sits on the statement runner:
+   * the matching statement is replaced by one SQLite rejects ("no such savepoint").
+   */
+  function failPlumbing(store: SqliteStore, pattern: RegExp, nth: number): () => number {
+    const db = store.db as unknown as { exec: (sql: string) => unknown };
+    const exec = db.exec.bind(store.db);
+    let seen = 0;
+    let failed = 0;
+    db.exec = (sql: string) => {
+      if (pattern.test(sql) && ++seen === nth) {
+        failed++;
+        return exec('ROLLBACK TO dtx_no_such_savepoint');
+      }
+      return exec(sql);
+    };
+    return () => failed;
+  }
+
+  for (const [what, pattern, nth] of [
+    ['SAVEPOINT', /^SAVEPOINT /, 3],
+    ['ROLLBACK TO', /^ROLLBACK TO /, 1],
+  ] as const) {
+    it(`a failing ${what} of the batch rejects every write of it; the process and later writes go on`, async () => {
+      const store = new SqliteStore({ path: freshPath() });
+      try {
+        await store.saveNew(makeTrans('existing'), []);
+        const failed = failPlumbing(store, pattern, nth);
+        // one tick: one batch; the duplicate gid is the write whose failure runs ROLLBACK TO
+        const gids = ['p-1', 'p-2', 'existing', 'p-3', 'p-4'];
+        const settled = await Promise.all(gids.map((g) => outcome(store.saveNew(makeTrans(g), []))));
+        assert.equal(failed(), 1, 'the failure was injected');
+        for (const [i, r] of settled.entries()) assert.notEqual(r, 'ok', `${gids[i]} cannot have been committed`);
+        for (const g of ['p-1', 'p-2', 'p-3', 'p-4']) {
+          assert.equal(await store.findTrans(g), undefined, `${g}: the batch was rolled back`);
+        }
+        assert.equal(store.db.inTransaction, false, 'no transaction left open');
+        const later = await Promise.all(
+          ['p-1', 'q-1', 'existing'].map((g) => outcome(store.saveNew(makeTrans(g), []))),
+        );
+        assert.deepEqual(later, ['ok', 'ok', 'UniqueConflict'], 'later batches commit again');
+        assert.equal((await store.findTrans('q-1'))?.gid, 'q-1');
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('a transaction of 40,000 branch rows is saved in a batch with others, one failing alone', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    try {
+      await store.saveNew(makeTrans('taken'), []);
+      const many = Array.from({ length: 40_000 }, (_, i) =>
+        makeBranch('huge', String(i + 1).padStart(5, '0'), i % 2 ? 'compensate' : 'action'),
+      );
+      const [huge, small, dup] = await Promise.all([
+        outcome(store.saveNew(makeTrans('huge'), many)),
+        outcome(store.saveNew(makeTrans('small'), [makeBranch('small', '01', 'action')])),
+        outcome(store.saveNew(makeTrans('taken'), [makeBranch('taken', '01', 'action')])),
+      ]);
+      assert.deepEqual([huge, small, dup], ['ok', 'ok', 'UniqueConflict']);
+      const found = await store.findBranches('huge');
+      assert.equal(found.length, 40_000);
+      assert.deepEqual(
+        found.map((b) => b.id),
+        many.map((b) => b.id),
+      );
+      await store.updateBranches(
+        'huge',
+        'submitted',
+        many.map((b) => ({ ...b, status: 'succeed' as const, updateTime: at(9) })),
+      );
+      assert.ok((await store.findBranches('huge')).every((b) => b.status === 'succeed'));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('more writes than one batch in one tick all commit', async () => {
     const store = new SqliteStore({ path: freshPath() });
     try {

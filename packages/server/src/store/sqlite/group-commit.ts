@@ -13,6 +13,10 @@ interface Job {
  * loop run in a single `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint so that one failing
  * write (a lost compare-and-set, a unique conflict) is rolled back alone and reported to its caller
  * only. A caller's promise settles after the commit that made its write durable.
+ *
+ * Whatever SQLite answers — to a write, to the savepoint statements, to the COMMIT — every caller of the
+ * batch gets an answer: a statement of the batch's own plumbing failing rolls the whole batch back and
+ * rejects every write of it, and the next batch starts on a clean connection.
  */
 export class GroupCommit {
   private queue: Job[] = [];
@@ -44,38 +48,12 @@ export class GroupCommit {
       setImmediate(() => this.flush());
     }
     if (jobs.length === 0) return;
-    const results: { ok: boolean; value: unknown }[] = [];
+    let results: { ok: boolean; value: unknown }[];
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      results = this.runBatch(jobs);
     } catch (err) {
-      for (const j of jobs) j.reject(err);
-      return;
-    }
-    for (const j of jobs) {
-      this.db.exec('SAVEPOINT w');
-      try {
-        results.push({ ok: true, value: j.run() });
-        this.db.exec('RELEASE w');
-      } catch (err) {
-        if (!this.db.inTransaction) {
-          // SQLite rolled the whole transaction back (disk full, I/O error): nothing of this batch is
-          // written, so every caller hears of it
-          for (const k of jobs) k.reject(err);
-          return;
-        }
-        this.db.exec('ROLLBACK TO w');
-        this.db.exec('RELEASE w');
-        results.push({ ok: false, value: err });
-      }
-    }
-    try {
-      this.db.exec('COMMIT');
-    } catch (err) {
-      try {
-        this.db.exec('ROLLBACK');
-      } catch {
-        // already rolled back by SQLite
-      }
+      // nothing of this batch is written: every caller hears of it, and no transaction is left open
+      this.rollback();
       for (const j of jobs) j.reject(err);
       return;
     }
@@ -84,5 +62,37 @@ export class GroupCommit {
       if (r.ok) j.resolve(r.value);
       else j.reject(r.value);
     });
+  }
+
+  /** The batch in one transaction; throws when it was not committed as a whole. */
+  private runBatch(jobs: Job[]): { ok: boolean; value: unknown }[] {
+    // a transaction left open by a failure SQLite did not let us roll back must not swallow this batch
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    this.db.exec('BEGIN IMMEDIATE');
+    const results: { ok: boolean; value: unknown }[] = [];
+    for (const j of jobs) {
+      this.db.exec('SAVEPOINT w');
+      try {
+        const value = j.run();
+        this.db.exec('RELEASE w');
+        results.push({ ok: true, value });
+      } catch (err) {
+        // SQLite rolled the whole transaction back (disk full, I/O error): nothing of this batch is written
+        if (!this.db.inTransaction) throw err;
+        this.db.exec('ROLLBACK TO w');
+        this.db.exec('RELEASE w');
+        results.push({ ok: false, value: err });
+      }
+    }
+    this.db.exec('COMMIT');
+    return results;
+  }
+
+  private rollback(): void {
+    try {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    } catch {
+      // SQLite refused even that; the next batch tries again before it begins
+    }
   }
 }
