@@ -119,6 +119,65 @@ export function sqlStoreBehaviour(open: () => Promise<SqlBatchStore>): void {
     }
   });
 
+  it('a saga of 40,000 branch rows commits, next to concurrent writes of its batch; one failing write fails alone', async () => {
+    const store = await open();
+    try {
+      const rows = (gid: string, n: number, from = 0) =>
+        Array.from({ length: n }, (_, i) =>
+          makeBranch(gid, String(from + i).padStart(6, '0'), i % 2 ? 'compensate' : 'action'),
+        );
+      await store.saveNew(makeTrans('big-grown'), []);
+      await store.saveNew(makeTrans('big-taken'), []);
+      const huge = rows('big-huge', 40_000);
+      const added = rows('big-grown', 30_000);
+      // one tick: the big writes share their batch with small ones, a duplicate gid and a duplicate branch
+      const settled = await Promise.all([
+        outcome(store.saveNew(makeTrans('big-small-a'), rows('big-small-a', 2))),
+        outcome(store.saveNew(makeTrans('big-huge'), huge)),
+        outcome(store.saveNew(makeTrans('big-taken'), rows('big-taken', 1))),
+        outcome(store.insertBranches('big-grown', 'submitted', added)),
+        outcome(
+          store.saveNew(makeTrans('big-dup-branch'), [...rows('big-dup-branch', 3), ...rows('big-dup-branch', 1)]),
+        ),
+        outcome(store.saveNew(makeTrans('big-small-b'), rows('big-small-b', 2))),
+      ]);
+      assert.deepEqual(settled, ['ok', 'ok', 'UniqueConflict', 'ok', 'UniqueConflict', 'ok']);
+      const found = await store.findBranches('big-huge');
+      assert.equal(found.length, 40_000);
+      assert.deepEqual(
+        found.map((b) => `${b.id} ${b.branchId}/${b.op}`),
+        huge.map((b) => `${b.id} ${b.branchId}/${b.op}`),
+        'every row, with the id reported to the caller',
+      );
+      assert.deepEqual(
+        (await store.findBranches('big-grown')).map((b) => b.id),
+        added.map((b) => b.id),
+      );
+      assert.equal(await store.findTrans('big-dup-branch'), undefined);
+      assert.deepEqual(await store.findBranches('big-dup-branch'), []);
+      assert.equal((await store.findBranches('big-small-b')).length, 2);
+
+      // and all 40,000 results recorded in one write, next to a lost CAS and a good one
+      const [updated, lost, good] = await Promise.all([
+        outcome(
+          store.updateBranches(
+            'big-huge',
+            'submitted',
+            huge.map((b) => ({ ...b, status: 'succeed' as const, finishTime: at(7), updateTime: at(7) })),
+          ),
+        ),
+        outcome(store.changeStatus('big-small-a', 'prepared', 'succeed', {}, at(7))),
+        outcome(store.changeStatus('big-small-b', 'submitted', 'succeed', { finishTime: at(7) }, at(7))),
+      ]);
+      assert.deepEqual([updated, lost, good], ['ok', 'NotFound', 'ok']);
+      const after = await store.findBranches('big-huge');
+      assert.equal(after.filter((b) => b.status === 'succeed' && b.finishTime === at(7)).length, 40_000);
+      assert.equal((await store.findTrans('big-small-b'))?.status, 'succeed');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps millisecond times exactly', async () => {
     const store = await open();
     try {

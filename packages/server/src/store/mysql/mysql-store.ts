@@ -54,6 +54,10 @@ interface MyWrite {
 
 /** A batch's SQL text stays under this (MySQL's max_allowed_packet is 16 MiB by default on MariaDB). */
 const MAX_BATCH_TEXT = 4 * 1024 * 1024;
+/** Rows of one multi-row INSERT of branches (8 placeholders each; a prepared statement holds 65,535). */
+const INSERT_ROWS_MAX = 1000;
+/** Bytes of branch data one multi-row INSERT carries at most, unless a single row is bigger. */
+const INSERT_BYTES_MAX = 4 * 1024 * 1024;
 /** Retries of a batch that lost a deadlock as a whole (InnoDB rolls the victim's transaction back). */
 const DEADLOCK_RETRIES = 3;
 
@@ -491,11 +495,27 @@ export class MysqlStore implements Store {
         values: globalInsertValues(trans, toMysqlDatetime),
       },
     ];
-    if (branches.length > 0) {
-      const row = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+    // the branches in multi-row INSERTs of at most INSERT_ROWS_MAX rows / about INSERT_BYTES_MAX bytes: a
+    // prepared statement holds at most 65,535 placeholders, and a packet max_allowed_packet bytes
+    const chunks: TransBranch[][] = [];
+    let chunk: TransBranch[] = [];
+    let bytes = 0;
+    for (const b of branches) {
+      const size = b.binData.byteLength + b.url.length + b.branchId.length + 64;
+      if (chunk.length > 0 && (chunk.length >= INSERT_ROWS_MAX || bytes + size > INSERT_BYTES_MAX)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(b);
+      bytes += size;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    const row = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+    for (const c of chunks) {
       stmts.push({
-        sql: `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${branches.map(() => row).join(', ')}`,
-        values: branches.flatMap((b) => [
+        sql: `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${c.map(() => row).join(', ')}`,
+        values: c.flatMap((b) => [
           trans.gid,
           b.url,
           payload(b.binData),
@@ -511,14 +531,14 @@ export class MysqlStore implements Store {
       stmts,
       (res) => {
         trans.id = Number(header(res[0]).insertId);
-        if (branches.length > 0) {
-          // a multi-row INSERT of known size gets consecutive ids (by auto_increment_increment) starting at
-          // insertId, whatever innodb_autoinc_lock_mode is; DTM relies on the same through its ORM
-          const first = Number(header(res[1]).insertId);
-          branches.forEach((b, i) => {
+        // a multi-row INSERT of known size gets consecutive ids (by auto_increment_increment) starting at
+        // insertId, whatever innodb_autoinc_lock_mode is; DTM relies on the same through its ORM
+        chunks.forEach((c, k) => {
+          const first = Number(header(res[1 + k]).insertId);
+          c.forEach((b, i) => {
             b.id = first + i * this.autoIncStep;
           });
-        }
+        });
       },
       trans.gid,
     );

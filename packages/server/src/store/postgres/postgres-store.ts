@@ -51,6 +51,13 @@ function corked<T>(client: pg.PoolClient, fn: () => T): T {
   }
 }
 
+/**
+ * Most branch rows a statement sends as a VALUES list (7 parameters a row, far below PostgreSQL's 65,535
+ * parameters of one statement). More rows go as one array parameter per column, unnested by the server: any
+ * number of rows in a fixed number of parameters, and one statement shape for all of them.
+ */
+const VALUES_ROWS_MAX = 1000;
+
 /** pg_advisory_xact_lock(MIGRATION_LOCK, hashtext(schema)) serialises migrations of one schema. */
 const MIGRATION_LOCK = 0x64747801;
 
@@ -407,7 +414,7 @@ export class PostgresStore implements Store {
         `($${p}::text, $${p + 1}::bytea, $${p + 2}::text, $${p + 3}::text, $${p + 4}::text, $${p + 5}::timestamptz, $${p + 6}::timestamptz)`,
       );
     }
-    return rows.join(', ');
+    return `(VALUES ${rows.join(', ')})`;
   }
 
   private static branchParams(branches: TransBranch[]): unknown[] {
@@ -418,31 +425,59 @@ export class PostgresStore implements Store {
     return out;
   }
 
+  /** Above VALUES_ROWS_MAX: the columns of the new branches as 7 array parameters, unnested by the server. */
+  private static branchArrays(first: number): string {
+    const p = first;
+    return `unnest($${p}::text[], $${p + 1}::bytea[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::timestamptz[], $${p + 6}::timestamptz[])`;
+  }
+
+  private static branchArrayParams(branches: TransBranch[]): unknown[] {
+    const cols: unknown[][] = [[], [], [], [], [], [], []];
+    for (const b of branches) {
+      cols[0]!.push(b.url);
+      cols[1]!.push(payload(b.binData));
+      cols[2]!.push(b.branchId);
+      cols[3]!.push(b.op);
+      cols[4]!.push(b.status);
+      cols[5]!.push(toIsoUtc(b.createTime));
+      cols[6]!.push(toIsoUtc(b.updateTime));
+    }
+    return cols;
+  }
+
+  /** The new branches as a row source and its parameters (from `first`), with the statement's shape key. */
+  private static newBranches(branches: TransBranch[], first: number): { key: string; from: string; values: unknown[] } {
+    const n = branches.length;
+    return n <= VALUES_ROWS_MAX
+      ? { key: String(n), from: PostgresStore.branchValues(n, first), values: PostgresStore.branchParams(branches) }
+      : { key: 'many', from: PostgresStore.branchArrays(first), values: PostgresStore.branchArrayParams(branches) };
+  }
+
   /**
-   * INSERT … SELECT of n branches for gid $1, only if the CTE `g` has a row (joined: no row, nothing
-   * inserted). No ORDER BY: the ids are matched back by (branch_id, op), which is cheaper for PostgreSQL.
+   * INSERT … SELECT of the branches of `from` for gid $1, only if the CTE `g` has a row (joined: no row,
+   * nothing inserted). No ORDER BY: the ids are matched back by (branch_id, op), which is cheaper for PostgreSQL.
    */
-  private branchInsert(n: number, first: number): string {
+  private branchInsert(from: string): string {
     return `INSERT INTO ${this.s}.trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
       SELECT $1, v.url, v.bin, v.bid, v.op, v.st, v.ct, v.ut
-      FROM g, (VALUES ${PostgresStore.branchValues(n, first)}) AS v(url, bin, bid, op, st, ct, ut)
+      FROM g, ${from} AS v(url, bin, bid, op, st, ct, ut)
       RETURNING id, branch_id, op`;
   }
 
   saveNew(trans: TransGlobal, branches: TransBranch[]): Promise<void> {
     const n = branches.length;
     const nG = GLOBAL_INSERT_COLUMNS.length;
-    const values = [...globalInsertValues(trans, toIsoUtc), ...PostgresStore.branchParams(branches)];
+    const nb = PostgresStore.newBranches(branches, nG + 1);
     return this.write(
-      `save_${n}`,
+      `save_${nb.key}`,
       () => `WITH g AS (
           INSERT INTO ${this.s}.trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
           VALUES (${GLOBAL_INSERT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
           ON CONFLICT (gid) DO NOTHING RETURNING id)
-        ${n ? `, b AS (${this.branchInsert(n, nG + 1)})` : ''}
+        ${n ? `, b AS (${this.branchInsert(nb.from)})` : ''}
         SELECT 0 AS k, id, NULL AS branch_id, NULL AS op FROM g
         ${n ? 'UNION ALL SELECT 1, id, branch_id, op FROM b' : ''}`,
-      values,
+      [...globalInsertValues(trans, toIsoUtc), ...nb.values],
       (r) => {
         const g = r.rows.find((row) => row.k === 0);
         if (!g) throw new UniqueConflictError();
@@ -457,13 +492,14 @@ export class PostgresStore implements Store {
 
   insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
     const n = branches.length;
+    const nb = PostgresStore.newBranches(branches, 3);
     return this.write(
-      `insert_branches_${n}`,
+      `insert_branches_${nb.key}`,
       () => `WITH g AS (SELECT 1 FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE)
-        ${n ? `, b AS (${this.branchInsert(n, 3)})` : ''}
+        ${n ? `, b AS (${this.branchInsert(nb.from)})` : ''}
         SELECT 0 AS k, NULL::int8 AS id, NULL AS branch_id, NULL AS op FROM g
         ${n ? 'UNION ALL SELECT 1, id, branch_id, op FROM b' : ''}`,
-      [gid, status, ...PostgresStore.branchParams(branches)],
+      [gid, status, ...nb.values],
       (r) => {
         if (!r.rows.some((row) => row.k === 0)) throw new NotFoundError();
         assignBranchIds(
@@ -486,30 +522,42 @@ export class PostgresStore implements Store {
         },
       );
     }
-    const rows: string[] = [];
+    let key: string;
+    let from: string;
     const values: unknown[] = [gid, status];
-    for (const b of branches) {
-      const p = values.length + 1;
-      rows.push(
-        `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz)`,
-      );
+    const finish = (b: TransBranch) => (b.finishTime === undefined ? null : toIsoUtc(b.finishTime));
+    const rollback = (b: TransBranch) => (b.rollbackTime === undefined ? null : toIsoUtc(b.rollbackTime));
+    if (n <= VALUES_ROWS_MAX) {
+      const rows: string[] = [];
+      for (const b of branches) {
+        const p = values.length + 1;
+        rows.push(
+          `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz)`,
+        );
+        values.push(b.id ?? 0, b.status, finish(b), rollback(b), toIsoUtc(b.updateTime));
+      }
+      key = `update_branches_${n}`;
+      from = `(VALUES ${rows.join(', ')})`;
+    } else {
       values.push(
-        b.id ?? 0,
-        b.status,
-        b.finishTime === undefined ? null : toIsoUtc(b.finishTime),
-        b.rollbackTime === undefined ? null : toIsoUtc(b.rollbackTime),
-        toIsoUtc(b.updateTime),
+        branches.map((b) => b.id ?? 0),
+        branches.map((b) => b.status),
+        branches.map(finish),
+        branches.map(rollback),
+        branches.map((b) => toIsoUtc(b.updateTime)),
       );
+      key = 'update_branches_many';
+      from = 'unnest($3::int8[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])';
     }
     // The global row is locked FOR SHARE with the expected status: a concurrent status change waits for this
     // commit, or has committed first and the recheck of the locked row leaves nothing to update. (Cheaper for
     // PostgreSQL than a CTE that reports the status separately: no rows updated means NotFound.)
     return this.write(
-      `update_branches_${n}`,
+      key,
       () => `UPDATE ${this.s}.trans_branch_op b
         SET status = v.st, finish_time = v.ft, rollback_time = v.rt, update_time = v.ut
         FROM (SELECT gid FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE) g,
-          (VALUES ${rows.join(', ')}) AS v(id, st, ft, rt, ut)
+          ${from} AS v(id, st, ft, rt, ut)
         WHERE b.id = v.id AND b.gid = g.gid`,
       values,
       (r) => {
