@@ -105,6 +105,36 @@ describe('MysqlStore: schema migrations', () => {
     }
   });
 
+  it('three instances opening a database that does not exist yet all succeed (repeated rounds)', async () => {
+    for (let round = 0; round < 6; round++) {
+      const o = inDatabase(`dbrace${round}`);
+      const opened = await Promise.allSettled(Array.from({ length: 3 }, () => MysqlStore.open(o)));
+      const stores = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      try {
+        assert.deepEqual(
+          opened.map((r) => (r.status === 'fulfilled' ? 'ok' : String(r.reason))),
+          ['ok', 'ok', 'ok'],
+          `round ${round}`,
+        );
+        const [rows] = (await stores[0]!.pool.query(
+          'SELECT version, COUNT(*) AS n FROM dtx_migrations GROUP BY version ORDER BY version',
+        )) as [{ version: number; n: number }[], unknown];
+        assert.deepEqual(
+          rows.map((r) => [Number(r.version), Number(r.n)]),
+          [
+            [1, 1],
+            [2, 1],
+          ],
+        );
+        await Promise.all(stores.map((s, i) => s.saveNew(makeTrans(`db-race-${i}`), [])));
+        assert.equal((await stores[0]!.scanTrans({ position: '', limit: 10 })).trans.length, 3);
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+        await admin((c) => c.query(`DROP DATABASE IF EXISTS ${mysql.escapeId(o.database)}`));
+      }
+    }
+  });
+
   it('`reset` drops the data and recreates the tables; without it the data stays', async () => {
     const o = inDatabase('reset');
     let store = await MysqlStore.open(o);

@@ -90,6 +90,36 @@ describe('PostgresStore: schema migrations', () => {
     }
   });
 
+  it('three instances opening a database that does not exist yet all succeed (repeated rounds)', async () => {
+    // concurrent CREATE DATABASE of one name: PostgreSQL lets one win and fails the others with 42P04 or with a
+    // unique violation of its catalog, depending on the timing; several rounds make both orders likely
+    for (let round = 0; round < 6; round++) {
+      const database = `dtx_pgtest_dbrace_${tag}_${round}`;
+      try {
+        const opened = await Promise.allSettled(
+          Array.from({ length: 3 }, () => PostgresStore.open({ ...BASE, database, schema: 'dtx' })),
+        );
+        const stores = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+        try {
+          assert.deepEqual(
+            opened.map((o) => (o.status === 'fulfilled' ? 'ok' : String(o.reason))),
+            ['ok', 'ok', 'ok'],
+            `round ${round}`,
+          );
+          await Promise.all(stores.map((s, i) => s.saveNew(makeTrans(`db-race-${i}`), [])));
+          assert.equal((await stores[0]!.scanTrans({ position: '', limit: 10 })).trans.length, 3);
+        } finally {
+          await Promise.all(stores.map((s) => s.close()));
+        }
+      } finally {
+        await admin(
+          (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`),
+          'postgres',
+        );
+      }
+    }
+  });
+
   it('`reset` drops the data and recreates the tables; without it the data stays', async () => {
     const schema = schemaName('reset');
     let store = await PostgresStore.open({ ...BASE, schema });

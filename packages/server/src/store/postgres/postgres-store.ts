@@ -209,7 +209,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Store.Db does not exist: create it from the maintenance database (a concurrent creator is fine). */
+  /**
+   * Store.Db does not exist: create it from the maintenance database. Instances starting together take turns
+   * (a session advisory lock on the name; CREATE DATABASE cannot run in a transaction), and the one that comes
+   * second finds the database there. A creator that does not take the lock (an older dtx, a person) makes
+   * PostgreSQL answer 42P04 or, in a close race, a unique violation of its catalog: both mean it exists now.
+   */
   private async createDatabase(): Promise<void> {
     const admin = new pg.Client({
       host: this.o.host,
@@ -222,12 +227,17 @@ export class PostgresStore implements Store {
     admin.on('error', () => undefined);
     await admin.connect();
     try {
-      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(this.o.database)}`);
-      this.log?.info('store database created', { store: this.label });
+      await admin.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, this.o.database]);
+      const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [this.o.database]);
+      if (found.rowCount === 0) {
+        await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(this.o.database)}`);
+        this.log?.info('store database created', { store: this.label });
+      }
     } catch (err) {
-      if ((err as { code?: string }).code !== '42P04') throw err; // 42P04: created meanwhile
+      const code = (err as { code?: string }).code;
+      if (code !== '42P04' && code !== '23505') throw err; // 42P04: created meanwhile; 23505: the same, closer
     } finally {
-      await admin.end().catch(() => undefined);
+      await admin.end().catch(() => undefined); // ends the session, and with it the lock
     }
   }
 
