@@ -111,13 +111,15 @@ describe('RedisStore: Redis specifics', () => {
     assert.equal(hashTagOf(plainKeys.due), 'dtx:i');
   });
 
-  it('every write sets Store.DataExpire; finishing shortens it to FinishedDataExpire', async () => {
-    store = newStore({ dataExpire: 5000, finishedDataExpire: 300 });
+  it('an unfinished transaction never expires, whatever Store.DataExpire; finishing sets FinishedDataExpire', async () => {
+    store = newStore({ dataExpire: 5, finishedDataExpire: 300 });
     const gid = 'ttl';
     const ttl = () => raw.ttl(k().trans(gid));
     await store.saveNew(makeTrans(gid, { status: 'prepared' }), [makeBranch(gid, '01', 'try')]);
-    const t1 = await ttl();
-    assert.ok(t1 > 4900 && t1 <= 5000, `after saveNew: ${t1}`);
+    assert.equal(await ttl(), -1, 'after saveNew: no expiry');
+    // retries pushed further out than DataExpire (5 s): the transaction must still be there when they come
+    await store.touchCronTime(gid, 'prepared', Date.now() + 3600_000, 3600, Date.now());
+    assert.equal(await ttl(), -1, 'a next cron time beyond DataExpire keeps the key');
     const writes: [string, () => Promise<unknown>][] = [
       ['insertBranches', () => store.insertBranches(gid, 'prepared', [makeBranch(gid, '02', 'try')])],
       ['touchCronTime', () => store.touchCronTime(gid, 'prepared', at(50), 10, at(2))],
@@ -134,25 +136,50 @@ describe('RedisStore: Redis specifics', () => {
       ['resetCronTime', () => store.resetCronTime(at(5), 10, at(7))],
     ];
     for (const [name, write] of writes) {
-      await raw.expire(k().trans(gid), 10);
+      await raw.expire(k().trans(gid), 1000); // as an older version, or DataExpire in DTM, would have left it
       await write();
-      const t = await ttl();
-      assert.ok(t > 4900, `${name} renews the expiry: ${t}`);
+      assert.equal(await ttl(), -1, `${name} clears any expiry of the unfinished transaction`);
     }
     await store.changeStatus(gid, 'submitted', 'succeed', { finishTime: at(8) }, at(8));
     const t2 = await ttl();
     assert.ok(t2 > 200 && t2 <= 300, `after finishing: ${t2}`);
-    // a transaction created finished gets the short expiry at once
+    // a transaction created finished gets the finished expiry at once
     await store.saveNew(makeTrans('born-done', { status: 'failed' }), []);
-    assert.ok((await raw.ttl(k().trans('born-done'))) <= 300);
+    const t3 = await raw.ttl(k().trans('born-done'));
+    assert.ok(t3 > 200 && t3 <= 300, `created finished: ${t3}`);
 
-    // 0 means no expiry
+    // FinishedDataExpire 0: finished transactions stay too
     await store.close();
     store = newStore({ dataExpire: 0, finishedDataExpire: 0 });
     await store.saveNew(makeTrans('forever'), []);
     assert.equal(await raw.ttl(k().trans('forever')), -1);
     await store.changeStatus('forever', 'submitted', 'succeed', {}, at(1));
     assert.equal(await raw.ttl(k().trans('forever')), -1);
+  });
+
+  it('a saga of 40,000 branch rows is saved, registered and updated, next to small writes', async () => {
+    store = newStore();
+    const rows = (g: string, n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) =>
+        makeBranch(g, String(from + i).padStart(6, '0'), i % 2 ? 'compensate' : 'action'),
+      );
+    const huge = rows('huge', 40_000);
+    await store.saveNew(makeTrans('taken'), []);
+    const settled = await Promise.all([
+      outcome(store.saveNew(makeTrans('small'), rows('small', 2))),
+      outcome(store.saveNew(makeTrans('huge'), huge)),
+      outcome(store.saveNew(makeTrans('taken'), rows('taken', 1))),
+    ]);
+    assert.deepEqual(settled, ['ok', 'ok', 'UniqueConflict']);
+    assert.equal((await store.findBranches('huge')).length, 40_000);
+    await store.insertBranches('small', 'submitted', rows('small', 30_000, 2));
+    assert.equal((await store.findBranches('small')).length, 30_002);
+    await store.updateBranches(
+      'huge',
+      'submitted',
+      huge.map((b) => ({ ...b, status: 'succeed' as const, updateTime: at(7) })),
+    );
+    assert.equal((await store.findBranches('huge')).filter((b) => b.status === 'succeed').length, 40_000);
   });
 
   for (const [layout, prefix] of [
@@ -414,8 +441,9 @@ describe('RedisStore: Redis specifics', () => {
     Object.assign(config.Store, { Driver: 'redis', Host: HOST, Port: PORT, RedisPrefix: prefix, DataExpire: 1234 });
     const first = await openStore(config);
     await first.saveNew(makeTrans('cfg'), []);
-    assert.ok((await raw.ttl(`${prefix}:t:cfg`)) > 1200);
+    const ttl = await raw.ttl(`${prefix}:t:cfg`);
     await first.close();
+    assert.equal(ttl, -1, 'DataExpire is accepted; an unfinished transaction has no expiry');
     store = (await openStore(config, { reset: true })) as RedisStore;
     assert.ok(store instanceof RedisStore);
     assert.equal(store.keys.prefix, prefix);

@@ -37,6 +37,12 @@ const MISSING_GRACE_MS = 60_000;
 /** Bound on the claim rounds of one lockDue / resetCronTime call (each round passes over what it found stale). */
 const MAX_ROUNDS = 10;
 
+/**
+ * The TTL the scripts set on an unfinished transaction: none (0 makes them PERSIST the key, which also clears a TTL
+ * an older version or DTM set). Only finished transactions expire, after Store.FinishedDataExpire.
+ */
+const UNFINISHED_TTL = 0;
+
 /** How often (in the callers' clock) lockDue sweeps index entries of transactions that expired. */
 const SWEEP_EVERY_MS = 60_000;
 
@@ -150,7 +156,11 @@ function pairs(flat: string[]): [string, string][] {
 export interface RedisStoreOptions {
   /** Key prefix, DTM's Store.RedisPrefix. Default `{a}`. On Redis Cluster use one without braces (see README). */
   prefix?: string | undefined;
-  /** Seconds a transaction is kept after each write while unfinished (Store.DataExpire); 0 = no expiry. */
+  /**
+   * Store.DataExpire, accepted for DTM's configuration files and without effect: an unfinished transaction never
+   * expires (DTM lets it expire this long after its last write, which loses a transaction whose retries are
+   * further apart than that).
+   */
   dataExpire?: number | undefined;
   /** Seconds a finished transaction is kept (Store.FinishedDataExpire); 0 = no expiry. */
   finishedDataExpire?: number | undefined;
@@ -175,7 +185,6 @@ export class RedisStore implements Store {
   readonly client: RedisClient;
   private readonly r: Redis;
   private readonly scripts: Record<ScriptName, LuaScript>;
-  private readonly dataTtl: number;
   private readonly finishedTtl: number;
   private readonly where: string;
   private readonly log: Logger | undefined;
@@ -201,7 +210,6 @@ export class RedisStore implements Store {
     this.standalone = client instanceof Redis ? client : undefined;
     this.keys = new RedisKeys(o.prefix ?? '{a}');
     this.oneSlot = hashTagOf(this.keys.prefix) !== undefined;
-    this.dataTtl = Math.max(0, Math.floor(o.dataExpire ?? 604800));
     this.finishedTtl = Math.max(0, Math.floor(o.finishedDataExpire ?? 86400));
     this.where = o.where ?? 'redis';
     this.log = o.log;
@@ -378,7 +386,7 @@ export class RedisStore implements Store {
     const gid = trans.gid;
     const finished = isFinished(trans.status);
     const rest = [gid, packG(trans), packMutable(trans), packBranches(branches)];
-    const ttl = finished ? this.finishedTtl : this.dataTtl;
+    const ttl = finished ? this.finishedTtl : UNFINISHED_TTL;
     let r: unknown;
     if (this.oneSlot) {
       r = await this.run('save-new', [k.trans(gid), k.seq, k.all, k.due, k.fin], [ttl, '', ...rest]);
@@ -398,7 +406,7 @@ export class RedisStore implements Store {
   }
 
   async insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
-    const ttl = isFinished(status) ? this.finishedTtl : this.dataTtl;
+    const ttl = isFinished(status) ? this.finishedTtl : UNFINISHED_TTL;
     const r = await this.run('insert-branches', [this.keys.trans(gid)], [ttl, status, packBranches(branches)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
     if (r === 'UNIQUE_CONFLICT') throw new UniqueConflictError();
@@ -413,7 +421,7 @@ export class RedisStore implements Store {
     for (const b of branches) {
       if (b.id !== undefined) values.push(marker(b), String(b.id), packState(b));
     }
-    const ttl = isFinished(status) ? this.finishedTtl : this.dataTtl;
+    const ttl = isFinished(status) ? this.finishedTtl : UNFINISHED_TTL;
     const r = await this.run('update-branches', [this.keys.trans(gid)], [ttl, status, pack(values)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
   }
@@ -434,7 +442,7 @@ export class RedisStore implements Store {
     }
     const opt = (v: string | number | undefined) => (v === undefined ? '' : String(v));
     const before = await this.run('change-status', this.oneSlot ? [k.trans(gid), k.due, k.fin] : [k.trans(gid)], [
-      finished ? this.finishedTtl : this.dataTtl,
+      finished ? this.finishedTtl : UNFINISHED_TTL,
       from,
       to,
       String(now),
@@ -460,7 +468,7 @@ export class RedisStore implements Store {
     const k = this.keys;
     if (!this.oneSlot) await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', nextCronTime, gid));
     const before = await this.run('touch-cron-time', this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)], [
-      isFinished(status) ? this.finishedTtl : this.dataTtl,
+      isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
       status,
       String(nextCronTime),
       String(interval),
@@ -489,7 +497,7 @@ export class RedisStore implements Store {
             this.runBuffer(
               'lease',
               [k.trans(gid)],
-              [this.dataTtl, String(dueBefore), String(leaseUntil), owner, String(now)],
+              [UNFINISHED_TTL, String(dueBefore), String(leaseUntil), owner, String(now)],
             ) as Promise<Buffer[]>,
         ),
       );
@@ -555,7 +563,7 @@ export class RedisStore implements Store {
       const results = await Promise.all(
         picked.map(
           ([gid]) =>
-            this.run('reset-cron', [k.trans(gid)], [this.dataTtl, String(after), String(now)]) as Promise<string[]>,
+            this.run('reset-cron', [k.trans(gid)], [UNFINISHED_TTL, String(after), String(now)]) as Promise<string[]>,
         ),
       );
       const repairs: Promise<void>[] = [];
@@ -577,7 +585,7 @@ export class RedisStore implements Store {
     const status = await this.run(
       'reset-trans-cron-time',
       [k.trans(gid)],
-      [this.dataTtl, this.finishedTtl, String(now)],
+      [UNFINISHED_TTL, this.finishedTtl, String(now)],
     );
     if (status === 'NOT_FOUND') throw new NotFoundError();
     if (!isFinished(String(status))) await this.cmd((r) => r.zadd(k.due, 'LT', now, gid));

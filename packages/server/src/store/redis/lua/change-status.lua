@@ -7,7 +7,7 @@
                 <index>:fin. The script then moves the transaction between the indexes itself, and
                 index-finish.lua / index-cas.lua are not used.
     ARGV[1] TTL in seconds to set on the hash: Store.FinishedDataExpire when moving to succeed or
-            failed, Store.DataExpire otherwise; 0 = no expiry
+            failed, 0 otherwise; 0 = no expiry (an unfinished transaction never expires)
     ARGV[2] from: the status the transaction must have
     ARGV[3] to
     ARGV[4] now (epoch ms): the new update_time

@@ -1,7 +1,7 @@
 --[[
   index-missing: claim-due claimed a member whose transaction does not exist. Either its creation is
-  in flight (reserve.lua runs before save-new.lua) or it is gone for good (expired after
-  Store.DataExpire, or a creation that crashed half-way). A member whose old score is older than the
+  in flight (reserve.lua runs before save-new.lua) or it is gone for good (a creation that
+  crashed half-way, or a transaction an older version let expire while unfinished). A member whose old score is older than the
   cutoff is forgotten; a recent one gets its old score back, to be looked at again later.
 
   Input:

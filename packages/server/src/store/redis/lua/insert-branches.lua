@@ -3,7 +3,7 @@
 
   Input:
     KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
-    ARGV[1] TTL in seconds to set on the hash (Store.DataExpire); 0 = no expiry
+    ARGV[1] TTL in seconds to set on the hash; 0 = no expiry (the store's value while unfinished)
     ARGV[2] the status the transaction must have
     ARGV[3] the branches, packed as in save-new.lua, 2 values each: the value of b<i>, of s<i>
 

@@ -4,7 +4,7 @@
 
   Input:
     KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
-    ARGV[1] TTL in seconds to set on the hash (Store.DataExpire); 0 = no expiry
+    ARGV[1] TTL in seconds to set on the hash; 0 = no expiry (the store's value: it is unfinished)
     ARGV[2] after (epoch ms, exclusive)
     ARGV[3] now (epoch ms): the new next_cron_time and update_time
 

@@ -4,7 +4,7 @@
 
   Input:
     KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
-    ARGV[1] TTL in seconds while unfinished (Store.DataExpire); 0 = no expiry
+    ARGV[1] TTL in seconds while unfinished; 0 = no expiry (the store's value)
     ARGV[2] TTL in seconds once finished (Store.FinishedDataExpire); 0 = no expiry
     ARGV[3] now (epoch ms)
 

@@ -23,8 +23,8 @@
                 such as DTM's default {a}): <index>:seq, <index>:all, <index>:due, <index>:fin. The
                 script then takes the id and indexes the transaction itself, atomically, and
                 reserve.lua / index-finish.lua are not used.
-    ARGV[1] TTL in seconds for the hash (Store.DataExpire, or FinishedDataExpire when created
-            finished); 0 = no expiry
+    ARGV[1] TTL in seconds for the hash: FinishedDataExpire when created finished, else 0;
+            0 = no expiry (an unfinished transaction never expires)
     ARGV[2] the id reserve.lua gave the transaction; '' with KEYS[2..5]
     ARGV[3] gid
     ARGV[4] the value of field g

@@ -6,7 +6,7 @@
     KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
     KEYS[2]  only when every key shares one hash slot (see save-new.lua): <index>:due, moved here
              in the same step (index-cas.lua is then not used)
-    ARGV[1] TTL in seconds to set on the hash (Store.DataExpire); 0 = no expiry
+    ARGV[1] TTL in seconds to set on the hash; 0 = no expiry (the store's value while unfinished)
     ARGV[2] the status the transaction must have
     ARGV[3] next_cron_time (epoch ms)
     ARGV[4] next_cron_interval (s)
