@@ -79,7 +79,7 @@ export interface TestDtx {
 
 /**
  * An in-process dtx on a fresh SQLite file, HTTP and gRPC ports 0, test mode on, and the background cron idle
- * (TransCronInterval one hour): tests move time with cronOnce. `Store` and `Tracing` overrides are merged into
+ * (TransCronInterval one hour): tests move time with cronOnce. `Store`, `Tracing` and `Limits` overrides are merged into
  * the defaults key by key. `o.storeKind` picks the store as DTX_TEST_STORE does (sqlite, postgres, mysql, redis);
  * `o.store` runs it on that store object instead (e.g. a MemoryStore).
  */
@@ -93,6 +93,7 @@ export async function startTestDtx(
   Object.assign(config, testDefaults, overrides, {
     Store: { ...config.Store, ...testStoreConfig(dir, o.storeKind), ...(overrides.Store ?? {}) },
     Tracing: { ...config.Tracing, ...(overrides.Tracing ?? {}) },
+    Limits: { ...config.Limits, ...(overrides.Limits ?? {}) },
   });
   const server = await startServer({
     config,
