@@ -47,6 +47,21 @@ export interface DtxConfig {
   HttpHost: string;
   /** dtx: largest accepted request body, in bytes. */
   HttpBodyLimit: number;
+  /** dtx: seconds to receive a whole HTTP request, headers and body; a slower client gets 408 and is cut. */
+  HttpRequestTimeout: number;
+  /** dtx: seconds to receive an HTTP request's headers; at most HttpRequestTimeout. */
+  HttpHeadersTimeout: number;
+  /** dtx: seconds an idle keep-alive HTTP connection is kept open. */
+  HttpKeepAliveTimeout: number;
+  /** dtx: limits on what one transaction may carry; over a limit the request is refused naming it. */
+  Limits: {
+    /** Steps (and payloads) of one saga or msg. */
+    MaxSteps: number;
+    /** Entries of branch_headers. */
+    MaxBranchHeaders: number;
+    /** Bytes (UTF-8) of all branch_headers names and values together. */
+    MaxBranchHeadersBytes: number;
+  };
   /** dtx: due transactions leased by one cron step. */
   CronBatchSize: number;
   /** dtx: enable test-only endpoints (`/api/dtx-test/*`). Never in production. */
@@ -113,6 +128,10 @@ export const DEFAULT_CONFIG: DtxConfig = {
   GrpcServiceConfig: '{"loadBalancingConfig": [{"round_robin":{}}]}',
   HttpHost: '0.0.0.0',
   HttpBodyLimit: 8 * 1024 * 1024,
+  HttpRequestTimeout: 60,
+  HttpHeadersTimeout: 20,
+  HttpKeepAliveTimeout: 72,
+  Limits: { MaxSteps: 1000, MaxBranchHeaders: 32, MaxBranchHeadersBytes: 8192 },
   CronBatchSize: 16,
   DtxTestMode: false,
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
@@ -194,28 +213,72 @@ function pick(obj: Record<string, unknown>, key: string): unknown {
   return undefined;
 }
 
-function unknownKeys(yaml: Record<string, unknown>, shape: Record<string, unknown>, prefix = ''): string[] {
-  const out: string[] = [];
+/**
+ * Keys of DTM's configuration that dtx does not use: accepted (and reported), so that a DTM file loads unchanged.
+ * `HttpMicroService` with whatever it holds.
+ */
+const DTM_IGNORED_KEYS = [
+  'GrpcBalancer',
+  'HttpMicroService',
+  'DisableLocalhost',
+  'Store.TransGlobalTable',
+  'Store.TransBranchOpTable',
+];
+
+/** Levenshtein distance, case-insensitive. */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[y.length]!;
+}
+
+/** The keys of the file that dtx does not know: DTM's ignored keys go to `ignored`, any other fails start-up. */
+function unknownKeys(
+  yaml: Record<string, unknown>,
+  shape: Record<string, unknown>,
+  file: string,
+  prefix = '',
+  ignored: string[] = [],
+): string[] {
   const known = new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k]));
   for (const [k, v] of Object.entries(yaml)) {
     const name = known.get(k.toLowerCase());
     const path = prefix ? `${prefix}.${k}` : k;
     if (!name) {
-      // DTM accepts keys it ignores (HttpMicroService.*, GrpcBalancer); so do we, with a warning.
-      out.push(path);
-      continue;
+      if (DTM_IGNORED_KEYS.some((d) => d.toLowerCase() === path.toLowerCase())) {
+        ignored.push(path);
+        continue;
+      }
+      const candidates = [
+        ...Object.keys(shape),
+        ...DTM_IGNORED_KEYS.filter(
+          (d) => d.startsWith(prefix ? `${prefix}.` : '') && !d.slice(prefix ? prefix.length + 1 : 0).includes('.'),
+        ).map((d) => d.slice(prefix ? prefix.length + 1 : 0)),
+      ];
+      const best = candidates.reduce((a, b) => (distance(k, b) < distance(k, a) ? b : a));
+      throw new ConfigError(
+        `${path} (${file}): unknown key; did you mean ${prefix ? `${prefix}.` : ''}${best}? (keys are those of DTM's configuration plus dtx's own, see the README)`,
+      );
     }
     const sub = shape[name];
     if (sub && typeof sub === 'object' && v && typeof v === 'object') {
-      out.push(...unknownKeys(v as Record<string, unknown>, sub as Record<string, unknown>, path));
+      unknownKeys(v as Record<string, unknown>, sub as Record<string, unknown>, file, path, ignored);
     }
   }
-  return out;
+  return ignored;
 }
 
 export interface LoadedConfig {
   config: DtxConfig;
-  /** Keys of the file that dtx does not use. */
+  /** Keys of DTM's configuration in the file that dtx does not use (any other unknown key is a ConfigError). */
   ignoredKeys: string[];
 }
 
@@ -253,7 +316,7 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
         });
         if (node !== undefined && node !== null) leaf.set(coerce(leaf.path, leaf.get(), node, file));
       }
-      ignoredKeys = unknownKeys(y, DEFAULT_CONFIG as unknown as Record<string, unknown>);
+      ignoredKeys = unknownKeys(y, DEFAULT_CONFIG as unknown as Record<string, unknown>, file);
     }
   }
   if (!config.GrpcServiceConfig) config.GrpcServiceConfig = DEFAULT_CONFIG.GrpcServiceConfig;
@@ -296,8 +359,19 @@ export function validate(c: DtxConfig): void {
     ['CronBatchSize', c.CronBatchSize],
     ['Retention.Interval', c.Retention.Interval],
     ['Retention.BatchSize', c.Retention.BatchSize],
+    ['HttpRequestTimeout', c.HttpRequestTimeout],
+    ['HttpHeadersTimeout', c.HttpHeadersTimeout],
+    ['HttpKeepAliveTimeout', c.HttpKeepAliveTimeout],
+    ['Limits.MaxSteps', c.Limits.MaxSteps],
+    ['Limits.MaxBranchHeaders', c.Limits.MaxBranchHeaders],
+    ['Limits.MaxBranchHeadersBytes', c.Limits.MaxBranchHeadersBytes],
   ];
   for (const [k, v] of positive) if (v <= 0) throw new ConfigError(`${k}: must be greater than 0, got ${v}`);
+  if (c.HttpHeadersTimeout > c.HttpRequestTimeout) {
+    throw new ConfigError(
+      `HttpHeadersTimeout: must not be greater than HttpRequestTimeout (${c.HttpRequestTimeout}), got ${c.HttpHeadersTimeout}`,
+    );
+  }
   if (c.Retention.FinishedAge < 0)
     throw new ConfigError(`Retention.FinishedAge: must not be negative, got ${c.Retention.FinishedAge}`);
   if (c.HttpBodyLimit < 4 * 1024 * 1024) {

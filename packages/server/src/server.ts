@@ -176,6 +176,14 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       bodyLimit: c.HttpBodyLimit,
       testMode: c.DtxTestMode,
       resetTimeout: 3 * c.TimeoutToFail,
+      limits: {
+        maxSteps: c.Limits.MaxSteps,
+        maxBranchHeaders: c.Limits.MaxBranchHeaders,
+        maxBranchHeadersBytes: c.Limits.MaxBranchHeadersBytes,
+      },
+      requestTimeout: c.HttpRequestTimeout,
+      headersTimeout: c.HttpHeadersTimeout,
+      keepAliveTimeout: c.HttpKeepAliveTimeout,
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Busi } from './support/busi.js';
 import { startTestDtx, type TestDtx } from './support/dtx.js';
@@ -75,8 +76,12 @@ describe('bad input: rejected at the edge with the exact status and a message na
       method: BadCase['method'] = 'POST',
     ): BadCase => ({ name: `${method} ${path} ${short(body)}`, method, path, body, status, message });
     /** A 2-step saga submit with some keys replaced, refused with 400. */
-    const sub = (extra: Record<string, unknown>, message: string | RegExp): BadCase => ({
-      ...bad('submit', saga(extra), 400, message),
+    const sub = (
+      extra: Record<string, unknown>,
+      message: string | RegExp,
+      status: BadCase['status'] = 400,
+    ): BadCase => ({
+      ...bad('submit', saga(extra), status, message),
       name: `submit saga with ${short(extra)}`,
     });
     const get = (path: string, status: BadCase['status'], message: string) =>
@@ -88,6 +93,7 @@ describe('bad input: rejected at the edge with the exact status and a message na
     const malformed = /^body: malformed JSON: /;
     const wf = 'trans_type: workflow is not supported by this dtx version yet';
     const noGid = "gid: no transaction with gid 'bad-no-such-gid'";
+    const unstorable = 'contains NUL (\\u0000) or an unpaired UTF-16 surrogate, which cannot be stored';
     cases = [
       // the body as a whole
       bad('submit', '{"gid":"x",', 400, malformed),
@@ -238,14 +244,108 @@ describe('bad input: rejected at the edge with the exact status and a message na
       bad('resetNextCronTime', { gid: 'bad-no-such-gid' }, 400, noGid),
       bad('resetNextCronTime', { gid: 7 }, 400, 'gid: expected a string, got number 7'),
       // query parameters
-      get('resetCronTime?timeout=-1', 400, "timeout: expected an integer >= 0, got '-1'"),
-      get('resetCronTime?limit=0', 400, "limit: expected an integer >= 1, got '0'"),
-      get('all?limit=abc', 400, "limit: expected an integer >= 1, got 'abc'"),
+      get('resetCronTime?timeout=-1', 400, "timeout: expected an integer from 0 to 315360000, got '-1'"),
+      get('resetCronTime?limit=0', 400, "limit: expected an integer from 1 to 10000, got '0'"),
+      get('all?limit=abc', 400, "limit: expected an integer from 1 to 10000, got 'abc'"),
+      // out of range numbers (a 500 from the store before)
+      get('resetCronTime?limit=1e20', 400, "limit: expected an integer from 1 to 10000, got '1e20'"),
+      get('resetCronTime?timeout=1e14', 400, "timeout: expected an integer from 0 to 315360000, got '1e14'"),
+      get(
+        'resetCronTime?timeout=100000000000000',
+        400,
+        "timeout: expected an integer from 0 to 315360000, got '100000000000000'",
+      ),
+      get(
+        'all?position=1000000000000000000000000',
+        400,
+        "position: not a cursor returned by this API: '1000000000000000000000000'",
+      ),
+      get('scanKV?limit=1e20', 400, "limit: expected an integer from 1 to 10000, got '1e20'"),
+      get(
+        'scanKV?limit=100000000000000000000',
+        400,
+        "limit: expected an integer from 1 to 10000, got '100000000000000000000'",
+      ),
+      get(
+        'all?createTimeStart=1e300',
+        400,
+        "createTimeStart: expected milliseconds since the epoch up to 253402300799999, got '1e300'",
+      ),
+      // duplicated query parameters (a 500 before)
+      get('query?gid=a&gid=b', 400, 'gid: given 2 times: give it at most once'),
+      get('all?limit=1&limit=2', 400, 'limit: given 2 times: give it at most once'),
+      get('queryKV?cat=topics&cat=x', 400, 'cat: given 2 times: give it at most once'),
+      get('scanKV?position=1&position=2', 400, 'position: given 2 times: give it at most once'),
+      get('subscribe?topic=a&topic=b&url=http://127.0.0.1:1/x', 400, 'topic: given 2 times: give it at most once'),
+      // NUL and unpaired surrogates in text that is stored as text
+      get('query?gid=a%00b', 400, `gid: ${unstorable}`),
+      get('queryKV?cat=topics&key=a%00', 400, `key: ${unstorable}`),
+      get('subscribe?topic=t%00&url=http://127.0.0.1:1/x', 400, `topic: ${unstorable}`),
+      get('subscribe?topic=t&url=http://127.0.0.1:1/x&remark=%00', 400, `remark: ${unstorable}`),
+      sub({ gid: 'a\u0000b' }, `gid: ${unstorable}`),
+      sub({ gid: 'a\ud800b' }, `gid: ${unstorable}`),
+      sub({ rollback_reason: '\u0000' }, `rollback_reason: ${unstorable}`),
+      sub({ steps: [step(`${busi.url}/TransOut\u0000`), ok] }, `steps[0].action: ${unstorable}`),
+      sub({ req_extra: { a: '\u0000' } }, `req_extra.a: ${unstorable}`),
+      bad('registerBranch', { gid: tcc, trans_type: 'tcc', branch_id: '0\u00001' }, 400, `branch_id: ${unstorable}`),
+      bad('abort', { gid: 'x\udc00', trans_type: 'tcc' }, 400, `gid: ${unstorable}`),
+      // widths of the stored columns
+      get(`subscribe?topic=${'t'.repeat(129)}&url=http://127.0.0.1:1/x`, 400, 'topic: longer than 128 characters'),
+      sub({ steps: [step(`${busi.url}/${'a'.repeat(8192)}`), ok] }, 'steps[0].action: longer than 8192 characters'),
+      bad(
+        'registerBranch',
+        { gid: tcc, trans_type: 'tcc', branch_id: 'b'.repeat(129) },
+        400,
+        'branch_id: longer than 128 characters',
+      ),
+      // saga orders that could never run
+      sub({ custom_data: '{"orders":{"1":[1]}}' }, 'custom_data.orders: 1: step 1 cannot run after itself'),
+      sub(
+        { custom_data: '{"orders":{"0":[1],"1":[0]}}' },
+        'custom_data.orders: the steps wait for each other in a cycle: 0 → 1 → 0',
+      ),
+      sub({ custom_data: '{"orders":{"1":[2]}}' }, 'custom_data.orders: 1: expected a step index from 0 to 1, got 2'),
+      sub(
+        { custom_data: '{"orders":{"5":[0]}}' },
+        'custom_data.orders: key "5": expected a step index from 0 to 1, got "5"',
+      ),
+      sub(
+        { custom_data: '{"orders":{"x":[0]}}' },
+        'custom_data.orders: key "x": expected a step index from 0 to 1, got "x"',
+      ),
+      sub(
+        { custom_data: '{"orders":{"1":0}}' },
+        'custom_data.orders: 1: expected an array of step indexes, got number 0',
+      ),
+      sub(
+        { custom_data: '{"Orders":[]}' },
+        'custom_data.orders: expected an object of step index → array of step indexes, got an array',
+      ),
+      // limits (defaults: Limits.MaxSteps 1000, Limits.MaxBranchHeaders 32, Limits.MaxBranchHeadersBytes 8192)
+      {
+        ...bad(
+          'submit',
+          saga({ steps: Array.from({ length: 1001 }, () => ok), payloads: Array.from({ length: 1001 }, () => '{}') }),
+          413,
+          'steps: 1001 steps, more than Limits.MaxSteps (1000) allows',
+        ),
+        name: 'submit saga with 1001 steps',
+      },
+      sub(
+        { branch_headers: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`x-h${i}`, 'v'])) },
+        'branch_headers: 33 headers, more than Limits.MaxBranchHeaders (32) allows',
+        413,
+      ),
+      sub(
+        { branch_headers: { 'x-a': 'v'.repeat(8190) } },
+        'branch_headers: 8193 bytes of names and values, more than Limits.MaxBranchHeadersBytes (8192) allows',
+        413,
+      ),
       get('all?position=abc', 400, "position: not a cursor returned by this API: 'abc'"),
       get(
         'all?createTimeStart=yesterday',
         400,
-        "createTimeStart: expected milliseconds since the epoch, got 'yesterday'",
+        "createTimeStart: expected milliseconds since the epoch up to 253402300799999, got 'yesterday'",
       ),
       // routes
       get('nope', 404, '404 page not found'),
@@ -271,6 +371,8 @@ describe('bad input: rejected at the edge with the exact status and a message na
     for (const c of cases) {
       const gid = (c.body as { gid?: unknown } | undefined)?.gid;
       if (typeof gid !== 'string' || gid === done || gid === tcc) continue;
+      // not a storable gid (NUL, a lone surrogate): the list of all transactions below shows it was not stored
+      if (/[\0\uD800-\uDFFF]/.test(gid)) continue;
       assert.equal(await dtx.status(gid), '', `${c.name}: ${gid} must not be stored`);
     }
     const all = await call('GET', `${dtx.api}/all`);
@@ -427,6 +529,47 @@ describe('bad input: body size against HttpBodyLimit 4194304', () => {
     for (const b of stored) assert.ok(Buffer.from(b.bin_data, 'base64').equals(bytes), `stored ${b.op} bin_data`);
   });
 
+  /** Write a whole request on a raw socket, then read: what most clients do. The reply text, or the socket error. */
+  const writeThenRead = (path: string, size: number, chunked: boolean) =>
+    new Promise<string>((resolve) => {
+      const port = Number(new URL(dtx.base).port);
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(`socket error ${e.code} after ${JSON.stringify(got)}`));
+      s.on('close', () => resolve(got));
+      const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${size}`;
+      s.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${framing}\r\n\r\n`);
+      const body = Buffer.alloc(size, 0x20);
+      if (chunked) {
+        for (let off = 0; off < size; off += 1 << 20) {
+          const c = body.subarray(off, off + (1 << 20));
+          s.write(`${c.length.toString(16)}\r\n`);
+          s.write(c);
+          s.write('\r\n');
+        }
+        s.end('0\r\n\r\n');
+      } else s.end(body);
+    });
+
+  it('a client that writes a 10 MB body before reading gets the 413, not EPIPE (repeated, both framings)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const chunked = i % 2 === 1;
+      const got = await writeThenRead('/api/dtmsvr/submit', 10 * 1000 * 1000, chunked);
+      assert.match(
+        got,
+        /^HTTP\/1\.1 413 /,
+        `attempt ${i} (${chunked ? 'chunked' : 'content-length'}): ${got.slice(0, 200)}`,
+      );
+      assert.ok(got.includes(JSON.stringify({ message: tooLarge })), got.slice(0, 300));
+    }
+    const rpc = await writeThenRead('/api/json-rpc', 10 * 1000 * 1000, false);
+    assert.match(rpc, /^HTTP\/1\.1 200 /, rpc.slice(0, 200));
+    assert.ok(rpc.includes('request body is larger than HttpBodyLimit'), rpc.slice(0, 300));
+  });
+
   it('still serving afterwards', async () => {
     assert.equal((await call('GET', `${dtx.base}/api/ping`)).status, 200);
     const gid = gidFor('big-after');
@@ -514,5 +657,65 @@ describe('bad input the edge must not let through', () => {
     assert.equal(r.status, 200, r.text);
     const out = busi.calls.filter((c) => c.name === 'TransOut').at(-1)!;
     assert.deepEqual(out.query, { gid, trans_type: 'saga', branch_id: '01', op: 'action' }, `called ${out.path}`);
+  });
+});
+
+describe('bad input: requests that never finish arriving are cut (HttpRequestTimeout, HttpHeadersTimeout 1 s)', () => {
+  let dtx: TestDtx;
+  before(async () => {
+    dtx = await startTestDtx({ HttpRequestTimeout: 1, HttpHeadersTimeout: 1, HttpKeepAliveTimeout: 1 });
+  });
+  after(async () => {
+    await dtx?.stop();
+  });
+
+  /** Open a socket, send `head`, then nothing; resolves with what the server sent once it closes the socket. */
+  const stall = (head: string) => {
+    const s = connect(Number(new URL(dtx.base).port), '127.0.0.1');
+    let got = '';
+    let closed = false;
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      closed = true;
+    });
+    s.write(head);
+    return {
+      closed: () => closed,
+      got: () => got,
+      destroy: () => s.destroy(),
+    };
+  };
+
+  it('headers and part of a body, then nothing: the socket is closed', async () => {
+    const c = stall('POST /api/dtmsvr/submit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"gid":"x",');
+    try {
+      await waitFor('the server closes the stalled request', () => c.closed(), 15_000);
+      assert.match(c.got(), /^(HTTP\/1\.1 408 |$)/, c.got());
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('part of the headers, then nothing: the socket is closed', async () => {
+    const c = stall('GET /api/ping HTTP/1.1\r\nHost: x\r\n');
+    try {
+      await waitFor('the server closes the stalled headers', () => c.closed(), 15_000);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('an idle keep-alive connection is closed; the server keeps serving', async () => {
+    const c = stall('GET /api/ping HTTP/1.1\r\nHost: x\r\n\r\n');
+    try {
+      await waitFor('the reply', () => c.got().includes('pong'));
+      await waitFor('the server closes the idle connection', () => c.closed(), 15_000);
+    } finally {
+      c.destroy();
+    }
+    assert.equal((await call('GET', `${dtx.base}/api/ping`)).status, 200);
   });
 });

@@ -131,6 +131,21 @@ describe('dtx CLI', () => {
     },
   );
 
+  it(
+    'serve -c with a misspelt key (Store.Drvier) exits non-zero naming it and the closest key',
+    { timeout: 30_000 },
+    async () => {
+      const port = await freePort();
+      const conf = join(dir, 'typo.yml');
+      writeFileSync(conf, `Store:\n  Drvier: postgres\n  SqlitePath: ${join(dir, 'typo.sqlite')}\nHttpPort: ${port}\n`);
+      const r = await run(['serve', '-c', conf]);
+      assert.notEqual(r.code, 0, r.out.output);
+      assert.equal(r.signal, null);
+      assert.match(r.out.stderr, /Store\.Drvier \(.*\): unknown key; did you mean Store\.Driver\?/);
+      assert.equal(existsSync(join(dir, 'typo.sqlite')), false, 'it did not start on SQLite');
+    },
+  );
+
   it('serve -c with a missing file exits non-zero naming the file', { timeout: 30_000 }, async () => {
     const missing = join(dir, 'no-such-conf.yml');
     const r = await run(['serve', '-c', missing]);

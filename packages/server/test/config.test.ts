@@ -292,6 +292,48 @@ describe('loading a YAML file', () => {
     assert.deepEqual([...ignoredKeys].sort(), ['GrpcBalancer', 'HttpMicroService', 'Store.TransGlobalTable']);
   });
 
+  it('an unknown key fails start-up naming the key and the closest known one', () => {
+    for (const [yaml, key, closest] of [
+      ['Store:\n  Drvier: postgres\n', 'Store.Drvier', 'Store.Driver'],
+      ['HttpProt: 1234\n', 'HttpProt', 'HttpPort'],
+      ['Limits:\n  MaxStep: 10\n', 'Limits.MaxStep', 'Limits.MaxSteps'],
+      ['Tracing:\n  Exporterr: otlp\n', 'Tracing.Exporterr', 'Tracing.Exporter'],
+    ] as const) {
+      assertConfigError(
+        () => loadConfig(yamlFile(yaml), {}),
+        (m) => m.startsWith(`${key} (`) && m.includes(`did you mean ${closest}?`),
+        key,
+      );
+    }
+  });
+
+  it("Limits.* and the HTTP timeouts: defaults, env names by DTM's rule, validation", () => {
+    const { config } = loadConfig(undefined, {});
+    assert.deepEqual(config.Limits, { MaxSteps: 1000, MaxBranchHeaders: 32, MaxBranchHeadersBytes: 8192 });
+    assert.deepEqual([config.HttpRequestTimeout, config.HttpHeadersTimeout, config.HttpKeepAliveTimeout], [60, 20, 72]);
+    const env = {
+      LIMITS_MAX_STEPS: '5',
+      LIMITS_MAX_BRANCH_HEADERS: '6',
+      LIMITS_MAX_BRANCH_HEADERS_BYTES: '7',
+      HTTP_REQUEST_TIMEOUT: '8',
+      HTTP_HEADERS_TIMEOUT: '4',
+      HTTP_KEEP_ALIVE_TIMEOUT: '9',
+    };
+    const c = loadConfig(undefined, env).config;
+    assert.deepEqual(c.Limits, { MaxSteps: 5, MaxBranchHeaders: 6, MaxBranchHeadersBytes: 7 });
+    assert.deepEqual([c.HttpRequestTimeout, c.HttpHeadersTimeout, c.HttpKeepAliveTimeout], [8, 4, 9]);
+    assertConfigError(
+      () => loadConfig(undefined, { LIMITS_MAX_STEPS: '0' }),
+      (m) => m.startsWith('Limits.MaxSteps: must be greater than 0'),
+      'MaxSteps 0',
+    );
+    assertConfigError(
+      () => loadConfig(undefined, { HTTP_REQUEST_TIMEOUT: '5', HTTP_HEADERS_TIMEOUT: '6' }),
+      (m) => m.startsWith('HttpHeadersTimeout: must not be greater than HttpRequestTimeout (5)'),
+      'headers > request',
+    );
+  });
+
   it("a file like DTM's conf.sample.yml loads, and UpdateBranchSync keeps its default 1", () => {
     const file = yamlFile(`#####################################################################
 ### dtm can be run without any config; every key below is optional

@@ -155,7 +155,7 @@ describe('gRPC API', () => {
         assert.deepEqual([e.code, e.details], [code, details], `${method} ${JSON.stringify(req)}`);
       };
       await dtm.call('Subscribe', { Topic: topic, URL: u1, Remark: 'r1' });
-      await err('Subscribe', { Topic: topic, URL: u1 }, GrpcStatus.UNKNOWN, 'this url exists');
+      await err('Subscribe', { Topic: topic, URL: u1 }, GrpcStatus.ALREADY_EXISTS, 'this url exists');
       await err('Subscribe', { Topic: '', URL: u1 }, GrpcStatus.INVALID_ARGUMENT, 'Topic: empty topic');
       await err('Subscribe', { Topic: topic, URL: '' }, GrpcStatus.INVALID_ARGUMENT, 'URL: empty url');
       await dtm.call('Subscribe', { Topic: topic, URL: u2, Remark: 'r2' });
@@ -166,14 +166,14 @@ describe('gRPC API', () => {
       ]);
 
       await dtm.call('Unsubscribe', { Topic: topic, URL: u1 });
-      await err('Unsubscribe', { Topic: topic, URL: u1 }, GrpcStatus.UNKNOWN, 'no such an url ');
+      await err('Unsubscribe', { Topic: topic, URL: u1 }, GrpcStatus.NOT_FOUND, 'no such an url ');
       await err('Unsubscribe', { Topic: '', URL: u1 }, GrpcStatus.INVALID_ARGUMENT, 'Topic: empty topic');
       await err('Unsubscribe', { Topic: topic, URL: '' }, GrpcStatus.INVALID_ARGUMENT, 'URL: empty url');
-      await err('Unsubscribe', { Topic: `${topic}-none`, URL: u1 }, GrpcStatus.UNKNOWN, 'no such a topic');
+      await err('Unsubscribe', { Topic: `${topic}-none`, URL: u1 }, GrpcStatus.NOT_FOUND, 'no such a topic');
       await dtm.call('Unsubscribe', { Topic: topic, URL: u2 });
-      await err('Unsubscribe', { Topic: topic, URL: u2 }, GrpcStatus.UNKNOWN, 'this topic is empty');
+      await err('Unsubscribe', { Topic: topic, URL: u2 }, GrpcStatus.NOT_FOUND, 'this topic is empty');
 
-      await err('DeleteTopic', { Topic: `${topic}-none` }, GrpcStatus.UNKNOWN, 'storage: NotFound');
+      await err('DeleteTopic', { Topic: `${topic}-none` }, GrpcStatus.NOT_FOUND, 'storage: NotFound');
       await dtm.call('DeleteTopic', { Topic: topic });
       const gone = await call('GET', `${dtx.api}/queryKV?cat=topics&key=${topic}`);
       assert.deepEqual(gone.json.kv, []);

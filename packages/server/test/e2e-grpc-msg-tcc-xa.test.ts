@@ -255,13 +255,13 @@ describe('msg, tcc and xa over gRPC', () => {
       assert.deepEqual(await dtx.branchStatuses(gid), ['succeed', 'prepared']);
     });
 
-    it('a duplicate RegisterBranch is UNKNOWN, as a store conflict is in DTM', async () => {
+    it('a duplicate RegisterBranch is ALREADY_EXISTS (DTM: UNKNOWN, a store conflict)', async () => {
       const gid = gidFor('tcc-grpc-dup');
       await dtm.call('Prepare', { Gid: gid, TransType: 'tcc', Steps: 'null' });
       const reg = { Gid: gid, TransType: 'tcc', BranchID: '01', Data: { confirm: busi.url('TransOutConfirm') } };
       await dtm.call('RegisterBranch', reg);
       const err = await dtm.error('RegisterBranch', reg);
-      assert.equal(err.code, GrpcStatus.UNKNOWN);
+      assert.equal(err.code, GrpcStatus.ALREADY_EXISTS);
       assert.match(err.details, /already registered/);
     });
   });

@@ -1,6 +1,7 @@
 import type { TransOptions } from '@dtx/protocol';
 import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
-import { InputError } from '../core/errors.js';
+import { InputError, LimitError } from '../core/errors.js';
+import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
 
 /**
@@ -9,8 +10,31 @@ import type { BranchInput, TransInput } from '../core/trans-input.js';
  * transport that carries DTM's JSON bodies.
  */
 
+/** gid and branch_id: varchar(128) in the SQL stores. */
 const MAX_ID = 128;
+/**
+ * A branch URL (action, compensate, query_prepared, confirm, cancel, url). The column is text (MySQL: TEXT,
+ * 65,535 bytes); 8192 keeps well inside it even in 4-byte UTF-8, and inside the request line that common HTTP
+ * servers accept (Node: 16 KiB of headers, nginx: 8 KiB buffers), so a longer URL could not be called anyway.
+ */
+const MAX_URL = 8192;
 const TYPES = ['saga', 'tcc', 'msg', 'xa'];
+
+/** The configurable limits of a transaction (config `Limits.*`). */
+export interface EdgeLimits {
+  /** Steps (and payloads) of one saga or msg. Default 1000. */
+  maxSteps: number;
+  /** Entries of branch_headers. Default 32. */
+  maxBranchHeaders: number;
+  /** Bytes (UTF-8) of all branch_headers names and values together. Default 8192. */
+  maxBranchHeadersBytes: number;
+}
+
+/**
+ * The defaults: generous for real transactions (a saga of hundreds of steps, a few dozen headers) while keeping
+ * one request's cost bounded (100,000 steps stalled the event loop for a second).
+ */
+export const DEFAULT_EDGE_LIMITS: EdgeLimits = { maxSteps: 1000, maxBranchHeaders: 32, maxBranchHeadersBytes: 8192 };
 
 export function parseJson(body: Buffer | string | undefined): unknown {
   const text = typeof body === 'string' ? body : body ? body.toString('utf8') : '';
@@ -32,11 +56,12 @@ function fold(body: unknown): Map<string, unknown> {
   return m;
 }
 
+/** A text field: a string (absent or null reads as ''), storable as text (no NUL, no unpaired surrogate). */
 function str(m: Map<string, unknown>, key: string): string {
   const v = m.get(key);
   if (v === undefined || v === null) return '';
   if (typeof v !== 'string') throw new InputError(key, `expected a string, got ${typeName(v)}`);
-  return v;
+  return checkStoredText(v, key);
 }
 
 /** Ten years in seconds: the largest duration option that still yields representable times. */
@@ -59,12 +84,18 @@ function bool(m: Map<string, unknown>, key: string): boolean | undefined {
   return v;
 }
 
-function stringMap(v: unknown, key: string): Record<string, string> {
+/**
+ * An object of strings. Keys and values are text that is stored (in options, ext_data or branch rows), so they
+ * must be storable — except the value of `bytesKey` (a step's legacy `data`), which becomes payload bytes.
+ */
+function stringMap(v: unknown, key: string, bytesKey?: string): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v))
     throw new InputError(key, `expected an object of strings, got ${typeName(v)}`);
   for (const [k, x] of Object.entries(v)) {
+    checkStoredText(k, `${key} key`);
     if (typeof x !== 'string') throw new InputError(`${key}.${k}`, `expected a string, got ${typeName(x)}`);
+    if (k !== bytesKey) checkStoredText(x, `${key}.${k}`);
   }
   return v as Record<string, string>;
 }
@@ -92,9 +123,24 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
  * A gRPC transaction sends them as metadata too, which is narrower: no `grpc-` names (the transport's
  * own), no `-bin` names (binary values), values of printable ASCII only.
  */
-function headerMap(v: unknown, key: string, protocol: string): Record<string, string> {
+function headerMap(v: unknown, key: string, protocol: string, limits: EdgeLimits): Record<string, string> {
   const h = stringMap(v, key);
-  for (const [name, value] of Object.entries(h)) {
+  const entries = Object.entries(h);
+  if (entries.length > limits.maxBranchHeaders) {
+    throw new LimitError(
+      key,
+      `${entries.length} headers, more than Limits.MaxBranchHeaders (${limits.maxBranchHeaders}) allows`,
+    );
+  }
+  let bytes = 0;
+  for (const [name, value] of entries) bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+  if (bytes > limits.maxBranchHeadersBytes) {
+    throw new LimitError(
+      key,
+      `${bytes} bytes of names and values, more than Limits.MaxBranchHeadersBytes (${limits.maxBranchHeadersBytes}) allows`,
+    );
+  }
+  for (const [name, value] of entries) {
     if (!HEADER_NAME.test(name)) throw new InputError(`${key}.${name}`, 'not a valid HTTP header name');
     if (RESERVED_HEADERS.has(name.toLowerCase())) {
       throw new InputError(`${key}.${name}`, 'this header is set by the HTTP client and cannot be given');
@@ -137,8 +183,7 @@ export function cleanGid(raw: string): string {
 
 export function checkGid(gid: string, field = 'gid'): string {
   if (gid === '') throw new InputError(field, 'required');
-  if (gid.length > MAX_ID) throw new InputError(field, `longer than ${MAX_ID} characters`);
-  return gid;
+  return checkStoredText(gid, field, MAX_ID);
 }
 
 /**
@@ -150,6 +195,7 @@ export function checkGid(gid: string, field = 'gid'): string {
  */
 function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
+  checkStoredText(url, field, MAX_URL);
   if (allowTopic && url.startsWith('topic://')) {
     if (url.length === 'topic://'.length) throw new InputError(field, 'empty topic name');
     return url;
@@ -174,6 +220,8 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
     throw new InputError(field, `not a valid URL: '${url.slice(0, 200)}'`);
   }
   if (url.includes('#')) throw new InputError(field, `must not contain a fragment (#): '${url.slice(0, 200)}'`);
+  // percent-encoding may lengthen it
+  if (u.href.length > MAX_URL) throw new InputError(field, `longer than ${MAX_URL} characters once percent-encoded`);
   return u.href;
 }
 
@@ -187,10 +235,13 @@ export interface DecodeTransOptions {
    * set, the body's `payloads` and legacy `steps[].data` are not read.
    */
   binPayloads?: Uint8Array[];
+  /** Steps and branch_headers limits. Default {@link DEFAULT_EDGE_LIMITS}. */
+  limits?: EdgeLimits;
 }
 
 /** A prepare / submit / abort body (spec §2.3). */
 export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: true }): TransInput {
+  const limits = o.limits ?? DEFAULT_EDGE_LIMITS;
   const m = fold(body);
   const rawGid = str(m, 'gid');
   const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
@@ -209,8 +260,11 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   const steps: Record<string, string>[] = [];
   if (rawSteps !== undefined && rawSteps !== null) {
     if (!Array.isArray(rawSteps)) throw new InputError('steps', `expected an array, got ${typeName(rawSteps)}`);
+    if (rawSteps.length > limits.maxSteps) {
+      throw new LimitError('steps', `${rawSteps.length} steps, more than Limits.MaxSteps (${limits.maxSteps}) allows`);
+    }
     rawSteps.forEach((s, i) => {
-      steps.push(stringMap(s, `steps[${i}]`));
+      steps.push(stringMap(s, `steps[${i}]`, 'data'));
     });
   }
   const rawPayloads = o.binPayloads ? undefined : m.get('payloads');
@@ -218,6 +272,12 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   if (rawPayloads !== undefined && rawPayloads !== null) {
     if (!Array.isArray(rawPayloads))
       throw new InputError('payloads', `expected an array of strings, got ${typeName(rawPayloads)}`);
+    if (rawPayloads.length > limits.maxSteps) {
+      throw new LimitError(
+        'payloads',
+        `${rawPayloads.length} payloads, more than Limits.MaxSteps (${limits.maxSteps}) allows`,
+      );
+    }
     rawPayloads.forEach((p, i) => {
       if (typeof p !== 'string') throw new InputError(`payloads[${i}]`, `expected a string, got ${typeName(p)}`);
       binPayloads.push(Buffer.from(p, 'utf8'));
@@ -237,11 +297,13 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   const queryPrepared = checkUrl(str(m, 'query_prepared'), 'query_prepared', protocol, false);
   const customData = str(m, 'custom_data');
   if (customData !== '') {
+    let cd: unknown;
     try {
-      JSON.parse(customData);
+      cd = JSON.parse(customData);
     } catch {
       throw new InputError('custom_data', 'expected the text of a JSON object');
     }
+    if (transType === 'saga') checkSagaOrders(cd, steps.length);
   }
 
   const opts: TransOptions = {};
@@ -252,7 +314,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     if (v !== undefined) opts[key] = v;
   }
   int(m, 'retry_count', Number.MAX_SAFE_INTEGER); // accepted and ignored
-  const headers = headerMap(m.get('branch_headers'), 'branch_headers', protocol);
+  const headers = headerMap(m.get('branch_headers'), 'branch_headers', protocol, limits);
   if (Object.keys(headers).length > 0) opts.branch_headers = headers;
   const concurrent = bool(m, 'concurrent');
   if (concurrent !== undefined) opts.concurrent = concurrent;
@@ -269,6 +331,64 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     reqExtra: stringMap(m.get('req_extra'), 'req_extra'),
     opts,
   };
+}
+
+/**
+ * A saga's `orders` in custom_data (`{"orders":{"1":[0]}}`: step 1 runs after step 0, spec §6.7): every key and
+ * value a step index in [0, steps), no step after itself, no cycle. A saga with any of these would be accepted
+ * and never finish, its steps waiting for each other.
+ */
+function checkSagaOrders(cd: unknown, steps: number): void {
+  if (!cd || typeof cd !== 'object' || Array.isArray(cd)) return;
+  const field = 'custom_data.orders';
+  for (const [key, orders] of Object.entries(cd)) {
+    if (key.toLowerCase() !== 'orders' || orders === null) continue;
+    if (typeof orders !== 'object' || Array.isArray(orders)) {
+      throw new InputError(field, `expected an object of step index → array of step indexes, got ${typeName(orders)}`);
+    }
+    const index = (v: string | unknown, what: string): number => {
+      const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= steps) {
+        throw new InputError(field, `${what}: expected a step index from 0 to ${steps - 1}, got ${JSON.stringify(v)}`);
+      }
+      return n;
+    };
+    const after = new Map<number, number[]>();
+    for (const [k, pres] of Object.entries(orders as Record<string, unknown>)) {
+      const step = index(k, `key ${JSON.stringify(k)}`);
+      if (!Array.isArray(pres))
+        throw new InputError(field, `${k}: expected an array of step indexes, got ${typeName(pres)}`);
+      const list = pres.map((p) => index(p, k));
+      if (list.includes(step)) throw new InputError(field, `${k}: step ${step} cannot run after itself`);
+      after.set(step, list);
+    }
+    // a cycle: iterative depth-first search (no recursion depth to overflow); 1 = on the path, 2 = done
+    const state = new Map<number, 1 | 2>();
+    for (const start of after.keys()) {
+      if (state.has(start)) continue;
+      const path: { n: number; i: number }[] = [{ n: start, i: 0 }];
+      state.set(start, 1);
+      while (path.length > 0) {
+        const top = path[path.length - 1]!;
+        const pres = after.get(top.n) ?? [];
+        if (top.i >= pres.length) {
+          state.set(top.n, 2);
+          path.pop();
+          continue;
+        }
+        const pre = pres[top.i++]!;
+        const st = state.get(pre);
+        if (st === 1) {
+          const cycle = [...path.slice(path.findIndex((f) => f.n === pre)).map((f) => f.n), pre];
+          throw new InputError(field, `the steps wait for each other in a cycle: ${cycle.join(' → ')}`);
+        }
+        if (st === undefined) {
+          state.set(pre, 1);
+          path.push({ n: pre, i: 0 });
+        }
+      }
+    }
+  }
 }
 
 /** A `{"gid": ...}` body (forceStop, resetNextCronTime). */
@@ -306,6 +426,7 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     if (url === '') throw new InputError('url', 'required for an xa branch');
     url = checkUrl(url, 'url', protocol, false);
   }
-  const data = o.data ?? Buffer.from(str(m, 'data'), 'utf8');
+  const rawData = m.get('data');
+  const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');
   return { gid, transType, branchId, data, confirm, cancel, url };
 }

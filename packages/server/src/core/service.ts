@@ -191,7 +191,7 @@ export class TransService {
     } catch (err) {
       if (err instanceof NotFoundError) throw new FailureError(`no trans with gid: ${b.gid} status: prepared found`);
       if (err instanceof UniqueConflictError) {
-        throw new Error(`branch '${b.branchId}' of gid '${b.gid}' is already registered`);
+        throw new UniqueConflictError(`branch '${b.branchId}' of gid '${b.gid}' is already registered`);
       }
       throw err;
     }

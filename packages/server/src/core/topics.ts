@@ -1,10 +1,27 @@
 import type { Logger } from '../observe/logger.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from './clock.js';
-import { errorMessage, InputError } from './errors.js';
+import { errorMessage, InputError, NotFoundError, UniqueConflictError } from './errors.js';
 import type { KV, Subscriber } from './model.js';
+import { checkStoredText } from './stored-text.js';
 
 export const TOPICS_CAT = 'topics';
+
+/** A topic name is a KV key: varchar(128) in the SQL stores. */
+export const MAX_TOPIC = 128;
+/** A subscriber URL, as long as a branch URL may be. */
+export const MAX_TOPIC_URL = 8192;
+/** A subscriber's remark. */
+export const MAX_REMARK = 1024;
+
+/** Empty, too wide or unstorable topic / url / remark: an InputError naming the field. */
+function checkSubscription(topic: string, url: string, remark = ''): void {
+  if (!topic) throw new InputError('topic', 'empty topic');
+  if (!url) throw new InputError('url', 'empty url');
+  checkStoredText(topic, 'topic', MAX_TOPIC);
+  checkStoredText(url, 'url', MAX_TOPIC_URL);
+  checkStoredText(remark, 'remark', MAX_REMARK);
+}
 
 function parseSubscribers(v: string): Subscriber[] {
   try {
@@ -60,8 +77,7 @@ export class Topics {
   }
 
   async subscribe(topic: string, url: string, remark: string): Promise<void> {
-    if (!topic) throw new InputError('topic', 'empty topic');
-    if (!url) throw new InputError('url', 'empty url');
+    checkSubscription(topic, url, remark);
     const now = this.clock.now();
     const [kv] = await this.store.findKV(TOPICS_CAT, topic);
     if (!kv) {
@@ -70,24 +86,24 @@ export class Topics {
       return;
     }
     const subs = parseSubscribers(kv.v);
-    if (subs.some((s) => s.url === url)) throw new Error('this url exists');
+    if (subs.some((s) => s.url === url)) throw new UniqueConflictError('this url exists');
     subs.push({ url, remark });
     await this.update(kv, subs, now);
   }
 
   async unsubscribe(topic: string, url: string): Promise<void> {
-    if (!topic) throw new InputError('topic', 'empty topic');
-    if (!url) throw new InputError('url', 'empty url');
+    checkSubscription(topic, url);
     const [kv] = await this.store.findKV(TOPICS_CAT, topic);
-    if (!kv) throw new Error('no such a topic');
+    if (!kv) throw new NotFoundError('no such a topic');
     const subs = parseSubscribers(kv.v);
-    if (subs.length === 0) throw new Error('this topic is empty');
+    if (subs.length === 0) throw new NotFoundError('this topic is empty');
     const rest = subs.filter((s) => s.url !== url);
-    if (rest.length === subs.length) throw new Error('no such an url ');
+    if (rest.length === subs.length) throw new NotFoundError('no such an url ');
     await this.update(kv, rest, this.clock.now());
   }
 
   async deleteTopic(topic: string): Promise<void> {
+    checkStoredText(topic, 'topic', MAX_TOPIC);
     await this.store.deleteKV(TOPICS_CAT, topic);
     this.cache.delete(topic);
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BranchCaller } from '../../src/branch/caller.js';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
 import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
 import { type Logger, silentLogger } from '../../src/observe/logger.js';
@@ -79,13 +80,13 @@ export interface TestDtx {
 
 /**
  * An in-process dtx on a fresh SQLite file, HTTP and gRPC ports 0, test mode on, and the background cron idle
- * (TransCronInterval one hour): tests move time with cronOnce. `Store` and `Tracing` overrides are merged into
+ * (TransCronInterval one hour): tests move time with cronOnce. `Store`, `Tracing` and `Limits` overrides are merged into
  * the defaults key by key. `o.storeKind` picks the store as DTX_TEST_STORE does (sqlite, postgres, mysql, redis);
- * `o.store` runs it on that store object instead (e.g. a MemoryStore).
+ * `o.store` runs it on that store object instead (e.g. a MemoryStore); `o.caller` makes its branch calls.
  */
 export async function startTestDtx(
   overrides: DeepPartial<DtxConfig> = {},
-  o: { log?: Logger; resolver?: TargetResolver; store?: Store; storeKind?: string } = {},
+  o: { log?: Logger; resolver?: TargetResolver; store?: Store; storeKind?: string; caller?: BranchCaller } = {},
 ): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
@@ -93,12 +94,14 @@ export async function startTestDtx(
   Object.assign(config, testDefaults, overrides, {
     Store: { ...config.Store, ...testStoreConfig(dir, o.storeKind), ...(overrides.Store ?? {}) },
     Tracing: { ...config.Tracing, ...(overrides.Tracing ?? {}) },
+    Limits: { ...config.Limits, ...(overrides.Limits ?? {}) },
   });
   const server = await startServer({
     config,
     log: o.log ?? silentLogger,
     resolver: o.resolver,
     ...(o.store ? { store: o.store } : {}),
+    ...(o.caller ? { caller: o.caller } : {}),
   });
   const base = `http://127.0.0.1:${server.httpPort}`;
   const api = `${base}/api/dtmsvr`;

@@ -1,6 +1,6 @@
 import { GrpcStatus } from '@dtx/protocol';
 import type { StatusObject } from '@grpc/grpc-js';
-import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
+import { type DtxErrorCode, DtxServerError, errorMessage } from '../../core/errors.js';
 
 /** An error the gRPC API answers with a status of its choice (malformed request, unsupported method). */
 export class GrpcStatusError extends Error {
@@ -24,18 +24,28 @@ function isBug(err: unknown): boolean {
   );
 }
 
+/** The gRPC status of each error code (spec §4.3 for FAILURE and ONGOING). */
+const GRPC_CODE: Record<DtxErrorCode, number> = {
+  FAILURE: GrpcStatus.ABORTED,
+  ONGOING: GrpcStatus.FAILED_PRECONDITION,
+  INVALID_INPUT: GrpcStatus.INVALID_ARGUMENT,
+  TOO_LARGE: GrpcStatus.INVALID_ARGUMENT,
+  NOT_FOUND: GrpcStatus.NOT_FOUND,
+  CONFLICT: GrpcStatus.ALREADY_EXISTS,
+  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  INTERNAL: GrpcStatus.INTERNAL,
+};
+
 /**
- * The status of a failed call (spec §4.3): FAILURE → ABORTED, ONGOING → FAILED_PRECONDITION, bad
- * input → INVALID_ARGUMENT naming the field (DTM answers Unknown there; a distinct code lets clients
- * tell a request that can never succeed from one worth retrying), a bug → INTERNAL, anything else →
- * UNKNOWN with its text.
+ * The status of a failed call, the one place the gRPC API maps errors: a DtxServerError by its code (FAILURE →
+ * ABORTED and ONGOING → FAILED_PRECONDITION as DTM; bad input → INVALID_ARGUMENT naming the field, where DTM
+ * answers Unknown: a distinct code lets clients tell a request that can never succeed from one worth retrying;
+ * the store unreachable → UNAVAILABLE), a bug → INTERNAL, anything else → UNKNOWN with its text.
  */
 export function grpcStatusOf(err: unknown): Pick<StatusObject, 'code' | 'details'> {
   const details = errorMessage(err);
   if (err instanceof GrpcStatusError) return { code: err.code, details };
-  if (err instanceof FailureError) return { code: GrpcStatus.ABORTED, details };
-  if (err instanceof OngoingError) return { code: GrpcStatus.FAILED_PRECONDITION, details };
-  if (err instanceof InputError) return { code: GrpcStatus.INVALID_ARGUMENT, details };
+  if (err instanceof DtxServerError) return { code: GRPC_CODE[err.code], details };
   if (isBug(err)) return { code: GrpcStatus.INTERNAL, details };
   return { code: GrpcStatus.UNKNOWN, details };
 }

@@ -1,13 +1,24 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Cron } from '../../core/cron.js';
-import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
+import { type DtxErrorCode, DtxServerError, errorMessage, InputError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
+import { checkStoredText } from '../../core/stored-text.js';
 import type { Logger } from '../../observe/logger.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import type { Store } from '../../store/store.js';
-import { checkGid, cleanGid, decodeBranch, decodeGidBody, decodeTrans, parseJson } from '../decode.js';
+import {
+  checkGid,
+  cleanGid,
+  DEFAULT_EDGE_LIMITS,
+  decodeBranch,
+  decodeGidBody,
+  decodeTrans,
+  type EdgeLimits,
+  parseJson,
+} from '../decode.js';
 import { JsonRpcApi } from '../json-rpc/json-rpc.js';
 import { renderBranch, renderKV, renderTrans } from '../render.js';
+import { sendAfterBody } from './drain-request.js';
 
 export interface HttpApiOptions {
   service: TransService;
@@ -19,41 +30,110 @@ export interface HttpApiOptions {
   testMode: boolean;
   /** resetCronTime's default timeout (s): 3 × TimeoutToFail. */
   resetTimeout: number;
+  /** Steps and branch_headers limits (config `Limits.*`). Default {@link DEFAULT_EDGE_LIMITS}. */
+  limits?: EdgeLimits;
+  /** Seconds to receive a whole request, headers and body (HttpRequestTimeout). Default 60. */
+  requestTimeout?: number;
+  /** Seconds to receive a request's headers (HttpHeadersTimeout); at most requestTimeout. Default 20. */
+  headersTimeout?: number;
+  /** Seconds an idle keep-alive connection is kept open (HttpKeepAliveTimeout). Default 72. */
+  keepAliveTimeout?: number;
 }
 
 const SUCCESS = { dtm_result: 'SUCCESS' } as const;
 
-type Query = Record<string, string | undefined>;
+/** What Fastify's query string parser gives: a repeated parameter is an array. */
+type RawQuery = Record<string, string | string[] | undefined>;
 
-function intParam(q: Query, key: string, def: number, min = 0): number {
-  const raw = q[key];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new InputError(key, `expected an integer >= ${min}, got '${raw}'`);
-  return n;
+/** Largest page of `all` and `scanKV`, and batch of resetCronTime. */
+const MAX_PAGE = 10_000;
+/** resetCronTime's timeout: ten years in seconds, the largest that still yields representable times. */
+const MAX_SECONDS = 10 * 365 * 24 * 3600;
+/** `all`'s createTimeStart / createTimeEnd: up to 9999-12-31, the last time every store can compare. */
+const MAX_EPOCH_MS = 253_402_300_799_999;
+
+/**
+ * The query parameters of a request, read one by one: each must be given at most once and be storable text
+ * (no NUL, no unpaired surrogate), or an InputError names it.
+ */
+class Params {
+  constructor(private readonly raw: RawQuery) {}
+
+  /** The parameter's value; undefined when absent. */
+  get(key: string): string | undefined {
+    const v = this.raw[key];
+    if (Array.isArray(v)) throw new InputError(key, `given ${v.length} times: give it at most once`);
+    return v === undefined ? undefined : checkStoredText(v, key);
+  }
+
+  /** An integer in [min, max]; `def` when absent or empty. */
+  int(key: string, def: number, min: number, max: number): number {
+    const raw = this.get(key);
+    if (raw === undefined || raw === '') return def;
+    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InputError(key, `expected an integer from ${min} to ${max}, got '${raw.slice(0, 100)}'`);
+    }
+    return n;
+  }
+
+  /** A cursor returned by this API (a row id), or '' for the start. */
+  position(): string {
+    const position = this.get('position') ?? '';
+    if (position !== '' && !(/^\d+$/.test(position) && Number.isSafeInteger(Number(position)))) {
+      throw new InputError('position', `not a cursor returned by this API: '${position.slice(0, 100)}'`);
+    }
+    return position;
+  }
 }
 
-/** Map an error to DTM's reply (spec §2.1), plus 400 / 413 for bad input. */
-function sendError(err: unknown, reply: FastifyReply, log: Logger, req: FastifyRequest): void {
-  if (err instanceof FailureError) {
-    reply.code(409).send({ dtm_result: 'FAILURE', message: err.message });
-  } else if (err instanceof OngoingError) {
-    reply.code(425).send({ dtm_result: 'ONGOING', message: err.message });
-  } else if (err instanceof InputError) {
-    reply.code(400).send({ message: err.message });
-  } else {
-    const fe = err as { code?: string; statusCode?: number };
-    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      reply.code(413).send({
-        message: `body: request body is larger than HttpBodyLimit (${reply.server.initialConfig.bodyLimit} bytes)`,
-      });
-    } else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-      reply.code(fe.statusCode).send({ message: errorMessage(err) });
-    } else {
-      log.error('request failed', { url: req.url, error: errorMessage(err) });
-      reply.code(500).send({ message: errorMessage(err) });
-    }
+/** The HTTP status of each error code: DTM's 409 FAILURE and 425 ONGOING, 4xx for a caller's mistake. */
+const HTTP_STATUS: Record<DtxErrorCode, number> = {
+  FAILURE: 409,
+  ONGOING: 425,
+  INVALID_INPUT: 400,
+  TOO_LARGE: 413,
+  NOT_FOUND: 404,
+  CONFLICT: 400,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+/**
+ * The reply to a failed request, the one place the HTTP API maps errors (spec §2.1): FAILURE → 409
+ * `{"dtm_result":"FAILURE","message":...}`, ONGOING → 425 likewise, the store unreachable → 503, any other
+ * DtxServerError by its code with `{"message":...}`, Fastify's own 4xx (a malformed request) as they are, and
+ * anything else → 500.
+ */
+export function httpErrorReply(err: unknown): { status: number; body: Record<string, string> } {
+  const message = errorMessage(err);
+  if (err instanceof DtxServerError) {
+    const status = HTTP_STATUS[err.code];
+    if (err.code === 'FAILURE' || err.code === 'ONGOING') return { status, body: { dtm_result: err.code, message } };
+    return { status, body: { message } };
   }
+  const fe = err as { statusCode?: unknown };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { message } };
+  }
+  return { status: 500, body: { message } };
+}
+
+/** Fastify's error for a body over bodyLimit. */
+function isBodyTooLarge(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE';
+}
+
+async function sendError(err: unknown, reply: FastifyReply, log: Logger, req: FastifyRequest): Promise<FastifyReply> {
+  if (isBodyTooLarge(err)) {
+    return sendAfterBody(req, reply, 413, {
+      message: `body: request body is larger than HttpBodyLimit (${reply.server.initialConfig.bodyLimit} bytes)`,
+    });
+  }
+  const r = httpErrorReply(err);
+  if (r.status >= 500) log.error('request failed', { url: req.url.slice(0, 300), error: errorMessage(err) });
+  if (r.status === 503) reply.header('retry-after', '3');
+  return reply.code(r.status).send(r.body);
 }
 
 /**
@@ -61,7 +141,22 @@ function sendError(err: unknown, reply: FastifyReply, log: Logger, req: FastifyR
  * parsed once, whatever the content type (curl's default form type included).
  */
 export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
-  const app = Fastify({ bodyLimit: o.bodyLimit, logger: false, return503OnClosing: true });
+  const limits = o.limits ?? DEFAULT_EDGE_LIMITS;
+  const requestMs = (o.requestTimeout ?? 60) * 1000;
+  const headersMs = (o.headersTimeout ?? 20) * 1000;
+  const app = Fastify({
+    bodyLimit: o.bodyLimit,
+    logger: false,
+    return503OnClosing: true,
+    // a client that never finishes its request is cut (408) instead of holding a socket forever
+    requestTimeout: requestMs,
+    keepAliveTimeout: (o.keepAliveTimeout ?? 72) * 1000,
+    http: {
+      headersTimeout: headersMs,
+      // how often Node looks for requests over those timeouts (default 30 s, longer than a short timeout)
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.min(requestMs, headersMs) / 4)),
+    },
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err, req, reply) => sendError(err, reply, o.log, req));
@@ -77,21 +172,22 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     if (trace) input.trace = trace;
     return input;
   };
-  const q = (req: FastifyRequest) => req.query as Query;
+  const q = (req: FastifyRequest) => new Params(req.query as RawQuery);
+  const trans = (req: FastifyRequest) => decodeTrans(body(req), { escapeGid: true, limits });
   const base = '/api/dtmsvr';
 
   app.get(`${base}/version`, async () => ({ version: o.version }));
   app.get(`${base}/newGid`, async () => ({ gid: s.newGid(), dtm_result: 'SUCCESS' }));
   app.post(`${base}/prepare`, async (req) => {
-    await s.prepare(traced(req, decodeTrans(body(req))));
+    await s.prepare(traced(req, trans(req)));
     return SUCCESS;
   });
   app.post(`${base}/submit`, async (req) => {
-    await s.submit(traced(req, decodeTrans(body(req))));
+    await s.submit(traced(req, trans(req)));
     return SUCCESS;
   });
   app.post(`${base}/abort`, async (req) => {
-    await s.abort(traced(req, decodeTrans(body(req))));
+    await s.abort(traced(req, trans(req)));
     return SUCCESS;
   });
   app.post(`${base}/forceStop`, async (req) => {
@@ -108,31 +204,35 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
   });
   app.get(`${base}/query`, async (req) => {
-    const gid = checkGid(cleanGid(q(req).gid ?? ''));
+    const gid = checkGid(cleanGid(q(req).get('gid') ?? ''));
     const { trans, branches } = await s.query(gid);
     return { transaction: trans ? renderTrans(trans) : null, branches: branches.map(renderBranch) };
   });
   app.get(`${base}/all`, async (req) => {
     const p = q(req);
-    if (p.gid) {
-      const { trans } = await s.query(p.gid);
-      return { transactions: trans ? [renderTrans(trans)] : null, next_position: p.position ?? '' };
+    const gid = p.get('gid');
+    if (gid) {
+      // as DTM: the gid as given, not stripped of \n \r ; (the way to find a gid stored over gRPC)
+      const { trans } = await s.query(checkGid(gid));
+      return { transactions: trans ? [renderTrans(trans)] : null, next_position: p.get('position') ?? '' };
     }
     const ms = (key: string) => {
-      const v = p[key];
+      const v = p.get(key);
       if (v === undefined || v === '') return undefined;
       const n = Number(v);
-      if (!Number.isFinite(n)) throw new InputError(key, `expected milliseconds since the epoch, got '${v}'`);
+      if (!Number.isFinite(n) || n < 0 || n > MAX_EPOCH_MS) {
+        throw new InputError(
+          key,
+          `expected milliseconds since the epoch up to ${MAX_EPOCH_MS}, got '${v.slice(0, 100)}'`,
+        );
+      }
       return Math.floor(n / 1000) * 1000;
     };
-    const position = p.position ?? '';
-    if (position !== '' && !/^\d+$/.test(position))
-      throw new InputError('position', `not a cursor returned by this API: '${position}'`);
     const page = await s.scan({
-      position,
-      limit: intParam(p, 'limit', 100, 1),
-      status: p.status || undefined,
-      transType: p.transType || undefined,
+      position: p.position(),
+      limit: p.int('limit', 100, 1, MAX_PAGE),
+      status: p.get('status') || undefined,
+      transType: p.get('transType') || undefined,
       createTimeStart: ms('createTimeStart'),
       createTimeEnd: ms('createTimeEnd'),
     });
@@ -140,7 +240,8 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/resetCronTime`, async (req) => {
     const p = q(req);
-    const r = await s.resetCronTime(intParam(p, 'timeout', o.resetTimeout), intParam(p, 'limit', 100, 1));
+    const timeout = p.int('timeout', o.resetTimeout, 0, MAX_SECONDS);
+    const r = await s.resetCronTime(timeout, p.int('limit', 100, 1, MAX_PAGE));
     return { has_remaining: r.hasRemaining, succeed_count: r.count };
   });
   app.post(`${base}/resetNextCronTime`, async (req) => {
@@ -149,12 +250,12 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/subscribe`, async (req) => {
     const p = q(req);
-    await s.topics.subscribe(p.topic ?? '', p.url ?? '', p.remark ?? '');
+    await s.topics.subscribe(p.get('topic') ?? '', p.get('url') ?? '', p.get('remark') ?? '');
     return SUCCESS;
   });
   app.get(`${base}/unsubscribe`, async (req) => {
     const p = q(req);
-    await s.topics.unsubscribe(p.topic ?? '', p.url ?? '');
+    await s.topics.unsubscribe(p.get('topic') ?? '', p.get('url') ?? '');
     return SUCCESS;
   });
   app.delete(`${base}/topic/:topicName`, async (req) => {
@@ -163,18 +264,15 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/scanKV`, async (req) => {
     const p = q(req);
-    const position = p.position ?? '';
-    if (position !== '' && !/^\d+$/.test(position))
-      throw new InputError('position', `not a cursor returned by this API: '${position}'`);
-    const page = await s.scanKV(p.cat ?? '', position, intParam(p, 'limit', 100, 1));
+    const page = await s.scanKV(p.get('cat') ?? '', p.position(), p.int('limit', 100, 1, MAX_PAGE));
     return { kv: page.kv.map(renderKV), next_position: page.nextPosition };
   });
   app.get(`${base}/queryKV`, async (req) => {
     const p = q(req);
-    return { kv: (await s.queryKV(p.cat ?? '', p.key ?? '')).map(renderKV) };
+    return { kv: (await s.queryKV(p.get('cat') ?? '', p.get('key') ?? '')).map(renderKV) };
   });
   // DTM's JSON-RPC API (spec §3) on the same port
-  new JsonRpcApi(s, o.log).register(app);
+  new JsonRpcApi(s, o.log, limits).register(app);
   app.all('/api/ping', async (_req, reply) => {
     try {
       await o.store.ping();

@@ -1,10 +1,11 @@
 import { JsonRpcCode } from '@dtx/protocol';
 import type { FastifyInstance } from 'fastify';
-import { errorMessage, FailureError, InputError, OngoingError } from '../../core/errors.js';
+import { type DtxErrorCode, errorCodeOf, errorMessage, InputError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
-import { decodeBranch, decodeTrans } from '../decode.js';
+import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
+import { sendAfterBody } from '../http/drain-request.js';
 
 /** JSON-RPC 2.0 error codes of DTM's API (spec §3); FAILURE and ONGOING are in @dtx/protocol. */
 export const JsonRpcError = {
@@ -12,7 +13,30 @@ export const JsonRpcError = {
   InvalidRequest: -32600,
   MethodNotFound: -32601,
   Internal: -32603,
+  /** Implementation-defined server error (-32000 to -32099): the store cannot be reached; retry later. */
+  Unavailable: -32000,
 } as const;
+
+/**
+ * The JSON-RPC error code of each error code, the one place the JSON-RPC API maps errors. FAILURE and ONGOING
+ * keep DTM's codes, and bad input keeps DTM's -32603 (its message names the field); the store being unreachable
+ * is the server error -32000, so a client can tell a call worth retrying.
+ */
+const JSON_RPC_CODE: Record<DtxErrorCode, number> = {
+  FAILURE: JsonRpcCode.Failure,
+  ONGOING: JsonRpcCode.Ongoing,
+  INVALID_INPUT: JsonRpcError.Internal,
+  TOO_LARGE: JsonRpcError.Internal,
+  NOT_FOUND: JsonRpcError.Internal,
+  CONFLICT: JsonRpcError.Internal,
+  UNAVAILABLE: JsonRpcError.Unavailable,
+  INTERNAL: JsonRpcError.Internal,
+};
+
+/** The JSON-RPC error code of a failed method call. */
+export function jsonRpcErrorOf(err: unknown): number {
+  return JSON_RPC_CODE[errorCodeOf(err)];
+}
 
 /** A JSON-RPC reply; DTM always answers HTTP 200 with this object. */
 export interface JsonRpcReply {
@@ -32,7 +56,8 @@ function typeOf(v: unknown): string {
 
 /** The same error with the shared validation's `body` spelled `params`, as JSON-RPC callers know it. */
 function asParams(err: unknown): unknown {
-  if (err instanceof InputError && err.field === 'body') return new InputError('params', err.message.slice(6));
+  if (err instanceof InputError && err.field === 'body')
+    return new InputError('params', err.message.slice(6), err.code as 'INVALID_INPUT' | 'TOO_LARGE');
   return err;
 }
 
@@ -49,7 +74,8 @@ function withTrace<T extends { trace?: TraceContext }>(input: T, trace: TraceCon
  * DTM's JSON-RPC API (spec §3): one POST route, each method a thin call of the same service function
  * as its HTTP route. Error codes: -32700 the body is not a JSON request object (a non-string `id`
  * included, as in DTM), -32600 `id` empty or `jsonrpc` not "2.0", -32601 unknown method, -32901 a
- * FAILURE, -32902 an ONGOING, -32603 anything else (bad params included, with the field named).
+ * FAILURE, -32902 an ONGOING, -32000 the store unreachable (retry later), -32603 anything else (bad params
+ * included, with the field named).
  */
 export class JsonRpcApi {
   private readonly methods: Record<string, Method>;
@@ -57,11 +83,12 @@ export class JsonRpcApi {
   constructor(
     service: TransService,
     private readonly log: Logger,
+    limits: EdgeLimits = DEFAULT_EDGE_LIMITS,
   ) {
     const s = service;
     // Go clients send escaped gids already; like gRPC, the JSON-RPC API does not strip \n \r ;
     const trans = (p: unknown, trace: TraceContext | undefined) =>
-      withTrace(decodeTrans(p, { escapeGid: false }), trace);
+      withTrace(decodeTrans(p, { escapeGid: false, limits }), trace);
     this.methods = {
       newGid: async () => ({ gid: s.newGid() }),
       prepare: (p, trace) => s.prepare(trans(p, trace)),
@@ -106,23 +133,21 @@ export class JsonRpcApi {
       return { jsonrpc: '2.0', id: rid, error: null, result: (await m(params, trace)) ?? null };
     } catch (e) {
       const err = asParams(e);
-      if (err instanceof FailureError) return fail(rid, JsonRpcCode.Failure, err.message);
-      if (err instanceof OngoingError) return fail(rid, JsonRpcCode.Ongoing, err.message);
-      if (!(err instanceof InputError)) this.log.error('json-rpc call failed', { method, error: errorMessage(err) });
-      return fail(rid, JsonRpcError.Internal, errorMessage(err));
+      if (errorCodeOf(err) === 'INTERNAL') this.log.error('json-rpc call failed', { method, error: errorMessage(err) });
+      return fail(rid, jsonRpcErrorOf(err), errorMessage(err));
     }
   }
 
   /** Mount `POST /api/json-rpc` on the HTTP app. Every reply is HTTP 200, an oversized body included. */
   register(app: FastifyInstance): void {
     app.post('/api/json-rpc', {
-      errorHandler: (err, _req, reply) => {
+      errorHandler: async (err, req, reply) => {
         const fe = err as { code?: string };
-        const message =
-          fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-            ? `Bad json request: request body is larger than HttpBodyLimit (${app.initialConfig.bodyLimit} bytes)`
-            : `Bad json request: ${errorMessage(err)}`;
-        reply.code(200).send(fail(null, JsonRpcError.InvalidRequest, message));
+        if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+          const message = `Bad json request: request body is larger than HttpBodyLimit (${app.initialConfig.bodyLimit} bytes)`;
+          return sendAfterBody(req, reply, 200, fail(null, JsonRpcError.InvalidRequest, message));
+        }
+        return reply.code(200).send(fail(null, JsonRpcError.InvalidRequest, `Bad json request: ${errorMessage(err)}`));
       },
       handler: async (req) => this.handle(req.body as Buffer | undefined, traceContextOfHeaders(req.headers)),
     });
