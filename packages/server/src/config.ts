@@ -29,6 +29,8 @@ export interface DtxConfig {
   TransCronInterval: number;
   TimeoutToFail: number;
   RetryInterval: number;
+  /** dtx: upper bound (s) of the backed-off retry interval. */
+  MaxRetryInterval: number;
   RequestTimeout: number;
   HttpPort: number;
   GrpcPort: number;
@@ -65,6 +67,15 @@ export interface DtxConfig {
     /** Share of new traces recorded (0 to 1); a request with a trace context follows its sampled flag. */
     SampleRatio: number;
   };
+  /** dtx: bounds on the work one caller can cause. */
+  Limits: {
+    /** Branch calls of one transaction in flight at once. */
+    ConcurrentCallsPerTrans: number;
+    /** Branch calls of this process in flight at once. */
+    ConcurrentCalls: number;
+    /** Background passes (submits without wait_result) running at once; more are left to the cron. */
+    BackgroundPasses: number;
+  };
   /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
   Retention: {
     /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
@@ -97,6 +108,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   TransCronInterval: 3,
   TimeoutToFail: 35,
   RetryInterval: 10,
+  MaxRetryInterval: 3600,
   RequestTimeout: 3,
   HttpPort: 36789,
   GrpcPort: 36790,
@@ -116,6 +128,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   CronBatchSize: 16,
   DtxTestMode: false,
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
+  Limits: { ConcurrentCallsPerTrans: 64, ConcurrentCalls: 1024, BackgroundPasses: 1024 },
   Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
 };
 
@@ -265,6 +278,11 @@ const DRIVERS = ['sqlite', 'boltdb', 'mysql', 'postgres', 'redis'];
 
 export function validate(c: DtxConfig): void {
   if (c.RetryInterval < 10) throw new ConfigError('RetryInterval should not be less than 10');
+  if (c.MaxRetryInterval < c.RetryInterval) {
+    throw new ConfigError(
+      `MaxRetryInterval: must not be less than RetryInterval (${c.RetryInterval}), got ${c.MaxRetryInterval}`,
+    );
+  }
   if (c.TimeoutToFail < c.RetryInterval) throw new ConfigError('TimeoutToFail should not be less than RetryInterval');
   if (!DRIVERS.includes(c.Store.Driver)) {
     throw new ConfigError(`Store.Driver: unknown driver '${c.Store.Driver}' (one of ${DRIVERS.join(', ')})`);
@@ -296,6 +314,9 @@ export function validate(c: DtxConfig): void {
     ['CronBatchSize', c.CronBatchSize],
     ['Retention.Interval', c.Retention.Interval],
     ['Retention.BatchSize', c.Retention.BatchSize],
+    ['Limits.ConcurrentCallsPerTrans', c.Limits.ConcurrentCallsPerTrans],
+    ['Limits.ConcurrentCalls', c.Limits.ConcurrentCalls],
+    ['Limits.BackgroundPasses', c.Limits.BackgroundPasses],
   ];
   for (const [k, v] of positive) if (v <= 0) throw new ConfigError(`${k}: must be greater than 0, got ${v}`);
   if (c.Retention.FinishedAge < 0)
@@ -347,6 +368,10 @@ export function coreConfigOf(c: DtxConfig): CoreConfig {
     alertRetryLimit: c.AlertRetryLimit,
     alertWebHook: c.AlertWebHook,
     cronBatchSize: c.CronBatchSize,
+    maxRetryInterval: c.MaxRetryInterval,
+    maxCallsPerTrans: c.Limits.ConcurrentCallsPerTrans,
+    maxCalls: c.Limits.ConcurrentCalls,
+    maxBackgroundPasses: c.Limits.BackgroundPasses,
   };
 }
 

@@ -4,7 +4,7 @@ import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/call
 import { FakeClock } from '../src/core/clock.js';
 import { DEFAULT_CORE_CONFIG } from '../src/core/core-config.js';
 import { Cron } from '../src/core/cron.js';
-import { FailureError, NotFoundError, OngoingError } from '../src/core/errors.js';
+import { NotFoundError, OngoingError } from '../src/core/errors.js';
 import { type AlertPayload, type PassDeps, resetInterval } from '../src/core/pass.js';
 import { Processor } from '../src/core/processor.js';
 import { Retention } from '../src/core/retention.js';
@@ -91,9 +91,9 @@ describe('core: intervals (spec §7.1)', () => {
     assert.equal(resetInterval(t({ timeout_to_fail: 30 }), conf), 10);
   });
 
-  it('errors back off x2 without a cap, alert from the 3rd, success resets', async () => {
+  it('errors back off x2, alert from the 3rd, success resets', async () => {
     const w = world({ A2: ['ERROR', 'ERROR', 'ERROR', 'ERROR'] });
-    await assert.rejects(w.service.submit(saga('g', 2)), FailureError);
+    await assert.rejects(w.service.submit(saga('g', 2)), OngoingError);
     const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
     for (let i = 0; i < 3; i++) {
       w.clock.advance(1000 * 1000);
@@ -110,6 +110,48 @@ describe('core: intervals (spec §7.1)', () => {
     await w.cron.step();
     assert.equal(await w.status('g'), 'succeed');
     assert.equal((await w.store.findTrans('g'))!.nextCronInterval, 10);
+  });
+
+  it('the backoff stops at MaxRetryInterval (the 20th error waits an hour, not 121 days)', async () => {
+    const w = world({ A1: Array(25).fill('ERROR') });
+    w.deps.conf.maxRetryInterval = 3600;
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    const intervals: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      w.clock.advance(10_000 * 1000);
+      await w.cron.step();
+      const t = (await w.store.findTrans('g'))!;
+      intervals.push(t.nextCronInterval);
+      assert.ok(
+        t.nextCronTime - w.clock.now() <= 3600_000 + 5000,
+        `next retry in ${t.nextCronTime - w.clock.now()} ms`,
+      );
+    }
+    assert.deepEqual(intervals.slice(0, 8), [40, 80, 160, 320, 640, 1280, 2560, 3600]);
+    assert.ok(
+      intervals.slice(7).every((i) => i === 3600),
+      intervals.join(','),
+    );
+    assert.equal(await w.status('g'), 'submitted');
+  });
+
+  it('a branch answering ONGOING for ever is backed off and alerted on like an error', async () => {
+    const w = world({ A1: Array(6).fill('ONGOING') });
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(1000 * 1000);
+      await w.cron.step();
+      intervals.push((await w.store.findTrans('g'))!.nextCronInterval);
+    }
+    assert.deepEqual(intervals, [20, 40, 80, 160]);
+    assert.deepEqual(
+      w.alerts.map((a) => [a.retry_count, a.error]),
+      [
+        [3, 'A1 said ONGOING'],
+        [4, 'A1 said ONGOING'],
+      ],
+    );
   });
 });
 
@@ -138,7 +180,7 @@ describe('core: saga state machine (spec §6.7)', () => {
 
   it('timeout before anything ran compensates the first (assumed started) step only', async () => {
     const w = world({ A1: ['ONGOING'] });
-    await assert.rejects(w.service.submit(saga('g', 2, { opts: { timeout_to_fail: 100 } })), FailureError);
+    await assert.rejects(w.service.submit(saga('g', 2, { opts: { timeout_to_fail: 100 } })), OngoingError);
     w.clock.advance(101_000);
     await w.cron.step();
     assert.equal(await w.status('g'), 'failed');
@@ -303,7 +345,7 @@ describe('core: msg, tcc, xa', () => {
 describe('core: retention', () => {
   it('deletes finished transactions past the age in batches; keeps recent and unfinished ones', async () => {
     const w = world({ A1: ['ONGOING'] });
-    await assert.rejects(w.service.submit(saga('stuck', 1)), FailureError); // stays submitted
+    await assert.rejects(w.service.submit(saga('stuck', 1)), OngoingError); // stays submitted
     for (let i = 0; i < 7; i++) await w.service.submit(saga(`old-${i}`, 1));
     w.clock.advance(3600_000);
     await w.service.submit(saga('recent', 1));
