@@ -13,6 +13,7 @@ import { Topics } from '../src/core/topics.js';
 import type { TransInput } from '../src/core/trans-input.js';
 import { silentLogger } from '../src/observe/logger.js';
 import { MemoryStore } from '../src/store/memory/memory-store.js';
+import { waitFor } from './support/poll.js';
 
 // The core's state machines with an in-memory store and a fake clock. Branches are a scripted
 // BranchCaller: this is the unit seam of the core (the end-to-end tests use real HTTP branches).
@@ -233,6 +234,124 @@ describe('core: saga state machine (spec §6.7)', () => {
     await w.service.submit(saga('g', 1));
     w.clock.advance(10_000_000);
     assert.deepEqual(await w.cron.step(), []);
+  });
+});
+
+/** A caller hook that counts calls in flight and holds each until `release()` lets all held ones go. */
+function gate() {
+  let inFlight = 0;
+  let max = 0;
+  let open: (() => void) | undefined;
+  let opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return {
+    get max() {
+      return max;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    async hold() {
+      inFlight++;
+      max = Math.max(max, inFlight);
+      await opened;
+      inFlight--;
+    },
+    release() {
+      open!();
+      opened = new Promise<void>((r) => {
+        open = r;
+      });
+    },
+    /** Lets every call through from now on. */
+    openForever() {
+      open!();
+      opened = Promise.resolve();
+    },
+  };
+}
+
+describe('core: limits and the ownership of calls', () => {
+  it('a concurrent saga has at most Limits.ConcurrentCallsPerTrans calls in flight', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxCallsPerTrans = 4;
+    const done = w.service.submit(saga('g', 40, { customData: '{"concurrent":true}' }));
+    await waitFor('4 calls held', () => g.inFlight === 4);
+    g.openForever();
+    await done;
+    assert.equal(g.max, 4);
+    assert.equal(w.caller.calls.length, 40);
+    assert.equal(await w.status('g'), 'succeed');
+  });
+
+  it('the process has at most Limits.ConcurrentCalls calls in flight; the others wait their turn', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxCalls = 3;
+    const processor = new Processor(w.deps); // reads the limit when built
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    const cd = { customData: '{"concurrent":true}' };
+    const all = Promise.all([service.submit(saga('a', 5, cd)), service.submit(saga('b', 5, cd))]);
+    await waitFor('3 calls held', () => g.inFlight === 3);
+    g.openForever();
+    await all;
+    assert.equal(g.max, 3);
+    assert.equal(await w.status('a'), 'succeed');
+    assert.equal(await w.status('b'), 'succeed');
+  });
+
+  it('past Limits.BackgroundPasses a submit is stored and left to the cron', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxBackgroundPasses = 1;
+    const processor = new Processor(w.deps);
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    const cron = new Cron(w.deps, processor);
+    for (const gid of ['b1', 'b2', 'b3']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
+    assert.equal(processor.backgroundPasses, 1);
+    g.openForever();
+    await processor.drain();
+    assert.equal(await w.status('b1'), 'succeed');
+    assert.equal(await w.status('b2'), 'submitted');
+    assert.equal(await w.status('b3'), 'submitted');
+    w.clock.advance(60_000);
+    await cron.step();
+    assert.equal(await w.status('b2'), 'succeed');
+    assert.equal(await w.status('b3'), 'succeed');
+  });
+
+  it('a second pass of a gid in the same process joins the running one instead of calling again', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    const first = w.service.submit(saga('g', 1));
+    await waitFor('the first call held', () => g.inFlight === 1);
+    const again = w.service.submit(saga('g', 1)); // a client retrying its wait_result submit
+    g.openForever();
+    await Promise.all([first, again]);
+    assert.deepEqual(w.caller.calls, ['A1 action']);
+    assert.equal(await w.status('g'), 'succeed');
+  });
+
+  it('a call longer than the lease extends the lease before it starts', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    // retry_interval 1: the lease written at creation ends in 1 s, the call may last 20 s
+    const done = w.service.submit(
+      saga('g', 1, { opts: { wait_result: true, retry_interval: 1, request_timeout: 20 } }),
+    );
+    await waitFor('the call held', () => g.inFlight === 1);
+    const t = (await w.store.findTrans('g'))!;
+    assert.ok(t.nextCronTime >= w.clock.now() + 20_000, `lease ends ${t.nextCronTime - w.clock.now()} ms from now`);
+    w.clock.advance(5_000); // past the lease of creation: another instance's cron must not find it due
+    assert.deepEqual(
+      (await w.store.lockDue(w.clock.now(), w.clock.now() + 10_000, 'other', 10, w.clock.now())).map((x) => x.gid),
+      [],
+    );
+    g.openForever();
+    await done;
+    assert.equal(await w.status('g'), 'succeed');
   });
 });
 
