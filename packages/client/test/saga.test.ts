@@ -2,7 +2,7 @@
 // status vector (spec §6.7) and the exact sequence of calls the handlers received.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { DtxClient, FailureError } from '../src/index.js';
+import { DtxClient, FailureError, OngoingError } from '../src/index.js';
 import { type BranchService, startBranchService } from './support/branch-service.js';
 import { type DtxServer, startDtxServer } from './support/dtx-server.js';
 import { failure, ONGOING, ReplyScript } from './support/reply-script.js';
@@ -115,13 +115,10 @@ describe('saga', () => {
     assert.equal(q.transaction?.status, 'succeed');
   });
 
-  test('waitResult: an ONGOING action leaves the saga submitted and submit rejects (spec §6.9)', async () => {
+  test('waitResult: an ONGOING action leaves the saga submitted and submit rejects with OngoingError', async () => {
     const saga = transfer({ waitResult: true });
     script.set(saga.gid, '/TransIn', ONGOING);
-    await assert.rejects(
-      saga.submit(),
-      (err) => err instanceof FailureError && /wait result not return success/.test(err.message),
-    );
+    await assert.rejects(saga.submit(), (err) => err instanceof OngoingError && /is still submitted/.test(err.message));
     const q = await client.query(saga.gid);
     assert.equal(q.transaction?.status, 'submitted');
     assert.deepEqual(branchStatuses(q), ['prepared', 'succeed', 'prepared', 'prepared']);

@@ -29,6 +29,8 @@ export interface DtxConfig {
   TransCronInterval: number;
   TimeoutToFail: number;
   RetryInterval: number;
+  /** dtx: upper bound (s) of the backed-off retry interval. */
+  MaxRetryInterval: number;
   RequestTimeout: number;
   HttpPort: number;
   GrpcPort: number;
@@ -61,6 +63,12 @@ export interface DtxConfig {
     MaxBranchHeaders: number;
     /** Bytes (UTF-8) of all branch_headers names and values together. */
     MaxBranchHeadersBytes: number;
+    /** Branch calls of one transaction in flight at once. */
+    MaxConcurrentCallsPerTrans: number;
+    /** Branch calls of this process in flight at once; more wait for a free slot. */
+    MaxConcurrentCalls: number;
+    /** Background passes (submits without wait_result) running at once; more are left to the cron. */
+    MaxBackgroundPasses: number;
   };
   /** dtx: due transactions leased by one cron step. */
   CronBatchSize: number;
@@ -112,6 +120,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   TransCronInterval: 3,
   TimeoutToFail: 35,
   RetryInterval: 10,
+  MaxRetryInterval: 3600,
   RequestTimeout: 3,
   HttpPort: 36789,
   GrpcPort: 36790,
@@ -131,7 +140,14 @@ export const DEFAULT_CONFIG: DtxConfig = {
   HttpRequestTimeout: 60,
   HttpHeadersTimeout: 20,
   HttpKeepAliveTimeout: 72,
-  Limits: { MaxSteps: 1000, MaxBranchHeaders: 32, MaxBranchHeadersBytes: 8192 },
+  Limits: {
+    MaxSteps: 1000,
+    MaxBranchHeaders: 32,
+    MaxBranchHeadersBytes: 8192,
+    MaxConcurrentCallsPerTrans: 64,
+    MaxConcurrentCalls: 1024,
+    MaxBackgroundPasses: 1024,
+  },
   CronBatchSize: 16,
   DtxTestMode: false,
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
@@ -328,6 +344,11 @@ const DRIVERS = ['sqlite', 'boltdb', 'mysql', 'postgres', 'redis'];
 
 export function validate(c: DtxConfig): void {
   if (c.RetryInterval < 10) throw new ConfigError('RetryInterval should not be less than 10');
+  if (c.MaxRetryInterval < c.RetryInterval) {
+    throw new ConfigError(
+      `MaxRetryInterval: must not be less than RetryInterval (${c.RetryInterval}), got ${c.MaxRetryInterval}`,
+    );
+  }
   if (c.TimeoutToFail < c.RetryInterval) throw new ConfigError('TimeoutToFail should not be less than RetryInterval');
   if (!DRIVERS.includes(c.Store.Driver)) {
     throw new ConfigError(`Store.Driver: unknown driver '${c.Store.Driver}' (one of ${DRIVERS.join(', ')})`);
@@ -365,6 +386,9 @@ export function validate(c: DtxConfig): void {
     ['Limits.MaxSteps', c.Limits.MaxSteps],
     ['Limits.MaxBranchHeaders', c.Limits.MaxBranchHeaders],
     ['Limits.MaxBranchHeadersBytes', c.Limits.MaxBranchHeadersBytes],
+    ['Limits.MaxConcurrentCallsPerTrans', c.Limits.MaxConcurrentCallsPerTrans],
+    ['Limits.MaxConcurrentCalls', c.Limits.MaxConcurrentCalls],
+    ['Limits.MaxBackgroundPasses', c.Limits.MaxBackgroundPasses],
   ];
   for (const [k, v] of positive) if (v <= 0) throw new ConfigError(`${k}: must be greater than 0, got ${v}`);
   if (c.HttpHeadersTimeout > c.HttpRequestTimeout) {
@@ -421,6 +445,10 @@ export function coreConfigOf(c: DtxConfig): CoreConfig {
     alertRetryLimit: c.AlertRetryLimit,
     alertWebHook: c.AlertWebHook,
     cronBatchSize: c.CronBatchSize,
+    maxRetryInterval: c.MaxRetryInterval,
+    maxCallsPerTrans: c.Limits.MaxConcurrentCallsPerTrans,
+    maxCalls: c.Limits.MaxConcurrentCalls,
+    maxBackgroundPasses: c.Limits.MaxBackgroundPasses,
   };
 }
 

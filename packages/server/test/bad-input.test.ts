@@ -178,6 +178,8 @@ describe('bad input: rejected at the edge with the exact status and a message na
         `gid '${done}' belongs to a saga transaction, cannot prepare it as msg FAILURE`,
       ),
       bad('submit', sagaBody(busi, done), 409, "current status 'succeed', cannot sumbmit. FAILURE"),
+      // DTM answers FAILURE to a prepare of a saga that finished (a client reads it as "don't retry")
+      bad('prepare', sagaBody(busi, done), 409, "current status 'succeed', cannot prepare. FAILURE"),
       // query
       get('query?gid=', 400, 'gid: required'),
       get('query', 400, 'gid: required'),

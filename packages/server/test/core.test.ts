@@ -4,7 +4,7 @@ import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/call
 import { FakeClock } from '../src/core/clock.js';
 import { DEFAULT_CORE_CONFIG } from '../src/core/core-config.js';
 import { Cron } from '../src/core/cron.js';
-import { FailureError, NotFoundError, OngoingError } from '../src/core/errors.js';
+import { NotFoundError, OngoingError } from '../src/core/errors.js';
 import { type AlertPayload, type PassDeps, resetInterval } from '../src/core/pass.js';
 import { Processor } from '../src/core/processor.js';
 import { Retention } from '../src/core/retention.js';
@@ -13,6 +13,7 @@ import { Topics } from '../src/core/topics.js';
 import type { TransInput } from '../src/core/trans-input.js';
 import { silentLogger } from '../src/observe/logger.js';
 import { MemoryStore } from '../src/store/memory/memory-store.js';
+import { waitFor } from './support/poll.js';
 
 // The core's state machines with an in-memory store and a fake clock. Branches are a scripted
 // BranchCaller: this is the unit seam of the core (the end-to-end tests use real HTTP branches).
@@ -91,9 +92,9 @@ describe('core: intervals (spec §7.1)', () => {
     assert.equal(resetInterval(t({ timeout_to_fail: 30 }), conf), 10);
   });
 
-  it('errors back off x2 without a cap, alert from the 3rd, success resets', async () => {
+  it('errors back off x2, alert from the 3rd, success resets', async () => {
     const w = world({ A2: ['ERROR', 'ERROR', 'ERROR', 'ERROR'] });
-    await assert.rejects(w.service.submit(saga('g', 2)), FailureError);
+    await assert.rejects(w.service.submit(saga('g', 2)), OngoingError);
     const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
     for (let i = 0; i < 3; i++) {
       w.clock.advance(1000 * 1000);
@@ -110,6 +111,48 @@ describe('core: intervals (spec §7.1)', () => {
     await w.cron.step();
     assert.equal(await w.status('g'), 'succeed');
     assert.equal((await w.store.findTrans('g'))!.nextCronInterval, 10);
+  });
+
+  it('the backoff stops at MaxRetryInterval (the 20th error waits an hour, not 121 days)', async () => {
+    const w = world({ A1: Array(25).fill('ERROR') });
+    w.deps.conf.maxRetryInterval = 3600;
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    const intervals: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      w.clock.advance(10_000 * 1000);
+      await w.cron.step();
+      const t = (await w.store.findTrans('g'))!;
+      intervals.push(t.nextCronInterval);
+      assert.ok(
+        t.nextCronTime - w.clock.now() <= 3600_000 + 5000,
+        `next retry in ${t.nextCronTime - w.clock.now()} ms`,
+      );
+    }
+    assert.deepEqual(intervals.slice(0, 8), [40, 80, 160, 320, 640, 1280, 2560, 3600]);
+    assert.ok(
+      intervals.slice(7).every((i) => i === 3600),
+      intervals.join(','),
+    );
+    assert.equal(await w.status('g'), 'submitted');
+  });
+
+  it('a branch answering ONGOING for ever is backed off and alerted on like an error', async () => {
+    const w = world({ A1: Array(6).fill('ONGOING') });
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(1000 * 1000);
+      await w.cron.step();
+      intervals.push((await w.store.findTrans('g'))!.nextCronInterval);
+    }
+    assert.deepEqual(intervals, [20, 40, 80, 160]);
+    assert.deepEqual(
+      w.alerts.map((a) => [a.retry_count, a.error]),
+      [
+        [3, 'A1 said ONGOING'],
+        [4, 'A1 said ONGOING'],
+      ],
+    );
   });
 });
 
@@ -138,7 +181,7 @@ describe('core: saga state machine (spec §6.7)', () => {
 
   it('timeout before anything ran compensates the first (assumed started) step only', async () => {
     const w = world({ A1: ['ONGOING'] });
-    await assert.rejects(w.service.submit(saga('g', 2, { opts: { timeout_to_fail: 100 } })), FailureError);
+    await assert.rejects(w.service.submit(saga('g', 2, { opts: { timeout_to_fail: 100 } })), OngoingError);
     w.clock.advance(101_000);
     await w.cron.step();
     assert.equal(await w.status('g'), 'failed');
@@ -191,6 +234,124 @@ describe('core: saga state machine (spec §6.7)', () => {
     await w.service.submit(saga('g', 1));
     w.clock.advance(10_000_000);
     assert.deepEqual(await w.cron.step(), []);
+  });
+});
+
+/** A caller hook that counts calls in flight and holds each until `release()` lets all held ones go. */
+function gate() {
+  let inFlight = 0;
+  let max = 0;
+  let open: (() => void) | undefined;
+  let opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return {
+    get max() {
+      return max;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    async hold() {
+      inFlight++;
+      max = Math.max(max, inFlight);
+      await opened;
+      inFlight--;
+    },
+    release() {
+      open!();
+      opened = new Promise<void>((r) => {
+        open = r;
+      });
+    },
+    /** Lets every call through from now on. */
+    openForever() {
+      open!();
+      opened = Promise.resolve();
+    },
+  };
+}
+
+describe('core: limits and the ownership of calls', () => {
+  it('a concurrent saga has at most Limits.MaxConcurrentCallsPerTrans calls in flight', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxCallsPerTrans = 4;
+    const done = w.service.submit(saga('g', 40, { customData: '{"concurrent":true}' }));
+    await waitFor('4 calls held', () => g.inFlight === 4);
+    g.openForever();
+    await done;
+    assert.equal(g.max, 4);
+    assert.equal(w.caller.calls.length, 40);
+    assert.equal(await w.status('g'), 'succeed');
+  });
+
+  it('the process has at most Limits.MaxConcurrentCalls calls in flight; the others wait their turn', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxCalls = 3;
+    const processor = new Processor(w.deps); // reads the limit when built
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    const cd = { customData: '{"concurrent":true}' };
+    const all = Promise.all([service.submit(saga('a', 5, cd)), service.submit(saga('b', 5, cd))]);
+    await waitFor('3 calls held', () => g.inFlight === 3);
+    g.openForever();
+    await all;
+    assert.equal(g.max, 3);
+    assert.equal(await w.status('a'), 'succeed');
+    assert.equal(await w.status('b'), 'succeed');
+  });
+
+  it('past Limits.MaxBackgroundPasses a submit is stored and left to the cron', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxBackgroundPasses = 1;
+    const processor = new Processor(w.deps);
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    const cron = new Cron(w.deps, processor);
+    for (const gid of ['b1', 'b2', 'b3']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
+    assert.equal(processor.backgroundPasses, 1);
+    g.openForever();
+    await processor.drain();
+    assert.equal(await w.status('b1'), 'succeed');
+    assert.equal(await w.status('b2'), 'submitted');
+    assert.equal(await w.status('b3'), 'submitted');
+    w.clock.advance(60_000);
+    await cron.step();
+    assert.equal(await w.status('b2'), 'succeed');
+    assert.equal(await w.status('b3'), 'succeed');
+  });
+
+  it('a second pass of a gid in the same process joins the running one instead of calling again', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    const first = w.service.submit(saga('g', 1));
+    await waitFor('the first call held', () => g.inFlight === 1);
+    const again = w.service.submit(saga('g', 1)); // a client retrying its wait_result submit
+    g.openForever();
+    await Promise.all([first, again]);
+    assert.deepEqual(w.caller.calls, ['A1 action']);
+    assert.equal(await w.status('g'), 'succeed');
+  });
+
+  it('a call longer than the lease extends the lease before it starts', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    // retry_interval 1: the lease written at creation ends in 1 s, the call may last 20 s
+    const done = w.service.submit(
+      saga('g', 1, { opts: { wait_result: true, retry_interval: 1, request_timeout: 20 } }),
+    );
+    await waitFor('the call held', () => g.inFlight === 1);
+    const t = (await w.store.findTrans('g'))!;
+    assert.ok(t.nextCronTime >= w.clock.now() + 20_000, `lease ends ${t.nextCronTime - w.clock.now()} ms from now`);
+    w.clock.advance(5_000); // past the lease of creation: another instance's cron must not find it due
+    assert.deepEqual(
+      (await w.store.lockDue(w.clock.now(), w.clock.now() + 10_000, 'other', 10, w.clock.now())).map((x) => x.gid),
+      [],
+    );
+    g.openForever();
+    await done;
+    assert.equal(await w.status('g'), 'succeed');
   });
 });
 
@@ -303,7 +464,7 @@ describe('core: msg, tcc, xa', () => {
 describe('core: retention', () => {
   it('deletes finished transactions past the age in batches; keeps recent and unfinished ones', async () => {
     const w = world({ A1: ['ONGOING'] });
-    await assert.rejects(w.service.submit(saga('stuck', 1)), FailureError); // stays submitted
+    await assert.rejects(w.service.submit(saga('stuck', 1)), OngoingError); // stays submitted
     for (let i = 0; i < 7; i++) await w.service.submit(saga(`old-${i}`, 1));
     w.clock.advance(3600_000);
     await w.service.submit(saga('recent', 1));

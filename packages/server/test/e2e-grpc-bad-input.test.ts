@@ -271,7 +271,7 @@ describe('bad input over gRPC', () => {
     const gid = gidFor('bad-grpc-unresolvable');
     const url = 'etcd://127.0.0.1:2379/busi.rpc/busi.Busi/TransOut';
     const e = await dtm.error('Submit', saga(gid, { Steps: steps(url), TransOptions: { WaitResult: true } }));
-    assert.equal(e.code, GrpcStatus.ABORTED);
+    assert.equal(e.code, GrpcStatus.FAILED_PRECONDITION, e.details); // still submitted: ONGOING
     assert.equal(await dtx.status(gid), 'submitted');
     const warn = lines.find((l) => l.msg === 'branch call failed, will retry' && l.gid === gid);
     assert.ok(warn, 'the failed call is logged');
@@ -469,7 +469,7 @@ describe('discovery targets through a TargetResolver', () => {
       BinPayloads: [busiReq(1)],
       TransOptions: { WaitResult: true },
     });
-    assert.equal(e.details, 'wait result not return success FAILURE');
+    assert.equal(e.code, GrpcStatus.FAILED_PRECONDITION, e.details);
     assert.equal(await dtx.status(gid), 'submitted');
     await dtx.cronFor(gid);
     assert.equal(await dtx.status(gid), 'succeed');

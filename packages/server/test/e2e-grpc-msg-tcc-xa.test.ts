@@ -263,6 +263,9 @@ describe('msg, tcc and xa over gRPC', () => {
       const err = await dtm.error('RegisterBranch', reg);
       assert.equal(err.code, GrpcStatus.ALREADY_EXISTS);
       assert.match(err.details, /already registered/);
+      // not left prepared: the cron steps of later tests would keep leasing it ahead of theirs
+      await dtm.call('Abort', { Gid: gid, TransType: 'tcc', Steps: 'null' });
+      await waitFor('failed', async () => (await dtx.status(gid)) === 'failed');
     });
   });
 

@@ -114,12 +114,12 @@ describe('saga over gRPC', () => {
     assert.deepEqual(busi.callsOf(gid), ['TransOut action', 'TransIn action']);
   });
 
-  it('committed ongoing: FailedPrecondition keeps it submitted; the cron finishes it', async () => {
+  it('committed ongoing: FailedPrecondition keeps it submitted, Submit answers FailedPrecondition; the cron finishes it', async () => {
     const gid = gidFor('saga-grpc-ongoing');
     busi.setOnce('TransOut', 'ONGOING');
     const err = await dtm.error('Submit', saga(gid, {}, { WaitResult: true }));
-    assert.equal(err.code, GrpcStatus.ABORTED, err.details);
-    assert.equal(err.details, 'wait result not return success FAILURE');
+    assert.equal(err.code, GrpcStatus.FAILED_PRECONDITION, err.details);
+    assert.match(err.details, /^transaction '.*' is still submitted .*will be retried.* ONGOING$/);
     assert.equal(await dtx.status(gid), 'submitted');
     assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'prepared', 'prepared', 'prepared']);
     await dtx.cronFor(gid);
@@ -131,7 +131,7 @@ describe('saga over gRPC', () => {
     const gid = gidFor('saga-grpc-legacy-ongoing');
     busi.setOnce('TransOut', { code: GrpcStatus.ABORTED, details: 'ONGOING' });
     const err = await dtm.error('Submit', saga(gid, {}, { WaitResult: true }));
-    assert.equal(err.details, 'wait result not return success FAILURE', 'not rolled back');
+    assert.equal(err.code, GrpcStatus.FAILED_PRECONDITION, 'not rolled back');
     assert.equal(await dtx.status(gid), 'submitted');
     assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'prepared', 'prepared', 'prepared']);
     await dtx.cronFor(gid);
@@ -192,7 +192,7 @@ describe('saga over gRPC', () => {
     const gid = gidFor('saga-grpc-cron-headers');
     busi.setOnce('TransIn', 'ERROR');
     const err = await dtm.error('Submit', saga(gid, {}, { WaitResult: true, BranchHeaders: { test_header: 'test' } }));
-    assert.equal(err.details, 'wait result not return success FAILURE');
+    assert.equal(err.code, GrpcStatus.FAILED_PRECONDITION, err.details);
     assert.equal(await dtx.status(gid), 'submitted');
     await dtx.cronFor(gid);
     assert.equal(await dtx.status(gid), 'succeed');

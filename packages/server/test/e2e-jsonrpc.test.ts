@@ -97,7 +97,7 @@ describe('JSON-RPC', () => {
   });
 
   it('the error codes -32901 and -32902 are read even without the words in the message', async () => {
-    // a saga: FAILURE (-32901) rolls back, ONGOING (-32902) keeps the branch waiting without backoff
+    // a saga: FAILURE (-32901) rolls back, ONGOING (-32902) leaves the branch to a later, backed-off retry
     const gid = gidFor('saga-jrpc-codes');
     busi.setOnce(
       'json-rpc',
@@ -113,12 +113,12 @@ describe('JSON-RPC', () => {
       wait_result: true,
     };
     const r1 = await rpc('submit', saga);
-    assert.equal(r1.error?.code, -32901, 'wait_result: not finished');
+    assert.equal(r1.error?.code, -32902, 'wait_result: not finished, ONGOING');
     assert.equal(await dtx.status(gid), 'submitted');
     const before = (await dtx.query(gid)).transaction.next_cron_interval;
     await dtx.cronFor(gid);
     assert.equal(await dtx.status(gid), 'failed');
-    assert.equal(before, 10, 'ONGOING kept the interval (an error would have doubled it)');
+    assert.equal(before, 20, 'ONGOING backs off like an error (DTM keeps the interval)');
     assert.deepEqual(await dtx.branchStatuses(gid), ['succeed', 'failed']);
     assert.match((await dtx.query(gid)).transaction.rollback_reason, /no money/);
   });
@@ -126,7 +126,7 @@ describe('JSON-RPC', () => {
   it('a JSON-RPC branch whose payload is not a JSON object is a retried error', async () => {
     const gid = gidFor('msg-jrpc-bad-payload');
     const r = await rpc('submit', msg(gid, { payloads: ['{"amount":30}', '[1,2]'], wait_result: true }));
-    assert.equal(r.error?.code, -32603, JSON.stringify(r));
+    assert.equal(r.error?.code, -32902, JSON.stringify(r)); // still submitted: ONGOING (DTM: -32603)
     assert.equal(await dtx.status(gid), 'submitted');
     assert.deepEqual(jrpcCalls(gid), []);
   });

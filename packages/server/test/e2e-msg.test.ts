@@ -128,7 +128,7 @@ describe('msg over HTTP', () => {
     const gid = gidFor('msg-failure-retried');
     busi.setOnce('TransIn', 'FAILURE');
     const r = await post('submit', { ...msgBody(busi, gid), wait_result: true });
-    assert.equal(r.status, 500, r.text);
+    assert.equal(r.status, 425, r.text); // still submitted, will be retried (DTM: 500)
     assert.equal(await dtx.status(gid), 'submitted');
     await dtx.cronFor(gid, 0, 1000);
     assert.equal(await dtx.status(gid), 'succeed');
@@ -137,7 +137,7 @@ describe('msg over HTTP', () => {
   it('delay: delivery waits until the delay has passed', async () => {
     const gid = gidFor('msg-delay');
     const r = await post('submit', { ...msgBody(busi, gid), custom_data: '{"delay":10}', wait_result: true });
-    assert.equal(r.status, 409, r.text); // wait_result and not finished yet
+    assert.equal(r.status, 425, r.text); // wait_result and not finished yet: ONGOING
     assert.equal(await dtx.status(gid), 'submitted');
     assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'prepared']);
     assert.deepEqual(busi.callsOf(gid), []);

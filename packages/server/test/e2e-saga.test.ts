@@ -90,7 +90,8 @@ describe('saga over HTTP', () => {
     busi.setOnce('TransOut', 'ONGOING');
     const body = sagaBody(busi, gid, { wait_result: true });
     const r1 = await submit(body);
-    assert.equal(r1.status, 409, r1.text); // wait_result and still submitted → FAILURE reply
+    assert.equal(r1.status, 425, r1.text); // wait_result and still submitted → ONGOING (DTM: a false FAILURE)
+    assert.equal((r1.json as { dtm_result: string }).dtm_result, 'ONGOING');
     assert.equal(await dtx.status(gid), 'submitted');
     const r2 = await submit(body);
     assert.equal(r2.status, 200, r2.text);
@@ -114,7 +115,8 @@ describe('saga over HTTP', () => {
     const gid = gidFor('saga-retry-error');
     busi.setOnce('TransOut', 'ERROR');
     const r = await submit(sagaBody(busi, gid, { retry_interval: 150, wait_result: true }));
-    assert.equal(r.status, 409);
+    assert.equal(r.status, 425, r.text);
+    assert.match((r.json as { message: string }).message, /still submitted \(last branch error: http status 500/);
     const q = await dtx.query(gid);
     assert.equal(q.transaction.next_cron_interval, 300);
     assert.equal(await dtx.cronOnce(0, 180), '', 'not due within 180 s');
@@ -123,12 +125,13 @@ describe('saga over HTTP', () => {
     assert.equal((await dtx.query(gid)).transaction.next_cron_interval, 150, 'success resets the interval');
   });
 
-  it('retry_interval with ONGOING keeps the interval', async () => {
+  it('retry_interval with ONGOING backs off like an error (DTM keeps the interval)', async () => {
     const gid = gidFor('saga-retry-ongoing');
     busi.setOnce('TransOut', 'ONGOING');
     await submit(sagaBody(busi, gid, { retry_interval: 150, wait_result: true }));
-    assert.equal((await dtx.query(gid)).transaction.next_cron_interval, 150);
-    assert.equal(await dtx.cronOnce(0, 180), gid);
+    assert.equal((await dtx.query(gid)).transaction.next_cron_interval, 300);
+    assert.equal(await dtx.cronOnce(0, 180), '', 'not due within 180 s');
+    assert.equal(await dtx.cronOnce(0, 360), gid);
     assert.equal(await dtx.status(gid), 'succeed');
     assert.deepEqual(await dtx.branchStatuses(gid), ['prepared', 'succeed', 'prepared', 'succeed']);
   });
@@ -151,12 +154,13 @@ describe('saga over HTTP', () => {
     assert.equal(await dtx.status(gid), 'succeed');
   });
 
-  it('wait_result with ONGOING replies FAILURE and the cron finishes it', async () => {
+  it('wait_result with ONGOING replies ONGOING (DTM: FAILURE) and the cron finishes it', async () => {
     const gid = gidFor('saga-wait-ongoing');
     busi.setOnce('TransOut', 'ONGOING');
     const r = await submit(sagaBody(busi, gid, { wait_result: true }));
-    assert.equal(r.status, 409);
-    assert.equal((r.json as { dtm_result: string }).dtm_result, 'FAILURE');
+    assert.equal(r.status, 425);
+    assert.equal((r.json as { dtm_result: string }).dtm_result, 'ONGOING');
+    assert.match((r.json as { message: string }).message, /is still submitted .*will be retried/);
     assert.equal(await dtx.status(gid), 'submitted');
     await dtx.cronOnce();
     assert.equal(await dtx.status(gid), 'succeed');

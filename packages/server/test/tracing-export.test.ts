@@ -280,7 +280,7 @@ describe('tracing export across a restart', () => {
     const r = await call('POST', `${proc.api}/submit`, sagaBody(busi, gid, { wait_result: true }), {
       traceparent: TRACEPARENT,
     });
-    assert.equal(r.status, 409, 'the first pass ended with TransIn to retry');
+    assert.equal(r.status, 425, 'the first pass ended with TransIn to retry');
     await proc.stop(); // SIGTERM: a graceful stop, which flushes the spans
     const submit = receiver.spansOf(gid).find((s) => s.name === 'dtx submit');
     assert.ok(submit, 'the first process exported its submit span on stop');

@@ -118,7 +118,7 @@ describe('trace context propagation, export off', () => {
     const gid = gidFor('trace-retry');
     busi.setOnce('TransIn', 'ERROR');
     const r = await post('submit', sagaBody(busi, gid, { wait_result: true }), { traceparent: TRACEPARENT });
-    assert.equal(r.status, 409, 'the first pass ended with TransIn to retry');
+    assert.equal(r.status, 425, 'the first pass ended with TransIn to retry');
     await dtx.cronFor(gid);
     assert.equal(await dtx.status(gid), 'succeed');
     const ins = callsOf(gid).filter((c) => c.name === 'TransIn');
@@ -321,7 +321,7 @@ describe('the stored context survives on every store', () => {
         const gid = gidFor(`trace-store-${kind}`);
         busi.setOnce('TransIn', 'ERROR');
         const r = await call('POST', `${dtx.api}/submit`, sagaBody(busi, gid, { wait_result: true }), TRACED);
-        assert.equal(r.status, 409, 'the first pass ended with TransIn to retry');
+        assert.equal(r.status, 425, 'the first pass ended with TransIn to retry');
         await dtx.cronFor(gid);
         assert.equal(await dtx.status(gid), 'succeed');
         const calls = busi.calls.filter((c) => c.query.gid === gid);
@@ -362,7 +362,7 @@ describe('a restarted coordinator', () => {
     const gid = gidFor('trace-restart');
     busi.setAlways('TransIn', 'ERROR');
     const r = await call('POST', `${proc.api}/submit`, sagaBody(busi, gid, { wait_result: true }), TRACED);
-    assert.equal(r.status, 409, 'the first pass ended with TransIn to retry');
+    assert.equal(r.status, 425, 'the first pass ended with TransIn to retry');
     await proc.stop();
     const before = busi.calls.length;
 

@@ -29,6 +29,9 @@ export interface BranchCaller {
 /** Upper bound of a reply body kept in memory for messages. */
 export const MAX_MESSAGE = 4096;
 
+/** Upper bound of a reply body read to classify it (the rest is never read). */
+export const MAX_REPLY_READ = 256 * 1024;
+
 /**
  * The extra headers (HTTP) or metadata (gRPC) of every branch call of a transaction: ext_data.headers (DTM's
  * legacy passthrough), then branch_headers, which win on a clash (spec §5.2, §12.3).

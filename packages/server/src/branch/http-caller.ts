@@ -1,5 +1,5 @@
 import { classifyHttpReply } from '@dtx/protocol';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { errorMessage } from '../core/errors.js';
 import {
   type BranchCall,
@@ -7,6 +7,7 @@ import {
   type BranchOutcome,
   extraHeaders,
   MAX_MESSAGE,
+  MAX_REPLY_READ,
   withTraceHeaders,
 } from './caller.js';
 
@@ -29,6 +30,7 @@ export class HttpBranchCaller implements BranchCaller {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
     const post = c.payload.byteLength > 0 || t.transType === 'xa';
+    const deadline = callDeadline(c.timeoutMs);
     try {
       const res = await this.agent.request({
         ...splitUrl(branchUrl(c.url, t.gid, t.transType, c.branchId, c.op)),
@@ -37,20 +39,57 @@ export class HttpBranchCaller implements BranchCaller {
         body: post ? c.payload : null,
         headersTimeout: c.timeoutMs,
         bodyTimeout: c.timeoutMs,
+        signal: deadline.signal,
       });
-      let body = await res.body.text();
-      if (body.length > MAX_MESSAGE) body = body.slice(0, MAX_MESSAGE);
+      let body = await readReply(res.body);
       const result = classifyHttpReply(res.statusCode, body);
+      if (body.length > MAX_MESSAGE) body = body.slice(0, MAX_MESSAGE);
       if (result === 'ERROR') return { result, message: `http status ${res.statusCode}: ${body}` };
       return { result, message: body };
     } catch (err) {
-      return { result: 'ERROR', message: errorMessage(err) };
+      return { result: 'ERROR', message: deadline.signal.aborted ? deadline.reason() : errorMessage(err) };
+    } finally {
+      deadline.clear();
     }
   }
 
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+/**
+ * The whole-call deadline of a branch call: undici's headersTimeout and bodyTimeout bound the waits between
+ * bytes, not the call, so a branch dribbling its reply would hold the call (and its pass) for ever.
+ */
+export function callDeadline(timeoutMs: number): { signal: AbortSignal; clear(): void; reason(): string } {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  return {
+    signal: ac.signal,
+    clear: () => clearTimeout(timer),
+    reason: () => `the branch call took longer than its timeout of ${timeoutMs} ms`,
+  };
+}
+
+/**
+ * A reply body as text, at most MAX_REPLY_READ bytes of it: the rest is not read into memory (the connection is
+ * dropped instead of drained when the body is longer).
+ */
+export async function readReply(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    chunks.push(b);
+    size += b.byteLength;
+    if (size >= MAX_REPLY_READ) {
+      body.destroy();
+      break;
+    }
+  }
+  const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return (size > MAX_REPLY_READ ? all.subarray(0, MAX_REPLY_READ) : all).toString('utf8');
 }
 
 /** undici wants origin and path separately. */

@@ -10,6 +10,7 @@ import {
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
+import { callDeadline, readReply } from './http-caller.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -74,6 +75,7 @@ export class JsonRpcBranchCaller implements BranchCaller {
     });
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
+    const deadline = callDeadline(c.timeoutMs);
     try {
       const res = await this.agent.request({
         origin: u.origin,
@@ -83,12 +85,15 @@ export class JsonRpcBranchCaller implements BranchCaller {
         body,
         headersTimeout: c.timeoutMs,
         bodyTimeout: c.timeoutMs,
+        signal: deadline.signal,
       });
-      const out = classifyJsonRpcReply(res.statusCode, await res.body.text());
+      const out = classifyJsonRpcReply(res.statusCode, await readReply(res.body));
       if (out.message.length > MAX_MESSAGE) out.message = out.message.slice(0, MAX_MESSAGE);
       return out;
     } catch (err) {
-      return { result: 'ERROR', message: errorMessage(err) };
+      return { result: 'ERROR', message: deadline.signal.aborted ? deadline.reason() : errorMessage(err) };
+    } finally {
+      deadline.clear();
     }
   }
 

@@ -14,6 +14,17 @@ export interface CoreConfig {
   alertWebHook: string;
   /** How many due transactions one cron step leases. */
   cronBatchSize: number;
+  /** Upper bound of the backed-off retry interval. dtx default 3600 (DTM has no cap). */
+  maxRetryInterval: number;
+  /** Branch calls of one transaction in flight at once (concurrent saga, concurrent msg). dtx default 64. */
+  maxCallsPerTrans: number;
+  /** Branch calls of this process in flight at once; further calls wait for a free slot. dtx default 1024. */
+  maxCalls: number;
+  /**
+   * Passes started in the background by submits without wait_result, at once; past it a new transaction is left to
+   * the cron (it is stored and due already). dtx default 1024.
+   */
+  maxBackgroundPasses: number;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -24,4 +35,8 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   alertRetryLimit: 3,
   alertWebHook: '',
   cronBatchSize: 16,
+  maxRetryInterval: 3600,
+  maxCallsPerTrans: 64,
+  maxCalls: 1024,
+  maxBackgroundPasses: 1024,
 };

@@ -33,16 +33,12 @@ export class Cron {
     const { store, clock, conf } = this.deps;
     const now = clock.now();
     const owner = randomBytes(8).toString('hex');
-    const due = await store.lockDue(
-      now + (o.windowMs ?? 0),
-      now + conf.retryInterval * 1000,
-      owner,
-      o.limit ?? conf.cronBatchSize,
-      now,
-    );
+    const leaseUntil = now + conf.retryInterval * 1000;
+    const due = await store.lockDue(now + (o.windowMs ?? 0), leaseUntil, owner, o.limit ?? conf.cronBatchSize, now);
     await Promise.all(
       due.map(async (t) => {
         if (this.processor.isActive(t.gid)) return; // a pass of this instance is on it already
+        t.nextCronTime = leaseUntil; // the lease, whatever the store's row read back says
         try {
           const branches = await store.findBranches(t.gid);
           await this.processor.runPass(t, branches, o.forwardMs ?? 0);

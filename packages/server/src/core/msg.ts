@@ -1,4 +1,5 @@
 import { MSG_BRANCH_ID } from '@dtx/protocol';
+import { mapLimited } from './call-slots.js';
 import { passErrorOf, type TransPass } from './pass.js';
 
 /** The msg delay in seconds from custom_data `{"delay":N}` (key matched case-insensitively). */
@@ -26,8 +27,11 @@ export async function processMsg(p: TransPass): Promise<void> {
     const out = await p.callUrl(t.queryPrepared, MSG_BRANCH_ID, 'msg', EMPTY);
     if (out.result === 'SUCCESS') await p.changeStatus('submitted');
     else if (out.result === 'FAILURE') await p.changeStatus('failed');
-    else if (out.result === 'ONGOING') await p.touch('reset');
-    else await p.backoffAndAlert(t.queryPrepared, out.message);
+    else {
+      // ONGOING (not decided yet) or an error: asked again later, backed off like any retry
+      p.lastError = out.message || out.result;
+      await p.backoffAndAlert(t.queryPrepared, p.lastError);
+    }
   }
   if (!p.needProcess() || t.status === 'prepared') return;
 
@@ -39,7 +43,7 @@ export async function processMsg(p: TransPass): Promise<void> {
 
   const todo = p.branches.filter((b) => b.op === 'action' && b.status === 'prepared');
   if (t.opts.concurrent) {
-    const outs = await Promise.all(todo.map((b) => p.execBranch(b)));
+    const outs = await mapLimited(todo, p.deps.conf.maxCallsPerTrans, (b) => p.execBranch(b));
     const bad = outs.find((o) => o.result !== 'SUCCESS');
     if (bad?.result === 'ONGOING') return;
     if (bad) throw passErrorOf(bad);

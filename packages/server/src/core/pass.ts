@@ -4,6 +4,7 @@ import type { BranchCaller, BranchOutcome } from '../branch/caller.js';
 import type { Logger } from '../observe/logger.js';
 import type { DtxTracer } from '../observe/tracer.js';
 import type { StatusChange, Store } from '../store/store.js';
+import type { CallSlots } from './call-slots.js';
 import type { Clock } from './clock.js';
 import type { CoreConfig } from './core-config.js';
 import { errorMessage } from './errors.js';
@@ -48,6 +49,10 @@ export class PassError extends Error {
 }
 
 const TOUCH_AFTER_MS = 1500;
+/** Extra lease beyond the end of the last call in flight: the pass's own work after the call (writes). */
+const LEASE_MARGIN_MS = 2000;
+/** A saga pass stops starting calls this long after the call timeout (DTM's RequestTimeout + 2 s). */
+const PASS_GRACE_MS = 2000;
 
 /** The reset interval of spec §7.1, in seconds. */
 export function resetInterval(t: TransGlobal, conf: CoreConfig): number {
@@ -58,14 +63,40 @@ export function resetInterval(t: TransGlobal, conf: CoreConfig): number {
   return conf.retryInterval;
 }
 
+/** The next backed-off interval: doubled, at most MaxRetryInterval, never below the reset interval. */
+export function backoffInterval(t: TransGlobal, conf: CoreConfig): number {
+  return Math.max(resetInterval(t, conf), Math.min(t.nextCronInterval * 2, conf.maxRetryInterval));
+}
+
+/** The timeout of one branch call of `t`, in ms: its own request_timeout, else RequestTimeout. */
+export function callTimeoutMs(t: TransGlobal, conf: CoreConfig): number {
+  const own = t.opts.request_timeout ?? 0;
+  return (own > 0 ? own : conf.requestTimeout) * 1000;
+}
+
 /**
  * One processing pass over one transaction: the in-memory transaction and branches, and the moves a
  * mode makes on them. Every write is conditional on the status read (compare-and-set); a lost one
  * throws NotFoundError and ends the pass.
+ *
+ * The pass owns its branch calls: each is bounded by the transaction's own call timeout, the lease
+ * (next_cron_time) is kept past the end of every call in flight, so no other instance's cron can pick the
+ * transaction while one runs, and {@link settle} lets the processor wait for them all before it lets the
+ * gid go.
  */
 export class TransPass {
   /** Time of the last lease renewal (the 1.5 s rule of §5.6). */
   private lastTouched: number;
+  /** Calls started and not yet settled. */
+  private readonly calls = new Set<Promise<BranchOutcome>>();
+  /** The lease every call started so far needs: its end plus the margin (monotonic). */
+  private leaseNeeded = 0;
+  /** The timeout of each branch call, ms. */
+  readonly callTimeoutMs: number;
+  /** When a saga pass stops starting calls (clock time, ms). */
+  readonly deadline: number;
+  /** The error text of the last call that did not succeed, for the reply of a pass that ends unfinished. */
+  lastError = '';
 
   constructor(
     readonly deps: PassDeps,
@@ -73,8 +104,23 @@ export class TransPass {
     readonly branches: TransBranch[],
     /** Milliseconds added to the clock for timeout and delay decisions (test mode). */
     private readonly forwardMs = 0,
+    /** The process-wide bound on calls in flight; none when undefined. */
+    private readonly slots?: CallSlots,
   ) {
-    this.lastTouched = deps.clock.now();
+    const now = deps.clock.now();
+    this.lastTouched = now;
+    this.callTimeoutMs = callTimeoutMs(trans, deps.conf);
+    this.deadline = now + this.callTimeoutMs + PASS_GRACE_MS;
+  }
+
+  /** Branch calls of this pass in flight now. */
+  get callsInFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Resolves once every call this pass started has settled (whatever the pass itself came to). */
+  async settle(): Promise<void> {
+    while (this.calls.size > 0) await Promise.allSettled([...this.calls]);
   }
 
   /** The time decisions are made with. */
@@ -122,9 +168,18 @@ export class TransPass {
     const now = this.deps.clock.now();
     this.lastTouched = now;
     if (kind === 'reset') t.nextCronInterval = resetInterval(t, this.deps.conf);
-    else if (kind === 'backoff') t.nextCronInterval = t.nextCronInterval * 2;
-    t.nextCronTime = now + (delayMs > 0 ? delayMs : t.nextCronInterval * 1000);
+    else if (kind === 'backoff') t.nextCronInterval = backoffInterval(t, this.deps.conf);
+    let next = now + (delayMs > 0 ? delayMs : t.nextCronInterval * 1000);
+    // never hand the gid to another instance while a call of this pass may still run
+    if (this.calls.size > 0 && next < this.leaseNeeded) next = this.leaseNeeded;
+    t.nextCronTime = next;
     await this.deps.store.touchCronTime(t.gid, t.status, t.nextCronTime, t.nextCronInterval, now);
+  }
+
+  /** Extends the lease to `until` when it ends sooner (a call longer than the time left on it). */
+  private async leaseUntil(until: number): Promise<void> {
+    if (this.trans.nextCronTime >= until) return;
+    await this.touch('keep', until - this.deps.clock.now());
   }
 
   /**
@@ -132,11 +187,38 @@ export class TransPass {
    * context: the stored one as it is, or, when tracing is on, that of a span made for this call.
    */
   callUrl(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
+    if (url === '') return Promise.resolve({ result: 'SUCCESS', message: '' });
+    const call = this.ownedCall(url, branchId, op, payload);
+    this.calls.add(call);
+    // registered before the caller's own continuation, so the call has left the set when the caller resumes
+    const done = () => {
+      this.calls.delete(call);
+    };
+    call.then(done, done);
+    return call;
+  }
+
+  /** A call in a slot of the process, under a lease that outlasts it; removed from the pass's set when it ends. */
+  private async ownedCall(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
+    let slotted = false;
+    try {
+      const wait = this.slots?.acquire();
+      if (wait) await wait;
+      slotted = this.slots !== undefined;
+      const needed = this.deps.clock.now() + this.callTimeoutMs + LEASE_MARGIN_MS;
+      if (needed > this.leaseNeeded) this.leaseNeeded = needed;
+      await this.leaseUntil(needed);
+      return await this.startCall(url, branchId, op, payload);
+    } finally {
+      if (slotted) this.slots!.release();
+    }
+  }
+
+  private startCall(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
     const t = this.trans;
-    const timeoutS = (t.opts.request_timeout ?? 0) > 0 ? t.opts.request_timeout! : this.deps.conf.requestTimeout;
-    const timeoutMs = timeoutS * 1000;
+    const timeoutMs = this.callTimeoutMs;
     const tracer = this.deps.tracer;
-    if (tracer === undefined || url === '') {
+    if (tracer === undefined) {
       const trace = t.opts.traceparent === undefined ? undefined : traceContextOf(t);
       return this.deps.caller.call({ trans: t, url, branchId, op, payload, timeoutMs, trace });
     }
@@ -168,8 +250,8 @@ export class TransPass {
 
   /**
    * Call one branch and record what it came to (spec §5.6): SUCCESS marks it succeed; FAILURE of a
-   * saga action marks it failed; any other FAILURE is a retryable error. Then the lease is renewed,
-   * kept or backed off. Returns the outcome with non-saga FAILURE turned into ERROR.
+   * saga action marks it failed; any other FAILURE is a retryable error. Then the lease is renewed
+   * (success) or backed off (error, ONGOING). Returns the outcome with non-saga FAILURE turned into ERROR.
    */
   async execBranch(b: TransBranch): Promise<BranchOutcome> {
     const t = this.trans;
@@ -191,17 +273,23 @@ export class TransPass {
       ) {
         await this.touch('reset');
       }
-    } else if (out.result === 'ONGOING') {
-      await this.touch('keep');
     } else {
-      this.deps.log.warn('branch call failed, will retry', {
+      // ONGOING ("not yet") is retried like an error: backed off (up to MaxRetryInterval), logged and alerted
+      // on, so that a branch answering it forever is visible (DTM retries it every RetryInterval, silently)
+      this.lastError = out.message || out.result;
+      const ongoing = out.result === 'ONGOING';
+      await this.backoffAndAlert(b.url, this.lastError);
+      const fields = {
         gid: t.gid,
+        trans_type: t.transType,
         branch_id: b.branchId,
         op: b.op,
         url: b.url,
-        error: out.message,
-      });
-      await this.backoffAndAlert(b.url, out.message);
+        error: this.lastError,
+        next_retry_in_s: t.nextCronInterval,
+      };
+      if (ongoing) this.deps.log.info('branch answered ONGOING, will ask again', fields);
+      else this.deps.log.warn('branch call failed, will retry', fields);
     }
     return out;
   }

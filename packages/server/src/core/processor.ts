@@ -1,3 +1,4 @@
+import { CallSlots } from './call-slots.js';
 import { errorMessage, FailureError, OngoingError } from './errors.js';
 import type { TransBranch, TransGlobal } from './model.js';
 import { processMsg } from './msg.js';
@@ -13,6 +14,9 @@ const MODES: Record<string, (p: TransPass) => Promise<void>> = {
   xa: processXa,
 };
 
+/** DTM's text for a wait_result submit that did not succeed and has no rollback reason. */
+export const WAIT_RESULT_FAILURE = 'wait result not return success: FAILURE';
+
 export interface ProcessOptions {
   /** Run the pass before answering (spec §6.9). */
   waitResult: boolean;
@@ -20,30 +24,62 @@ export interface ProcessOptions {
   forwardMs?: number;
 }
 
+/** The ONGOING reply of a wait_result call whose transaction is still being driven forward (or back). */
+export function stillRunning(trans: TransGlobal, lastError: string): OngoingError {
+  const why = lastError ? ` (last branch error: ${lastError})` : '';
+  return new OngoingError(
+    `transaction '${trans.gid}' is still ${trans.status}${why}: it is being processed and will be retried, ` +
+      'query it or submit it again with the same gid',
+  );
+}
+
 /**
- * Runs processing passes. Without wait_result the pass runs in the background and the caller is
- * answered at once; with it, the caller gets the pass's outcome (spec §6.9).
+ * Runs processing passes, at most one per gid in this process. Without wait_result the pass runs in the
+ * background and the caller is answered at once; with it, the caller gets the pass's outcome (spec §6.9,
+ * improved: a transaction that is still being processed answers ONGOING, never FAILURE).
  */
 export class Processor {
   private readonly running = new Set<Promise<void>>();
-  /** Gids with a pass running in this instance. */
-  private readonly active = new Map<string, number>();
+  /** The pass of each gid running in this instance. */
+  private readonly active = new Map<string, Promise<void>>();
+  /** Bounds the branch calls in flight in this process (Limits.MaxConcurrentCalls). */
+  private readonly slots: CallSlots;
 
-  constructor(readonly deps: PassDeps) {}
+  constructor(readonly deps: PassDeps) {
+    this.slots = new CallSlots(deps.conf.maxCalls);
+  }
 
-  /** One pass; throws the pass's error (a PassError, a lost CAS, a store failure). */
-  async runPass(trans: TransGlobal, branches: TransBranch[], forwardMs = 0): Promise<void> {
+  /**
+   * One pass; throws the pass's error (a PassError, a lost CAS, a store failure). Resolves only when every
+   * branch call the pass started has ended. When a pass of the same gid already runs here, this waits for it
+   * instead of starting a second one, and `trans` gets the status the store then holds.
+   */
+  async runPass(trans: TransGlobal, branches: TransBranch[], forwardMs = 0): Promise<TransPass | undefined> {
     const mode = MODES[trans.transType];
     if (!mode) throw new Error(`unknown trans type: ${trans.transType}`);
     const gid = trans.gid;
-    this.active.set(gid, (this.active.get(gid) ?? 0) + 1);
-    try {
-      await mode(new TransPass(this.deps, trans, branches, forwardMs));
-    } finally {
-      const n = this.active.get(gid)! - 1;
-      if (n === 0) this.active.delete(gid);
-      else this.active.set(gid, n);
+    const current = this.active.get(gid);
+    if (current) {
+      await current.catch(() => {});
+      const now = await this.deps.store.findTrans(gid);
+      if (now) Object.assign(trans, { status: now.status, rollbackReason: now.rollbackReason });
+      return undefined;
     }
+    const pass = new TransPass(this.deps, trans, branches, forwardMs, this.slots);
+    const run = (async () => {
+      try {
+        await mode(pass);
+      } finally {
+        await pass.settle();
+      }
+    })();
+    this.active.set(gid, run);
+    try {
+      await run;
+    } finally {
+      this.active.delete(gid);
+    }
+    return pass;
   }
 
   /** True while this instance runs a pass of gid (the cron then leaves it to that pass). */
@@ -51,37 +87,63 @@ export class Processor {
     return this.active.has(gid);
   }
 
+  /** Background passes running now. */
+  get backgroundPasses(): number {
+    return this.running.size;
+  }
+
   /**
    * Process for an API call: submit (isSubmit) or abort. Resolves to nothing on success; throws
-   * OngoingError / FailureError / another error for the reply.
+   * OngoingError (still being processed: will be retried), FailureError (rolled back or rolling back) or
+   * another error for the reply.
    */
   async process(trans: TransGlobal, branches: TransBranch[], isSubmit: boolean, o: ProcessOptions): Promise<void> {
     if (!o.waitResult) {
+      if (this.running.size >= this.deps.conf.maxBackgroundPasses) {
+        // stored and due already: the cron runs it as soon as it has room
+        this.deps.log.debug('background passes at their limit; left to the cron', {
+          gid: trans.gid,
+          trans_type: trans.transType,
+        });
+        return;
+      }
       const run = this.runPass(trans, branches, o.forwardMs)
-        .catch((err: unknown) => this.logPassError(trans, err))
+        .then(
+          () => {},
+          (err: unknown) => this.logPassError(trans, err),
+        )
         .finally(() => this.running.delete(run));
       this.running.add(run);
       return;
     }
+    let pass: TransPass | undefined;
     try {
-      await this.runPass(trans, branches, o.forwardMs);
+      pass = await this.runPass(trans, branches, o.forwardMs);
     } catch (err) {
-      if (err instanceof PassError && err.ongoing) throw new OngoingError();
+      // a branch that errs or answers ONGOING leaves the transaction to the cron: still running, not failed
+      if (err instanceof PassError) throw stillRunning(trans, err.message);
       throw err;
     }
-    if (isSubmit && trans.status !== 'succeed') {
-      throw new FailureError(trans.rollbackReason || 'wait result not return success');
+    if (!isSubmit || trans.status === 'succeed') return;
+    if (trans.status === 'aborting' || trans.status === 'failed') {
+      throw new FailureError(trans.rollbackReason || WAIT_RESULT_FAILURE);
     }
+    throw stillRunning(trans, pass?.lastError ?? '');
   }
 
   logPassError(trans: TransGlobal, err: unknown): void {
     if (err instanceof PassError) {
       this.deps.log.info('pass ended before the trans finished; cron will retry', {
         gid: trans.gid,
+        trans_type: trans.transType,
         error: err.message,
       });
     } else {
-      this.deps.log.warn('pass failed; cron will retry', { gid: trans.gid, error: errorMessage(err) });
+      this.deps.log.warn('pass failed; cron will retry', {
+        gid: trans.gid,
+        trans_type: trans.transType,
+        error: errorMessage(err),
+      });
     }
   }
 

@@ -61,8 +61,8 @@ export async function processSaga(p: TransPass): Promise<void> {
   const started = new Array<boolean>(n).fill(false);
   const retries = new Map<number, number>();
   const retryLimit = t.opts.retry_limit ?? 0;
-  const conf = p.deps.conf;
-  const deadline = p.deps.clock.now() + (conf.requestTimeout + 2) * 1000;
+  const deadline = p.deadline;
+  const maxInFlight = p.deps.conf.maxCallsPerTrans;
 
   const done: Done[] = [];
   let wake: (() => void) | undefined;
@@ -107,7 +107,8 @@ export async function processSaga(p: TransPass): Promise<void> {
   };
   const rollbacked = (i: number): boolean => st[i] === 'succeed' || st[i + 1] === 'prepared';
   const compRunnable = (c: number): boolean => {
-    if (started[c] || st[c] !== 'prepared' || rollbacked(c)) return false;
+    // never compensate a step while its action's call is still in flight
+    if (started[c] || st[c] !== 'prepared' || rollbacked(c) || inflight.has(c + 1)) return false;
     if (!concurrent && c < n - 2 && !rollbacked(c + 2)) return false;
     for (const s of reverseOrders.get(c / 2) ?? []) if (!rollbacked(2 * s)) return false;
     return true;
@@ -116,7 +117,7 @@ export async function processSaga(p: TransPass): Promise<void> {
   // Phase A: forward
   let failReason: string | undefined;
   while (p.deps.clock.now() < deadline && t.status === 'submitted' && !p.isTimeout() && failReason === undefined) {
-    for (let c = 1; c < n; c += 2) if (actionRunnable(c)) start(c);
+    for (let c = 1; c < n && inflight.size < maxInFlight; c += 2) if (actionRunnable(c)) start(c);
     if (inflight.size === 0) break;
     const d = await next();
     if (!d) continue;
@@ -160,10 +161,9 @@ export async function processSaga(p: TransPass): Promise<void> {
   let toStart = 0;
   for (let c = 0; c < n; c += 2) if (st[c] !== 'succeed' && st[c + 1] !== 'prepared') toStart++;
   let succeeded = 0;
-  const compensating = () => [...inflight].some((c) => c % 2 === 0);
   while (p.deps.clock.now() < deadline && t.status === 'aborting') {
-    for (let c = n - 2; c >= 0; c -= 2) if (compRunnable(c)) start(c);
-    if (!compensating()) break;
+    for (let c = n - 2; c >= 0 && inflight.size < maxInFlight; c -= 2) if (compRunnable(c)) start(c);
+    if (inflight.size === 0) break;
     const d = await next();
     if (!d) continue;
     if (d.index % 2 === 1) continue; // a late result of an action from phase A: already assumed done

@@ -73,6 +73,9 @@ export class TransService {
 
   private async doPrepare(input: TransInput, trace: TraceContext | undefined): Promise<void> {
     if (input.transType === 'saga') {
+      // DTM answers FAILURE for a gid that already finished, which a client reads as "don't retry"
+      const old = await this.store.findTrans(input.gid);
+      if (old && old.status !== 'prepared') throw new FailureError(`current status '${old.status}', cannot prepare.`);
       throw new InputError('trans_type', 'a saga is not prepared: submit it directly');
     }
     const now = this.now();
