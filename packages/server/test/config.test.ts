@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConfigError, DEFAULT_CONFIG, envName, loadConfig } from '../src/config.js';
+import { ConfigError, coreConfigOf, DEFAULT_CONFIG, envName, loadConfig } from '../src/config.js';
 
 let dir: string;
 let files = 0;
@@ -309,7 +309,15 @@ describe('loading a YAML file', () => {
 
   it("Limits.* and the HTTP timeouts: defaults, env names by DTM's rule, validation", () => {
     const { config } = loadConfig(undefined, {});
-    assert.deepEqual(config.Limits, { MaxSteps: 1000, MaxBranchHeaders: 32, MaxBranchHeadersBytes: 8192 });
+    assert.deepEqual(config.Limits, {
+      MaxSteps: 1000,
+      MaxBranchHeaders: 32,
+      MaxBranchHeadersBytes: 8192,
+      MaxConcurrentCallsPerTrans: 64,
+      MaxConcurrentCalls: 1024,
+      MaxBackgroundPasses: 1024,
+    });
+    assert.equal(config.MaxRetryInterval, 3600);
     assert.deepEqual([config.HttpRequestTimeout, config.HttpHeadersTimeout, config.HttpKeepAliveTimeout], [60, 20, 72]);
     const env = {
       LIMITS_MAX_STEPS: '5',
@@ -318,9 +326,30 @@ describe('loading a YAML file', () => {
       HTTP_REQUEST_TIMEOUT: '8',
       HTTP_HEADERS_TIMEOUT: '4',
       HTTP_KEEP_ALIVE_TIMEOUT: '9',
+      LIMITS_MAX_CONCURRENT_CALLS_PER_TRANS: '10',
+      LIMITS_MAX_CONCURRENT_CALLS: '11',
+      LIMITS_MAX_BACKGROUND_PASSES: '12',
+      MAX_RETRY_INTERVAL: '13',
     };
     const c = loadConfig(undefined, env).config;
-    assert.deepEqual(c.Limits, { MaxSteps: 5, MaxBranchHeaders: 6, MaxBranchHeadersBytes: 7 });
+    assert.deepEqual(c.Limits, {
+      MaxSteps: 5,
+      MaxBranchHeaders: 6,
+      MaxBranchHeadersBytes: 7,
+      MaxConcurrentCallsPerTrans: 10,
+      MaxConcurrentCalls: 11,
+      MaxBackgroundPasses: 12,
+    });
+    assert.equal(c.MaxRetryInterval, 13);
+    assert.deepEqual(
+      [coreConfigOf(c).maxCallsPerTrans, coreConfigOf(c).maxCalls, coreConfigOf(c).maxBackgroundPasses],
+      [10, 11, 12],
+    );
+    assertConfigError(
+      () => loadConfig(undefined, { MAX_RETRY_INTERVAL: '9' }),
+      (m) => m.startsWith('MaxRetryInterval: must not be less than RetryInterval (10)'),
+      'MaxRetryInterval below RetryInterval',
+    );
     assert.deepEqual([c.HttpRequestTimeout, c.HttpHeadersTimeout, c.HttpKeepAliveTimeout], [8, 4, 9]);
     assertConfigError(
       () => loadConfig(undefined, { LIMITS_MAX_STEPS: '0' }),
