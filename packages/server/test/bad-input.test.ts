@@ -88,6 +88,7 @@ describe('bad input: rejected at the edge with the exact status and a message na
     const malformed = /^body: malformed JSON: /;
     const wf = 'trans_type: workflow is not supported by this dtx version yet';
     const noGid = "gid: no transaction with gid 'bad-no-such-gid'";
+    const lone = 'contains a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)';
     cases = [
       // the body as a whole
       bad('submit', '{"gid":"x",', 400, malformed),
@@ -105,6 +106,15 @@ describe('bad input: rejected at the edge with the exact status and a message na
       sub({ gid: '' }, 'gid: required'),
       sub({ gid: '\r\n;' }, 'gid: required'),
       sub({ gid: 'g'.repeat(129) }, 'gid: longer than 128 characters'),
+      // text with a lone surrogate (a JSON \ud800 escape): no store could keep it as given
+      sub({ trans_type: 'saga\ud800' }, `trans_type: ${lone}`),
+      sub({ custom_data: '{"x":"\udc00"}' }, `custom_data: ${lone}`),
+      sub({ rollback_reason: '\ud83d' }, `rollback_reason: ${lone}`),
+      sub({ req_extra: { k: 'v\udfff' } }, `req_extra.k: ${lone}`),
+      sub({ req_extra: { 'k\ud800': 'v' } }, `req_extra: ${lone}`),
+      sub({ steps: [{ ...ok, 'x\ud800': '1' }, ok] }, `steps[0]: ${lone}`),
+      sub({ payloads: ['{}', '\ud800'] }, `payloads[1]: ${lone}`),
+      bad('registerBranch', { gid: tcc, trans_type: 'tcc', branch_id: '\ud800' }, 400, `branch_id: ${lone}`),
       // trans_type and protocol
       sub({ trans_type: undefined }, 'trans_type: required (one of saga, tcc, msg, xa)'),
       sub({ trans_type: 1 }, 'trans_type: expected a string, got number 1'),

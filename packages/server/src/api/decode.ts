@@ -2,6 +2,7 @@ import type { TransOptions } from '@dtx/protocol';
 import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
 import { InputError } from '../core/errors.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
+import { isWellFormed } from './well-formed.js';
 
 /**
  * Validation at the edge (spec §2.3, §2.5): keys are matched case-insensitively as Go does, unknown
@@ -32,11 +33,22 @@ function fold(body: unknown): Map<string, unknown> {
   return m;
 }
 
+/**
+ * A string must be well-formed: a JSON `\ud800` escape yields a lone surrogate, which no store or wire can keep
+ * (UTF-8 encoding turns it into U+FFFD, a different string).
+ */
+function checkText(v: string, key: string): string {
+  if (!isWellFormed(v)) {
+    throw new InputError(key, 'contains a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)');
+  }
+  return v;
+}
+
 function str(m: Map<string, unknown>, key: string): string {
   const v = m.get(key);
   if (v === undefined || v === null) return '';
   if (typeof v !== 'string') throw new InputError(key, `expected a string, got ${typeName(v)}`);
-  return v;
+  return checkText(v, key);
 }
 
 /** Ten years in seconds: the largest duration option that still yields representable times. */
@@ -64,7 +76,9 @@ function stringMap(v: unknown, key: string): Record<string, string> {
   if (typeof v !== 'object' || Array.isArray(v))
     throw new InputError(key, `expected an object of strings, got ${typeName(v)}`);
   for (const [k, x] of Object.entries(v)) {
+    checkText(k, key);
     if (typeof x !== 'string') throw new InputError(`${key}.${k}`, `expected a string, got ${typeName(x)}`);
+    checkText(x, `${key}.${k}`);
   }
   return v as Record<string, string>;
 }
@@ -220,6 +234,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       throw new InputError('payloads', `expected an array of strings, got ${typeName(rawPayloads)}`);
     rawPayloads.forEach((p, i) => {
       if (typeof p !== 'string') throw new InputError(`payloads[${i}]`, `expected a string, got ${typeName(p)}`);
+      checkText(p, `payloads[${i}]`);
       binPayloads.push(Buffer.from(p, 'utf8'));
     });
   }
@@ -289,7 +304,10 @@ export interface DecodeBranchOptions {
 export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid: true }): BranchInput {
   const protocol = o.protocol ?? 'http';
   const m = fold(body);
-  for (const [k, v] of m) if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
+  for (const [k, v] of m) {
+    if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
+    checkText(v, k);
+  }
   const rawGid = str(m, 'gid');
   const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');
