@@ -81,6 +81,14 @@ export function planRegistration(ms: MicroServiceConfig, o: PlanOptions): Regist
   const what = `MicroService.Target '${redactTarget(target)}'`;
   const endpoint = advertisedEndpoint(ms.EndPoint, o.grpcPort);
   if (u.path === '') throw new DiscoveryError(`${what}: no service name after the etcd hosts`);
+  // grpc-go sends the service key as the call's :authority, and Node's HTTP/2 resets a stream whose
+  // :authority holds a `/`: every call to this coordinator would fail with PROTOCOL_ERROR, unlogged
+  if (u.path.includes('/')) {
+    throw new DiscoveryError(
+      `${what}: the service name '${u.path}' contains '/', which gRPC clients send as the :authority of every call ` +
+        'and a Node.js gRPC server cannot accept; use a name without /, e.g. dtmservice',
+    );
+  }
   if (ms.Driver === GOZERO_DRIVER) {
     if (!GOZERO_SCHEMES.includes(u.scheme)) {
       throw new DiscoveryError(
