@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { errorMessage } from './core/errors.js';
-import { createLogger, type LogLevel } from './observe/logger.js';
+import { createLogger, type Logger, type LogLevel } from './observe/logger.js';
 import { startServer } from './server.js';
 import { openStore } from './store/open-store.js';
 import { VERSION } from './version.js';
@@ -57,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
     log.info('store schema is up to date', { store: config.Store.Driver });
     return 0;
   }
+  keepServingOnStrayErrors(log);
   const server = await startServer({ config, log, resetStore: values.reset === true });
   const shutdown = (signal: string) => {
     log.info('shutting down', { signal });
@@ -71,6 +72,26 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   return -1; // keep running
+}
+
+/**
+ * The last resort of `serve`: an exception thrown outside every handler (a library callback, a timer, a transport's
+ * own code) or a rejection nobody awaited is logged with its stack, and the coordinator keeps serving instead of
+ * exiting. That is safe because nothing in this process is the only copy of anything: every transaction and branch
+ * lives in the store, every change to them is a compare-and-set on their stored version (a step cut short by the
+ * error is redone by the next cron pass, never applied twice), and what is kept in memory — topic cache, gRPC
+ * channels, etcd leases — is rebuilt or renewed from the store and the configuration. Exiting would instead cut
+ * every call in flight on every connection, for an error that concerned one of them.
+ */
+function keepServingOnStrayErrors(log: Logger): void {
+  const report = (what: string) => (err: unknown) => {
+    log.error(`${what}; dtx keeps serving (this is a bug, please report it with this line)`, {
+      error: errorMessage(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    });
+  };
+  process.on('uncaughtException', report('uncaught exception'));
+  process.on('unhandledRejection', report('unhandled promise rejection'));
 }
 
 main(process.argv.slice(2)).then(

@@ -111,6 +111,23 @@ describe('bad input: rejected at the edge with the exact status and a message na
       sub({ gid: '' }, 'gid: required'),
       sub({ gid: '\r\n;' }, 'gid: required'),
       sub({ gid: 'g'.repeat(129) }, 'gid: longer than 128 characters'),
+      // text with a lone surrogate (a JSON \ud800 escape): no store could keep it as given
+      sub({ trans_type: 'saga\ud800' }, `trans_type: ${unstorable}`),
+      sub({ custom_data: '{"x":"\udc00"}' }, `custom_data: ${unstorable}`),
+      sub({ rollback_reason: '\ud83d' }, `rollback_reason: ${unstorable}`),
+      sub({ req_extra: { k: 'v\udfff' } }, `req_extra.k: ${unstorable}`),
+      sub({ req_extra: { 'k\ud800': 'v' } }, `req_extra key: ${unstorable}`),
+      sub({ steps: [{ ...ok, 'x\ud800': '1' }, ok] }, `steps[0] key: ${unstorable}`),
+      sub(
+        { payloads: ['{}', '\ud800'] },
+        'payloads[1]: contains an unpaired UTF-16 surrogate, which has no UTF-8 form',
+      ),
+      bad(
+        'registerBranch',
+        { gid: tcc, trans_type: 'tcc', branch_id: '\ud800' },
+        400,
+        'branch_id: contains an unpaired UTF-16 surrogate, which has no UTF-8 form',
+      ),
       // trans_type and protocol
       sub({ trans_type: undefined }, 'trans_type: required (one of saga, tcc, msg, xa)'),
       sub({ trans_type: 1 }, 'trans_type: expected a string, got number 1'),

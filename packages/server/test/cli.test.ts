@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { DEFAULT_CONFIG, envName } from '../src/config.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -251,4 +252,32 @@ describe('dtx CLI', () => {
     assert.deepEqual(await check.findKV('topics', 'kept'), [], 'migrate -r drops the data');
     await check.close();
   });
+  it(
+    'serve logs an uncaught exception and an unhandled rejection with their stacks and keeps serving',
+    { timeout: 30_000 },
+    async () => {
+      // a preloaded module throws outside any handler, and rejects a promise nobody awaits, on SIGUSR2
+      const preload = join(dir, 'stray-errors.mjs');
+      writeFileSync(
+        preload,
+        "process.on('SIGUSR2', () => { Promise.reject(new Error('stray rejection')); throw new Error('stray exception'); });\n",
+      );
+      const d = new DtxProcess(await freePort(), {
+        ...cleanEnv(),
+        STORE_SQLITE_PATH: join(dir, 'stray.sqlite'),
+        NODE_OPTIONS: `--import=${pathToFileURL(preload).href}`,
+      });
+      dtxs.push(d);
+      await d.start();
+      d.proc!.kill('SIGUSR2');
+      await waitFor(
+        'both stray errors logged',
+        async () => /stray exception/.test(d.output) && /stray rejection/.test(d.output),
+      );
+      assert.match(d.output, /uncaught exception; dtx keeps serving.*"stack":"Error: stray exception/);
+      assert.match(d.output, /unhandled promise rejection; dtx keeps serving.*"stack":"Error: stray rejection/);
+      assert.equal(d.proc!.exitCode, null, d.output);
+      assert.equal((await call('GET', `http://127.0.0.1:${d.port}/api/ping`)).status, 200);
+    },
+  );
 });

@@ -107,6 +107,40 @@ describe('discovery targets (no etcd)', () => {
     assert.throws(() => advertisedEndpoint('no-port', 36790), /expected host:port/);
   });
 
+  it('refuses a Target whose service name contains /, which no Node.js gRPC server can be called by', () => {
+    for (const Driver of ['dtm-driver-gozero', 'dtm-driver-kratos']) {
+      assert.throws(
+        () =>
+          planRegistration(
+            { Driver, Target: 'etcd://127.0.0.1:2379/a/b/dtmservice', EndPoint: 'h:1' },
+            { grpcPort: 1 },
+          ),
+        /service name 'a\/b\/dtmservice' contains '\/'.*:authority/,
+      );
+    }
+  });
+
+  it('accepts EndPoint grpc://host:port (the form of dtm-driver-kratos) and registers the same address', () => {
+    assert.equal(advertisedEndpoint('grpc://10.0.0.5:36790', 1), '10.0.0.5:36790');
+    assert.equal(advertisedEndpoint('GRPC://10.0.0.5:36790/', 1), '10.0.0.5:36790');
+    assert.throws(() => advertisedEndpoint('http://10.0.0.5:36790', 1), /expected host:port/);
+    const kr = planRegistration(
+      {
+        Driver: 'dtm-driver-kratos',
+        Target: 'discovery://127.0.0.1:2379/dtmservice',
+        EndPoint: 'grpc://10.1.2.3:36790',
+      },
+      { grpcPort: 36790, instanceId: 'abc' },
+    );
+    assert.ok(kr);
+    assert.deepEqual(JSON.parse(kr.value).endpoints, ['grpc://10.1.2.3:36790']);
+    const gz = planRegistration(
+      { Driver: 'dtm-driver-gozero', Target: 'etcd://127.0.0.1:2379/dtmservice', EndPoint: 'grpc://10.1.2.3:36790' },
+      { grpcPort: 36790 },
+    );
+    assert.equal(gz?.value, '10.1.2.3:36790');
+  });
+
   it('shares one etcd client per etcd cluster', () => {
     const clients = new EtcdClients();
     try {

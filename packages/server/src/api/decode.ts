@@ -3,6 +3,7 @@ import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
 import { InputError, LimitError } from '../core/errors.js';
 import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
+import { isWellFormed } from './well-formed.js';
 
 /**
  * Validation at the edge (spec §2.3, §2.5): keys are matched case-insensitively as Go does, unknown
@@ -57,6 +58,14 @@ function fold(body: unknown): Map<string, unknown> {
 }
 
 /** A text field: a string (absent or null reads as ''), storable as text (no NUL, no unpaired surrogate). */
+/**
+ * A string kept as bytes (a payload, registerBranch data) must still have a UTF-8 form: a JSON `\ud800` escape
+ * gives a lone surrogate, whose bytes would be U+FFFD's, not what the caller sent.
+ */
+function checkEncodable(v: string, key: string): void {
+  if (!isWellFormed(v)) throw new InputError(key, 'contains an unpaired UTF-16 surrogate, which has no UTF-8 form');
+}
+
 function str(m: Map<string, unknown>, key: string): string {
   const v = m.get(key);
   if (v === undefined || v === null) return '';
@@ -280,6 +289,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     }
     rawPayloads.forEach((p, i) => {
       if (typeof p !== 'string') throw new InputError(`payloads[${i}]`, `expected a string, got ${typeName(p)}`);
+      checkEncodable(p, `payloads[${i}]`);
       binPayloads.push(Buffer.from(p, 'utf8'));
     });
   }
@@ -409,7 +419,10 @@ export interface DecodeBranchOptions {
 export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid: true }): BranchInput {
   const protocol = o.protocol ?? 'http';
   const m = fold(body);
-  for (const [k, v] of m) if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
+  for (const [k, v] of m) {
+    if (typeof v !== 'string') throw new InputError(k, `expected a string, got ${typeName(v)}`);
+    checkEncodable(v, k);
+  }
   const rawGid = str(m, 'gid');
   const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');

@@ -81,6 +81,14 @@ export function planRegistration(ms: MicroServiceConfig, o: PlanOptions): Regist
   const what = `MicroService.Target '${redactTarget(target)}'`;
   const endpoint = advertisedEndpoint(ms.EndPoint, o.grpcPort);
   if (u.path === '') throw new DiscoveryError(`${what}: no service name after the etcd hosts`);
+  // grpc-go sends the service key as the call's :authority, and Node's HTTP/2 resets a stream whose
+  // :authority holds a `/`: every call to this coordinator would fail with PROTOCOL_ERROR, unlogged
+  if (u.path.includes('/')) {
+    throw new DiscoveryError(
+      `${what}: the service name '${u.path}' contains '/', which gRPC clients send as the :authority of every call ` +
+        'and a Node.js gRPC server cannot accept; use a name without /, e.g. dtmservice',
+    );
+  }
   if (ms.Driver === GOZERO_DRIVER) {
     if (!GOZERO_SCHEMES.includes(u.scheme)) {
       throw new DiscoveryError(
@@ -129,13 +137,18 @@ export function planRegistration(ms: MicroServiceConfig, o: PlanOptions): Regist
 }
 
 /**
- * The `host:port` to advertise: EndPoint as configured; with an empty or wildcard host (`0.0.0.0`, `::`, or no
+ * The `host:port` to advertise: EndPoint as configured (`host:port`, or `grpc://host:port`); with an empty or wildcard host (`0.0.0.0`, `::`, or no
  * EndPoint at all, which then uses the gRPC port) the `POD_IP` environment variable or this machine's first
  * non-internal IPv4 address, as go-zero does for its ListenOn.
  * @throws {@link DiscoveryError} when EndPoint is not `host:port`.
  */
 export function advertisedEndpoint(endPoint: string, grpcPort: number): string {
-  const e = endPoint.trim();
+  // `grpc://host:port` is the form dtm-driver-kratos needs; the address is the same (kratos's own endpoint is
+  // built from it with its scheme again)
+  const e = endPoint
+    .trim()
+    .replace(/^grpc:\/\//i, '')
+    .replace(/\/$/, '');
   const m = /^(.*):(\d{1,5})$/.exec(e);
   if (e !== '' && m === null) {
     throw new DiscoveryError(`MicroService.EndPoint '${endPoint}': expected host:port, e.g. 10.0.0.5:${grpcPort}`);

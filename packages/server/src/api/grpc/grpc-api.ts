@@ -21,13 +21,15 @@ import {
   type ServiceDefinition,
   type StatusObject,
 } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
+import { wellFormed } from '../well-formed.js';
 import { branchCall, topicCall, transCall } from './requests.js';
 import { GrpcStatusError, grpcStatusOf } from './status.js';
+import { type WireCheck, wireCheckOf } from './wire-check.js';
 
 export interface GrpcApiOptions {
   service: TransService;
@@ -58,12 +60,15 @@ const EMPTY: Reply = {};
  * Requests arrive as bytes and are decoded in the handler, so that a malformed message gets
  * INVALID_ARGUMENT (grpc-js would answer INTERNAL).
  */
-function loadDtmService(): ServiceDefinition {
+function loadDtmService(): { pkg: PackageDefinition; service: ServiceDefinition } {
   const pkg = loadSync(DTMGIMP_PROTO, PROTO_LOADER_OPTIONS);
   const svc = pkg[DTM_GRPC_SERVICE];
   if (!svc || !('NewGid' in svc)) throw new Error(`${DTMGIMP_PROTO} does not define ${DTM_GRPC_SERVICE}`);
-  return svc as ServiceDefinition;
+  return { pkg, service: svc as ServiceDefinition };
 }
+
+/** The package of a fully qualified name: `dtmgimp` of `dtmgimp.Dtm`. */
+const packageOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('.')));
 
 /** Bytes in: each handler decodes its request itself. */
 const raw = (b: Buffer): Buffer => b;
@@ -91,14 +96,16 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     DeleteTopic: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.deleteTopic(t.Topic)),
   };
 
-  const proto = loadDtmService();
+  const { pkg, service: proto } = loadDtmService();
   const definition: Record<string, MethodDefinition<Buffer, Reply>> = {};
   const handlers: Record<string, handleUnaryCall<Buffer, Reply>> = {};
   for (const [name, def] of Object.entries(proto)) {
     const impl = impls[name];
     if (!impl) throw new Error(`no handler for ${def.path}`);
     definition[name] = { ...(def as MethodDefinition<Buffer, Reply>), requestDeserialize: raw };
-    handlers[name] = unary(def, impl);
+    const requestType = (def as { requestType?: { type?: { name?: string } } }).requestType?.type?.name;
+    if (!requestType) throw new Error(`no request type for ${def.path}`);
+    handlers[name] = unary(def, wireCheckOf(pkg, packageOf(DTM_GRPC_SERVICE), requestType), impl);
   }
 
   const server = new Server({
@@ -140,8 +147,12 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
   };
 }
 
-/** One unary method: decode the bytes, run the service function, answer its reply or its status. */
-function unary(def: MethodDefinition<object, object>, impl: Impl): handleUnaryCall<Buffer, Reply> {
+/**
+ * One unary method: check and decode the bytes, run the service function, answer its reply or its status. The
+ * check refuses what protobufjs would decode silently (invalid UTF-8 in a string, a known field with another
+ * wire type), naming the field.
+ */
+function unary(def: MethodDefinition<object, object>, check: WireCheck, impl: Impl): handleUnaryCall<Buffer, Reply> {
   const typeName = def.path.slice(def.path.lastIndexOf('/') + 1);
   return (call, callback) => {
     let request: unknown;
@@ -149,7 +160,9 @@ function unary(def: MethodDefinition<object, object>, impl: Impl): handleUnaryCa
       // a plain Uint8Array view: protobufjs then checks every length (its Buffer reader would silently
       // cut a truncated string short)
       const b = call.request;
-      request = def.requestDeserialize(new Uint8Array(b.buffer, b.byteOffset, b.byteLength) as Buffer);
+      const bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+      check(bytes);
+      request = def.requestDeserialize(bytes as Buffer);
     } catch (err) {
       callback({
         code: GrpcStatus.INVALID_ARGUMENT,
@@ -185,13 +198,16 @@ function levelOf(code: number): 'error' | 'warn' | 'debug' {
 
 /**
  * Logs every non-OK status, including those grpc-js sends by itself before a handler runs (a message
- * over the size limit): the interceptor wraps `sendStatus` of the innermost call, which grpc-js also
- * uses for its own refusals.
+ * over the size limit), and makes its text well-formed: the interceptor wraps `sendStatus` of the innermost
+ * call, which grpc-js also uses for its own refusals.
  */
 function logStatuses(log: Logger): ServerInterceptor {
   return (method: ServerMethodDefinition<unknown, unknown>, call: ServerInterceptingCallInterface) => {
     const send = call.sendStatus.bind(call);
-    call.sendStatus = (status: Partial<StatusObject> & Pick<StatusObject, 'code' | 'details'>) => {
+    call.sendStatus = (given: Partial<StatusObject> & Pick<StatusObject, 'code' | 'details'>) => {
+      // grpc-js percent-encodes the text with encodeURI, which throws on a lone surrogate (outside any
+      // handler, so the process would exit): every status text leaves well-formed
+      const status = { ...given, details: wellFormed(given.details) };
       if (status.code !== GrpcStatus.OK) {
         log[levelOf(status.code)]('grpc call failed', {
           method: method.path,

@@ -1,6 +1,7 @@
 import { GrpcStatus } from '@dtx/protocol';
 import type { StatusObject } from '@grpc/grpc-js';
 import { type DtxErrorCode, DtxServerError, errorMessage } from '../../core/errors.js';
+import { wellFormed } from '../well-formed.js';
 
 /** An error the gRPC API answers with a status of its choice (malformed request, unsupported method). */
 export class GrpcStatusError extends Error {
@@ -40,10 +41,11 @@ const GRPC_CODE: Record<DtxErrorCode, number> = {
  * The status of a failed call, the one place the gRPC API maps errors: a DtxServerError by its code (FAILURE →
  * ABORTED and ONGOING → FAILED_PRECONDITION as DTM; bad input → INVALID_ARGUMENT naming the field, where DTM
  * answers Unknown: a distinct code lets clients tell a request that can never succeed from one worth retrying;
- * the store unreachable → UNAVAILABLE), a bug → INTERNAL, anything else → UNKNOWN with its text.
+ * the store unreachable → UNAVAILABLE), a bug → INTERNAL, anything else → UNKNOWN with its text. The text is
+ * made well-formed (grpc-js's `encodeURI` of it would throw).
  */
 export function grpcStatusOf(err: unknown): Pick<StatusObject, 'code' | 'details'> {
-  const details = errorMessage(err);
+  const details = wellFormed(errorMessage(err));
   if (err instanceof GrpcStatusError) return { code: err.code, details };
   if (err instanceof DtxServerError) return { code: GRPC_CODE[err.code], details };
   if (isBug(err)) return { code: GrpcStatus.INTERNAL, details };
