@@ -24,6 +24,8 @@ export class Busi {
   private readonly queued = new Map<string, BusiResult[]>();
   private readonly sticky = new Map<string, BusiResult>();
   onCall: ((c: BusiCall) => void | Promise<void>) | undefined;
+  /** Decides the reply of a call before the queued and sticky results (undefined: fall through to them). */
+  answer: ((c: BusiCall) => BusiResult | undefined) | undefined;
   private server: Server | undefined;
   url = '';
 
@@ -43,7 +45,7 @@ export class Busi {
         };
         this.calls.push(call);
         if (this.onCall) await this.onCall(call);
-        const r = this.queued.get(call.name)?.shift() ?? this.sticky.get(call.name) ?? 'SUCCESS';
+        const r = this.answer?.(call) ?? this.queued.get(call.name)?.shift() ?? this.sticky.get(call.name) ?? 'SUCCESS';
         const [status, body] =
           typeof r === 'object'
             ? [r.status, r.body]
@@ -74,11 +76,12 @@ export class Busi {
     else this.sticky.set(name, result);
   }
 
-  /** Forget queued and sticky results and the onCall hook (between tests). */
+  /** Forget queued and sticky results and the onCall and answer hooks (between tests). */
   reset(): void {
     this.queued.clear();
     this.sticky.clear();
     this.onCall = undefined;
+    this.answer = undefined;
   }
 
   /** Calls for one gid, as "name op" strings in arrival order. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BranchCaller } from '../../src/branch/caller.js';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
-import { DEFAULT_CONFIG, type DtxConfig } from '../../src/config.js';
+import { DEFAULT_CONFIG, type DtxConfig, envName } from '../../src/config.js';
 import { type Logger, silentLogger } from '../../src/observe/logger.js';
 import { type DtxServer, startServer } from '../../src/server.js';
 import { openRedisStore } from '../../src/store/redis/redis-store.js';
@@ -50,10 +50,15 @@ export function testStoreConfig(
 }
 
 /** Remove what a test server's own store created (its schema, database or key prefix). */
-async function dropTestStore(config: DtxConfig): Promise<void> {
+export async function dropTestStore(config: DtxConfig): Promise<void> {
   const driver = config.Store.Driver;
   if (driver === 'postgres' || driver === 'mysql') await dropSqlStoreData(driver, sqlOptionsFromConfig(config.Store));
   if (driver === 'redis') await (await openRedisStore(config, { reset: true })).close();
+}
+
+/** The env vars (STORE_DRIVER, STORE_SCHEMA, ...) that give a `dtx serve` child process the store `store`. */
+export function storeEnv(store: Partial<DtxConfig['Store']>): Record<string, string> {
+  return Object.fromEntries(Object.entries(store).map(([k, v]) => [envName(`Store.${k}`), String(v)]));
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
