@@ -304,6 +304,8 @@ describe('crash loop: dtx serve SIGKILLed every few seconds under saga load', ()
         for (const s of unexpected) problems.push(`${s.gid}: submit answered ${s.reply} ${s.text}`);
         for (const s of subs) {
           if (s.design.wait && s.reply === 200 && s.design.failAt !== 0) problems.push(`${s.gid}: wait_result 200`);
+          // FAILURE is the truth once given: never for a saga that goes on to succeed (it answers ONGOING then)
+          if (s.design.wait && s.reply === 409 && s.design.failAt === 0) problems.push(`${s.gid}: wait_result 409`);
           if (!s.design.wait && s.reply === 200 && s.text !== '{"dtm_result":"SUCCESS"}')
             problems.push(`${s.gid}: submit 200 with ${s.text}`);
         }
