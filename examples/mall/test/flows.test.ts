@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
-import { type Mall, post, startMall } from './support/mall.js';
+import { freePort, type Mall, post, startMall } from './support/mall.js';
 
 let mall: Mall;
 let uid: number;
@@ -133,4 +133,39 @@ test('concurrent orders never oversell: stock left + live orders = initial stock
     limited,
   ])) as unknown as [[{ stock: number }]];
   assert.equal(left!.stock, 0);
+});
+
+test('an order whose saga is still being retried: 202 {id, gid}, the saga stays submitted (not rolled back)', async (t) => {
+  const rpc = mall.services['product-rpc'].productRpc!;
+  rpc.faults.decrStockErrors = 1;
+  t.after(() => {
+    rpc.faults.decrStockErrors = 0;
+  });
+  const before = await stock();
+  const r = await createOrder();
+  assert.equal(r.status, 202, r.text);
+  assert.match(r.type, /^application\/json/);
+  const order = await latestOrder();
+  assert.deepEqual(r.json, { id: order.id, gid: order.gid }, 'the order created by the saga, and its gid');
+  assert.equal(order.status, 0, 'not cancelled');
+  assert.equal(await stock(), before, 'DecrStock has not run yet');
+  assert.deepEqual(await mall.query(order.gid), {
+    status: 'submitted',
+    branches: ['01 action succeed', '01 compensate prepared', '02 action prepared', '02 compensate prepared'],
+  });
+});
+
+test('the coordinator cannot be reached (a closed loopback port): 503, nothing is ordered', async (t) => {
+  const port = await freePort();
+  const api = await mall.another('order-api', { DtmServer: `127.0.0.1:${port}` });
+  t.after(() => api.close());
+  const before = await latestOrder();
+  const r = await post(`http://127.0.0.1:${api.port}/api/order/create`, { uid, pid, amount: 1, status: 0 }, auth);
+  assert.equal(r.status, 503, r.text);
+  assert.match(r.type, /^text\/plain/);
+  assert.match(
+    r.text,
+    /^order service unavailable, nothing was ordered, try again: NewGid: cannot reach the coordinator/,
+  );
+  assert.equal((await latestOrder())?.id, before?.id);
 });

@@ -6,11 +6,12 @@ import { classifyHttpReply, Protocol, type QueryReply, type TransRequest, TransT
 import { Agent, Pool } from 'undici';
 import { coordinatorReplyError } from './coordinator-reply.js';
 import type { CoordinatorTransport, SdkBranchCall, SdkBranchReply, TransportClient } from './coordinator-transport.js';
-import { BranchError, CoordinatorError, DtxError } from './errors.js';
+import { BranchError, CoordinatorError, DtxError, type FailureError } from './errors.js';
 import { generateGid } from './gid.js';
 import { type HttpReply, httpCall, urlWithQuery } from './http-call.js';
 import { Msg, type MsgOptions } from './msg.js';
 import { Saga, type SagaOptions } from './saga.js';
+import { refusedSubmitStatus, settleRefusedSubmit } from './submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
 import { buildTransRequest, payloadText } from './trans-request.js';
 
@@ -50,7 +51,8 @@ export interface BranchRequest {
  * route: {@link newGid}, {@link query}, {@link prepare}, {@link submit}, {@link abort}, {@link registerBranch}.
  *
  * Every coordinator call rejects with a `FailureError` when the coordinator answers FAILURE (HTTP 409), an
- * `OngoingError` for ONGOING (425), and a `CoordinatorError` for any other answer or a network error.
+ * `OngoingError` for ONGOING (425), and a `CoordinatorError` for any other answer or a network error. A submit
+ * reports the transaction's real outcome: see {@link submit}.
  */
 export class DtxClient implements TransportClient<unknown, HttpReply> {
   /** The coordinator's API base URL, without a trailing slash. Branches receive it as the `dtm` parameter. */
@@ -116,7 +118,9 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
    * `tcc.callBranch` — then submits it (the coordinator confirms every branch). If `fn` throws, or a try fails,
    * it aborts with the error's message as rollback_reason (the coordinator cancels every registered branch) and
    * rethrows the error. An error of the abort itself is not reported: the coordinator cancels the transaction
-   * anyway when it times out.
+   * anyway when it times out. The submit's outcome is {@link submit}'s: with `waitResult`, an `OngoingError`
+   * means the confirms are still being retried (they will run: do not start the business again), a
+   * `FailureError` that the transaction timed out and is being cancelled.
    * @param gid the global id, e.g. from {@link generateGid} or {@link newGid}
    * @param fn the global transaction's body; its result is returned
    * @param options see {@link TccOptions}; default: none set
@@ -147,9 +151,29 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
     await this.#call('POST', 'prepare', undefined, request);
   }
 
-  /** Low-level `POST /submit`. With `wait_result`, rejects with the outcome of the first processing pass. */
+  /**
+   * Low-level `POST /submit`. Resolves when the transaction succeeded (with `wait_result`) or was accepted
+   * (without). Rejects with a `FailureError` when it was, or is being, rolled back (the message is the rollback
+   * reason); an `OngoingError` when it is still running — the coordinator retries it, do not submit it again with
+   * a new gid; a `CoordinatorError` when the coordinator was not reached or failed — retry with the same gid.
+   *
+   * A repeated submit of a transaction that already ended gets FAILURE `current status '<status>', cannot
+   * sumbmit.` from the coordinator; the SDK then queries the transaction and reports its real outcome instead:
+   * resolves for `succeed`, `FailureError` with the stored reason for `failed` / `aborting`.
+   */
   async submit(request: TransRequest): Promise<void> {
-    await this.#call('POST', 'submit', undefined, request);
+    try {
+      await this.#call('POST', 'submit', undefined, request);
+    } catch (err) {
+      const status = refusedSubmitStatus(err);
+      if (status === undefined) throw err;
+      await settleRefusedSubmit(request.gid, status, err as FailureError, async () => {
+        const t = (await this.query(request.gid)).transaction;
+        return t === null || t === undefined
+          ? undefined
+          : { status: t.status, ...(t.rollback_reason === undefined ? {} : { rollbackReason: t.rollback_reason }) };
+      });
+    }
   }
 
   /** Low-level `POST /abort`: rolls back a prepared msg, or a prepared tcc / xa (with `rollback_reason`). */

@@ -22,6 +22,7 @@ export {
   DtxError,
   DuplicatedError,
   FailureError,
+  isCoordinatorError,
   isFailure,
   isOngoing,
   OngoingError,

@@ -121,7 +121,10 @@ export class Msg<Payload = unknown> {
 
   /**
    * Hands the message to the coordinator for delivery; call it after the local transaction committed. Also
-   * works without `prepare`, when there is no local transaction to wait for.
+   * works without `prepare`, when there is no local transaction to wait for. Resolves when delivered (with
+   * `waitResult`) or accepted; `OngoingError` when a step is still being retried (it will be delivered: do not
+   * send a new message); `CoordinatorError` when the coordinator was not reached (repeat the submit). A repeated
+   * submit of a delivered message resolves.
    */
   async submit(): Promise<void> {
     await this.#transport.submit(this.toParts());

@@ -128,8 +128,18 @@ export class Saga<Payload = unknown> {
 
   /**
    * Hands the saga to the coordinator, which runs it to its end. Without `waitResult` it resolves as soon as the
-   * saga is stored; with it, it resolves when the saga succeeded and rejects with a `FailureError` when it was
-   * compensated (the message is the rollback reason) or is still running.
+   * saga is stored. With it, the outcome is one of:
+   *
+   * - resolves: the saga succeeded;
+   * - `FailureError`: it was compensated, or is being compensated (the message is the rollback reason);
+   * - `OngoingError`: still running — a branch erred or answered ONGOING and the coordinator retries it in the
+   *   background. Do not submit the business again under a new gid: query this gid later, or repeat this submit;
+   * - `CoordinatorError`: the coordinator was not reached or failed; repeat this submit (same gid).
+   *
+   * Repeating a submit is safe: after success it resolves without calling the branches again, after a rollback
+   * it rejects with a `FailureError` carrying the stored reason (the SDK looks up the real status when the
+   * coordinator answers `current status '…', cannot sumbmit.`), and while the saga is still submitted the
+   * coordinator runs one more pass of it.
    */
   async submit(): Promise<void> {
     await this.#transport.submit(this.toParts());

@@ -1,7 +1,16 @@
 // The typed errors of coordinator calls against the real coordinator (spec §2.1, §12.4).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CoordinatorError, DtxClient, FailureError, generateGid } from '../src/index.js';
+import {
+  CoordinatorError,
+  DtxClient,
+  FailureError,
+  generateGid,
+  isCoordinatorError,
+  isFailure,
+  isOngoing,
+  OngoingError,
+} from '../src/index.js';
 import { type DtxServer, startDtxServer } from './support/dtx-server.js';
 
 describe('coordinator errors', () => {
@@ -44,12 +53,29 @@ describe('coordinator errors', () => {
     );
   });
 
-  test('submitting a finished transaction again is a FailureError', async () => {
+  test("submitting a succeeded transaction again resolves: the SDK reads past DTM's 'cannot sumbmit' FAILURE", async () => {
     const gid = await finishedSaga();
-    await assert.rejects(
-      client.submit({ gid, trans_type: 'saga', protocol: 'http', concurrent: false }),
-      (err) => err instanceof FailureError && /current status 'succeed'/.test(err.message),
+    await client.submit({ gid, trans_type: 'saga', protocol: 'http', concurrent: false });
+    assert.equal((await client.query(gid)).transaction?.status, 'succeed');
+  });
+
+  test('isFailure / isOngoing / isCoordinatorError read the result field or brand, not only the class', () => {
+    // errors as another copy of the package would make them: same fields, other classes
+    const failure = Object.assign(new Error('rolled back'), { result: 'FAILURE' });
+    const ongoing = Object.assign(new Error('still running'), { result: 'ONGOING' });
+    const coordinator = Object.assign(new Error('down'), { [Symbol.for('@dtx/client.CoordinatorError')]: true });
+    assert.deepEqual(
+      [failure, ongoing, coordinator, new Error('x')].map((e) => [isFailure(e), isOngoing(e), isCoordinatorError(e)]),
+      [
+        [true, false, false],
+        [false, true, false],
+        [false, false, true],
+        [false, false, false],
+      ],
     );
+    assert.ok(isFailure(new FailureError('a')) && isOngoing(new OngoingError('b')));
+    assert.ok(isCoordinatorError(new CoordinatorError('c', 503)));
+    assert.ok(!isFailure({ result: 'FAILURE' }), 'only errors count');
   });
 
   test('preparing over a finished transaction is a FailureError', async () => {

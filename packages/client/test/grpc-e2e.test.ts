@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import {
+  CoordinatorError,
   DtxClient,
   DtxGrpcClient,
   ensureBarrierTable,
@@ -14,6 +15,8 @@ import {
   generateGid,
   grpcBranchService,
   grpcQueryPreparedHandler,
+  isCoordinatorError,
+  OngoingError,
   sqliteBarrierDb,
 } from '../src/index.js';
 import {
@@ -22,6 +25,7 @@ import {
   type BusiReq,
   busiReq,
   busiService,
+  freePort,
   type GrpcDtxServer,
   type GrpcTestServer,
   startGrpcDtxServer,
@@ -142,6 +146,42 @@ describe('SDK over gRPC against a real dtx', () => {
         dtx.saga(gid, { waitResult: true }).add(url('TransOut'), url('TransOutRevert'), busiReq(busi, 1)).submit(),
         FailureError,
       );
+    });
+
+    test('the outcomes of a submit over gRPC: still running, resubmitted after success and after rollback', async () => {
+      const send = (gid: string) =>
+        dtx.saga(gid, { waitResult: true }).add(url('TransOut'), url('TransOutRevert'), busiReq(busi, 1)).submit();
+      // an action that errs once: OngoingError (FailedPrecondition), then the cron finishes the saga
+      const running = generateGid();
+      script.set(`${running} TransOut`, () => {
+        script.delete(`${running} TransOut`);
+        throw new Error('database is restarting');
+      });
+      await assert.rejects(send(running), (err) => err instanceof OngoingError && /still submitted/.test(err.message));
+      await cronUntilStatus(server, http, running, 'succeed');
+      // after success: resolves, the branch is not called again
+      const calls = trace(running).length;
+      await send(running);
+      assert.equal(trace(running).length, calls);
+      // after a rollback: FailureError, not the coordinator's 'cannot sumbmit' refusal read as a rollback of its own
+      const refused = generateGid();
+      script.set(`${refused} TransOut`, () => {
+        throw new FailureError('refused');
+      });
+      await assert.rejects(send(refused), FailureError);
+      await assert.rejects(send(refused), (err) => err instanceof FailureError && /rolled back/.test(err.message));
+    });
+
+    test('a coordinator that cannot be reached over gRPC (a closed loopback port) → CoordinatorError', async () => {
+      const gone = new DtxGrpcClient(`127.0.0.1:${await freePort()}`, { requestTimeoutMs: 2_000 });
+      try {
+        await assert.rejects(
+          gone.saga(undefined, { waitResult: true }).add(url('TransOut'), '', busiReq(busi, 1)).submit(),
+          (err) => err instanceof CoordinatorError && isCoordinatorError(err) && /cannot reach/.test(err.message),
+        );
+      } finally {
+        await gone.close();
+      }
     });
 
     test('a handler answering a code DTM retries forever is retried, never compensated, and warned about', async () => {

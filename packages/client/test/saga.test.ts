@@ -1,11 +1,12 @@
 // Sagas end to end: a real coordinator drives branch handlers defined here; assertions are on the branch
 // status vector (spec §6.7) and the exact sequence of calls the handlers received.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { DtxClient, FailureError, OngoingError } from '../src/index.js';
+import { CoordinatorError, DtxClient, FailureError, isCoordinatorError, OngoingError } from '../src/index.js';
 import { type BranchService, startBranchService } from './support/branch-service.js';
 import { type DtxServer, startDtxServer } from './support/dtx-server.js';
-import { failure, ONGOING, ReplyScript } from './support/reply-script.js';
+import { ERROR, failure, ONGOING, ReplyScript } from './support/reply-script.js';
 import { branchStatuses, cronUntilStatus, waitForStatus } from './support/transactions.js';
 
 describe('saga', () => {
@@ -141,4 +142,86 @@ describe('saga', () => {
     assert.equal(calls.length, 2);
     for (const c of calls) assert.equal(c.headers['x-tenant'], 't1');
   });
+
+  describe('the outcomes of a submit', () => {
+    test('waitResult: an action answering 500 once → OngoingError (still running), then the cron finishes it', async () => {
+      const saga = transfer({ waitResult: true });
+      script.set(saga.gid, '/TransIn', ERROR);
+      await assert.rejects(saga.submit(), (err) => {
+        assert.ok(err instanceof OngoingError, String(err));
+        assert.match(err.message, /is still submitted .*will be retried/);
+        return true;
+      });
+      assert.equal((await client.query(saga.gid)).transaction?.status, 'submitted');
+      const q = await cronUntilStatus(server, client, saga.gid, 'succeed');
+      assert.deepEqual(branchStatuses(q), ['prepared', 'succeed', 'prepared', 'succeed']);
+      assert.deepEqual(busi.trace(saga.gid), ['/TransOut action', '/TransIn action', '/TransIn action']);
+    });
+
+    test('a saga submitted again after success resolves, and its branches are not called again', async () => {
+      const saga = transfer({ waitResult: true });
+      await saga.submit();
+      const calls = busi.trace(saga.gid);
+      await saga.submit();
+      assert.deepEqual(busi.trace(saga.gid), calls);
+      assert.equal((await client.query(saga.gid)).transaction?.status, 'succeed');
+    });
+
+    test('a saga submitted again after its rollback → FailureError with the stored rollback reason', async () => {
+      const saga = transfer({ waitResult: true });
+      script.set(saga.gid, '/TransIn', failure('insufficient balance'));
+      await assert.rejects(saga.submit(), FailureError);
+      const calls = busi.trace(saga.gid);
+      await assert.rejects(saga.submit(), (err) => {
+        assert.ok(err instanceof FailureError, String(err));
+        assert.match(err.message, /insufficient balance/);
+        assert.doesNotMatch(err.message, /cannot sumbmit/);
+        return true;
+      });
+      assert.deepEqual(busi.trace(saga.gid), calls);
+    });
+
+    test('a saga submitted again while still submitted runs one more pass: OngoingError while it errs, then resolves', async () => {
+      const saga = transfer({ waitResult: true });
+      script.set(saga.gid, '/TransIn', ERROR, ERROR);
+      await assert.rejects(saga.submit(), OngoingError);
+      await assert.rejects(saga.submit(), OngoingError);
+      await saga.submit();
+      assert.equal((await client.query(saga.gid)).transaction?.status, 'succeed');
+      assert.deepEqual(busi.trace(saga.gid), ['/TransOut action', ...Array(3).fill('/TransIn action')]);
+    });
+
+    test('a msg submitted again after delivery resolves without a second delivery', async () => {
+      const msg = client.msg(undefined, { waitResult: true }).add(`${busi.url}/TransIn`, { amount: 1 });
+      await msg.submit();
+      await msg.submit();
+      assert.deepEqual(busi.trace(msg.gid), ['/TransIn action']);
+    });
+
+    test('a coordinator that cannot be reached (a closed loopback port) → CoordinatorError', async () => {
+      const port = await closedPort();
+      const gone = new DtxClient(`http://127.0.0.1:${port}/api/dtmsvr`);
+      try {
+        const saga = gone.saga(undefined, { waitResult: true }).add(`${busi.url}/TransOut`, '', {});
+        await assert.rejects(saga.submit(), (err) => {
+          assert.ok(err instanceof CoordinatorError && isCoordinatorError(err), String(err));
+          assert.equal(err.status, undefined);
+          assert.match(err.message, /cannot reach the coordinator/);
+          return true;
+        });
+        assert.deepEqual(busi.trace(saga.gid), []);
+      } finally {
+        await gone.close();
+      }
+    });
+  });
 });
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}

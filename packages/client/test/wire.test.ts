@@ -273,11 +273,11 @@ describe('coordinator replies', () => {
   test('409 is a FailureError with the body message', async () => {
     next = {
       status: 409,
-      body: '{"dtm_result":"FAILURE","message":"current status \'failed\', cannot sumbmit. FAILURE"}',
+      body: '{"dtm_result":"FAILURE","message":"url:http://b/TransIn return failed: no money FAILURE"}',
     };
     await assert.rejects(submit(), (err) => {
       assert.ok(err instanceof FailureError);
-      assert.equal(err.message, "current status 'failed', cannot sumbmit. FAILURE");
+      assert.equal(err.message, 'url:http://b/TransIn return failed: no money FAILURE');
       assert.equal(err.result, 'FAILURE');
       return true;
     });

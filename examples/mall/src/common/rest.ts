@@ -3,7 +3,7 @@
  * sees: every route is a POST with a JSON body; the body is read only when its Content-Type names JSON; a missing
  * required field answers 400 `field <name> is not set` (text/plain); a logic error answers 400 with its text
  * (`rpc error: code = Code(100) desc = …` for rpc errors); a JWT route answers 401 with an empty body when the
- * token is missing or invalid. Each request is counted and timed in the service's metrics and traced as a server
+ * token is missing or invalid; a {@link StatusReply} answers with its own status. Each request is counted and timed in the service's metrics and traced as a server
  * span continuing the caller's W3C trace context.
  *
  * @module
@@ -25,6 +25,22 @@ export type Fields = Record<string, FieldType | `${FieldType}?`>;
 /** A 400 with a text body, as go-zero's `httpx.Error`. */
 export class BadRequest extends Error {
   override name = 'BadRequest';
+}
+
+/**
+ * A reply other than go-zero's two (200 with the JSON, 400 with the error's text): a handler returns
+ * `new StatusReply(202, {...})` for another JSON status, or throws `new StatusReply(503, 'text')` for a text one.
+ */
+export class StatusReply extends Error {
+  override name = 'StatusReply';
+  constructor(
+    /** The HTTP status. */
+    readonly status: number,
+    /** A JSON value (returned), or the text of an error (thrown). */
+    readonly body: unknown,
+  ) {
+    super(typeof body === 'string' ? body : `HTTP ${status}`);
+  }
 }
 
 /** What a route handler receives. */
@@ -166,14 +182,16 @@ export function buildApi(routes: ApiRoute[], deps: ApiDeps): FastifyInstance {
       const { span, ctx } = tracing.serverSpan(r.path, req.headers as Record<string, unknown>);
       try {
         const out = await context.with(ctx, () => r.handler({ body, ...(uid === undefined ? {} : { uid }) }));
-        span.setAttribute('http.status_code', 200);
+        const [status, json] = out instanceof StatusReply ? [out.status, out.body] : [200, out];
+        span.setAttribute('http.status_code', status);
         endSpan(span);
-        return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(out));
+        return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(json));
       } catch (err) {
-        const text = goErrorText(err);
-        span.setAttribute('http.status_code', 400);
+        const text = err instanceof StatusReply ? String(err.body) : goErrorText(err);
+        const status = err instanceof StatusReply ? err.status : 400;
+        span.setAttribute('http.status_code', status);
         endSpan(span, text);
-        return reply.code(400).type('text/plain; charset=utf-8').send(`${text}\n`);
+        return reply.code(status).type('text/plain; charset=utf-8').send(`${text}\n`);
       }
     });
   }

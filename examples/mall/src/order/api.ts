@@ -6,16 +6,18 @@
  *
  * @module
  */
-import { DtxGrpcClient, FailureError, OngoingError } from '@dtx/client';
+import { DtxGrpcClient, isCoordinatorError, isFailure, isOngoing } from '@dtx/client';
+import { DiscoveryError } from '@dtx/server/discovery';
 import { type ApiConf, needRpc } from '../common/config.js';
 import { encodeRequest, methodPath, serviceDefinition } from '../common/proto.js';
-import { type ApiRoute, route } from '../common/rest.js';
+import { type ApiRoute, route, StatusReply } from '../common/rest.js';
 import { businessError, RpcError } from '../common/rpc-error.js';
 import type { ServiceKit } from '../common/service-kit.js';
 import { buildTarget } from '../common/zrpc.js';
 import type { OrderReply } from './rpc.js';
 
 const ORDER_CREATE_FAILED = '订单创建失败'; // order creation failed
+const ORDER_SERVICE_UNAVAILABLE = 'order service unavailable, nothing was ordered, try again';
 
 /**
  * The branch's own words in a rollback reason, which the coordinator words as DTM does:
@@ -53,11 +55,16 @@ export function orderRoutes(conf: ApiConf, kit: ServiceKit): ApiRoute[] {
 
   /**
    * Chapter 10: one saga, order first, then the stock. It waits for the saga's first pass (the original returned
-   * `{"id":0}` at once): a saga that committed answers the new order's id; one that rolled back (no stock, no such
-   * user) answers 400 with the reason; one still retrying a branch answers `{"id":0}`, as the original did.
+   * `{"id":0}` at once), and answers one of:
+   * - 200 `{"id":<order id>}`: the saga committed;
+   * - 400 `订单创建失败: <reason>`: it rolled back (no stock, …);
+   * - 202 `{"id":<order id, or 0 before the order row exists>,"gid":"<gid>"}`: accepted, still being processed —
+   *   a branch erred (a database that is down) and the coordinator retries it; the order completes or is cancelled
+   *   later, do not order again;
+   * - 503 `order service unavailable: …`: the coordinator could not be reached; nothing was ordered, try again.
    */
   const create = async ({ body }: { body: Fields }) => {
-    let gid: string;
+    let gid = '';
     try {
       const dtx = await coordinator();
       gid = await dtx.newGid();
@@ -75,9 +82,20 @@ export function orderRoutes(conf: ApiConf, kit: ServiceKit): ApiRoute[] {
         )
         .submit();
     } catch (err) {
-      if (err instanceof FailureError) throw businessError(`${ORDER_CREATE_FAILED}: ${rollbackReason(err.message)}`);
-      if (err instanceof OngoingError) return { id: 0 };
-      throw new RpcError(500, err instanceof Error ? err.message : String(err));
+      if (isFailure(err)) throw businessError(`${ORDER_CREATE_FAILED}: ${rollbackReason(err.message)}`);
+      if (isOngoing(err)) {
+        // the order row exists when order.Create ran: give its id, the saga finishes (or cancels) it later
+        const id = await orders.call<OrderReply>('DetailByGid', { Gid: gid }).then(
+          (o) => o.id,
+          () => 0,
+        );
+        return new StatusReply(202, { id, gid });
+      }
+      const text = err instanceof Error ? err.message : String(err);
+      if (isCoordinatorError(err) || err instanceof DiscoveryError) {
+        throw new StatusReply(503, `${ORDER_SERVICE_UNAVAILABLE}: ${text}`);
+      }
+      throw new RpcError(500, text);
     }
     const o = await orders.call<OrderReply>('DetailByGid', { Gid: gid });
     return { id: o.id };

@@ -10,7 +10,7 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import type { RpcConf } from '../common/config.js';
 import { mysqlPool } from '../common/mysql-dsn.js';
 import { serviceDefinition } from '../common/proto.js';
-import { businessError } from '../common/rpc-error.js';
+import { businessError, internalError } from '../common/rpc-error.js';
 import type { ServiceKit } from '../common/service-kit.js';
 import { type RpcServer, startRpcServer, unary } from '../common/zrpc.js';
 
@@ -41,6 +41,11 @@ export const OUT_OF_STOCK = '库存不足'; // insufficient stock
 export interface ProductFaults {
   /** DecrStock answers Aborted after its local transaction committed. */
   failAfterDecrStock: boolean;
+  /**
+   * Tests only: the next this many DecrStock calls answer a transient error (code 500, as a database outage would)
+   * before touching anything, which the coordinator retries. Default 0.
+   */
+  decrStockErrors?: number;
 }
 
 /**
@@ -103,6 +108,10 @@ export function productHandlers(db: Pool, faults: ProductFaults) {
     DecrStock: grpcBranch<DecrStock>(async ({ request, barrier }) => {
       const num = request.num;
       if (!Number.isSafeInteger(num) || num < 1) throw new FailureError(`num must be at least 1, got ${num}`);
+      if ((faults.decrStockErrors ?? 0) > 0) {
+        faults.decrStockErrors = (faults.decrStockErrors ?? 0) - 1;
+        throw internalError(new Error('injected transient error'));
+      }
       await barrier.call(barrierDb, async (tx) => {
         if ((await adjustStock(tx, request.id, -num)) === 0) throw new FailureError(OUT_OF_STOCK);
       });

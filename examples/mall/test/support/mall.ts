@@ -101,6 +101,11 @@ export interface Mall {
   login(mobile?: string): Promise<{ uid: number; auth: Record<string, string> }>;
   /** The barrier rows of a saga, as `branch_id op reason`, sorted. */
   barrierRows(gid: string): Promise<string[]>;
+  /**
+   * Starts one more instance of a service with this mall's config of it merged with `overrides` (e.g. an api
+   * whose `DtmServer` is elsewhere); the caller closes it.
+   */
+  another(name: ServiceName, overrides: Record<string, unknown>): Promise<RunningService>;
   /** The coordinator's view of a saga: its status and `branch_id op status` per branch. */
   query(gid: string): Promise<{ status: string; branches: string[] }>;
   stop(): Promise<void>;
@@ -145,6 +150,7 @@ export async function startMall(o: MallOptions = {}): Promise<Mall> {
   const dtx = await startServer({ config, log: silentLogger });
 
   const services = {} as Record<ServiceName, RunningService>;
+  const raws = {} as Record<ServiceName, Record<string, unknown>>;
   const metricsPorts = {} as Record<ServiceName, number>;
   const db = mysqlPool(dsn);
   const stopAll = async () => {
@@ -162,6 +168,7 @@ export async function startMall(o: MallOptions = {}): Promise<Mall> {
       metricsPorts[name] = o.metrics ? await freePort() : 0;
       raw.Prometheus = { Host: '127.0.0.1', Port: metricsPorts[name], Path: '/metrics' };
       raw = merge(raw, o.services ?? {});
+      raws[name] = raw;
       services[name] = await startService(name, raw, { quiet: true });
     }
   } catch (err) {
@@ -200,6 +207,18 @@ export async function startMall(o: MallOptions = {}): Promise<Mall> {
       );
       return rows.map((r) => `${r.branch_id} ${r.op} ${r.reason}`);
     },
+    another: (name, overrides) =>
+      startService(
+        name,
+        merge(
+          merge(raws[name], {
+            ...(name.endsWith('-rpc') ? { ListenOn: '127.0.0.1:0' } : { Port: 0 }),
+            Prometheus: { Port: 0 },
+          }),
+          overrides,
+        ),
+        { quiet: true },
+      ),
     async query(gid) {
       const res = await fetch(`${dtxBase}/api/dtmsvr/query?gid=${encodeURIComponent(gid)}`);
       const body = (await res.json()) as {

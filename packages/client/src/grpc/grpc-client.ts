@@ -32,10 +32,11 @@ import type {
   TransportClient,
   WirePayload,
 } from '../coordinator-transport.js';
-import { BranchError, CoordinatorError, DtxError } from '../errors.js';
+import { BranchError, CoordinatorError, DtxError, type FailureError } from '../errors.js';
 import { generateGid } from '../gid.js';
 import { Msg, type MsgOptions } from '../msg.js';
 import { Saga, type SagaOptions } from '../saga.js';
+import { refusedSubmitStatus, settleRefusedSubmit } from '../submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from '../tcc.js';
 import { injectTraceMetadata } from '../trace-propagation.js';
 import { type DtmService, loadDtmService } from './dtm-service.js';
@@ -86,7 +87,8 @@ const EMPTY = Buffer.alloc(0);
  * ```
  *
  * Every coordinator call rejects with a `FailureError` when the coordinator answers Aborted, an `OngoingError` for
- * FailedPrecondition, and a `CoordinatorError` for any other status (its `cause` is the grpc-js error).
+ * FailedPrecondition, and a `CoordinatorError` for any other status (its `cause` is the grpc-js error). A submit
+ * reports the transaction's real outcome: see {@link submit}.
  */
 export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   /** The coordinator's address as given. Branches called by the SDK receive it as `dtm-dtm` metadata. */
@@ -177,9 +179,25 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     await this.#unary('Prepare', this.#service.Prepare, request);
   }
 
-  /** Low-level `Submit`. With `WaitResult`, rejects with the outcome of the first processing pass. */
+  /**
+   * Low-level `Submit`. Resolves when the transaction succeeded (with `WaitResult`) or was accepted (without).
+   * Rejects with a `FailureError` when it was, or is being, rolled back; an `OngoingError` when it is still running
+   * — the coordinator retries it, do not submit it again with a new gid; a `CoordinatorError` when the coordinator
+   * was not reached or failed — retry with the same gid.
+   *
+   * A repeated submit of a transaction that already ended gets Aborted `current status '<status>', cannot
+   * sumbmit.`; the SDK reports the status it names instead: resolves for `succeed`, `FailureError` for `failed` /
+   * `aborting`. DTM's gRPC API has no query, so that `FailureError` does not carry the rollback reason (the HTTP
+   * client's `query` reads it).
+   */
   async submit(request: DtmRequest): Promise<void> {
-    await this.#unary('Submit', this.#service.Submit, request);
+    try {
+      await this.#unary('Submit', this.#service.Submit, request);
+    } catch (err) {
+      const status = refusedSubmitStatus(err);
+      if (status === undefined) throw err;
+      await settleRefusedSubmit(request.Gid, status, err as FailureError);
+    }
   }
 
   /** Low-level `Abort`: rolls back a prepared msg, tcc or xa. */
