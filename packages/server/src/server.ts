@@ -158,6 +158,11 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     closers.push(() => topics.stop());
     const service = new TransService(deps, processor, topics);
     const cron = new Cron(deps, processor);
+    const limits = {
+      maxSteps: c.Limits.MaxSteps,
+      maxBranchHeaders: c.Limits.MaxBranchHeaders,
+      maxBranchHeadersBytes: c.Limits.MaxBranchHeadersBytes,
+    };
     // gRPC (spec §4) is bound before HTTP listens, so a coordinator answering /api/ping serves gRPC too
     const grpcApi = await startGrpcApi({
       service,
@@ -165,6 +170,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       host: c.HttpHost,
       port: c.GrpcPort,
       maxMessageBytes: c.HttpBodyLimit,
+      limits,
     });
     closers.push(() => grpcApi.close());
     const app = buildHttpApi({
@@ -176,11 +182,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       bodyLimit: c.HttpBodyLimit,
       testMode: c.DtxTestMode,
       resetTimeout: 3 * c.TimeoutToFail,
-      limits: {
-        maxSteps: c.Limits.MaxSteps,
-        maxBranchHeaders: c.Limits.MaxBranchHeaders,
-        maxBranchHeadersBytes: c.Limits.MaxBranchHeadersBytes,
-      },
+      limits,
       requestTimeout: c.HttpRequestTimeout,
       headersTimeout: c.HttpHeadersTimeout,
       keepAliveTimeout: c.HttpKeepAliveTimeout,

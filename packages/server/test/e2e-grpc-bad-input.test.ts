@@ -479,3 +479,35 @@ describe('discovery targets through a TargetResolver', () => {
     ]);
   });
 });
+
+describe('the configured Limits.* hold over gRPC too', () => {
+  let dtx: TestDtx;
+  let dtm: DtmGrpcClient;
+  before(async () => {
+    dtx = await startTestDtx({ Limits: { MaxSteps: 1, MaxBranchHeaders: 1 } });
+    dtm = new DtmGrpcClient(dtx.grpc);
+  });
+  after(async () => {
+    dtm.close();
+    await dtx.stop();
+  });
+
+  it('more steps or branch headers than configured are refused naming the limit, and nothing is stored', async () => {
+    const gid = gidFor('grpc-limits');
+    const url = '127.0.0.1:1/busi.Busi/TransOut';
+    const twoSteps = JSON.stringify([{ action: url }, { action: url }]);
+    const e1 = await dtm.error('Submit', { Gid: gid, TransType: 'saga', Steps: twoSteps, BinPayloads: [] });
+    assert.equal(e1.code, GrpcStatus.INVALID_ARGUMENT, e1.details);
+    assert.match(e1.details, /Limits\.MaxSteps \(1\)/);
+    const e2 = await dtm.error('Submit', {
+      Gid: gid,
+      TransType: 'saga',
+      Steps: JSON.stringify([{ action: url }]),
+      BinPayloads: [busiReq(1)],
+      TransOptions: { BranchHeaders: { a: '1', b: '2' } },
+    });
+    assert.equal(e2.code, GrpcStatus.INVALID_ARGUMENT, e2.details);
+    assert.match(e2.details, /Limits\.MaxBranchHeaders \(1\)/);
+    assert.equal(await dtx.status(gid), '');
+  });
+});

@@ -26,6 +26,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
+import type { EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';
 import { branchCall, topicCall, transCall } from './requests.js';
 import { GrpcStatusError, grpcStatusOf } from './status.js';
@@ -40,6 +41,8 @@ export interface GrpcApiOptions {
   port: number;
   /** Largest accepted request message in bytes (HttpBodyLimit); larger ones get RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  /** Steps and branch_headers limits (config `Limits.*`), as on HTTP. Default {@link DEFAULT_EDGE_LIMITS}. */
+  limits?: EdgeLimits;
 }
 
 export interface GrpcApi {
@@ -84,9 +87,9 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
   // each method: the service function, its reply message (undefined: google.protobuf.Empty)
   const impls: Record<string, Impl> = {
     NewGid: async () => ({ Gid: s.newGid() }),
-    Submit: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.submit(t)),
-    Prepare: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.prepare(t)),
-    Abort: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.abort(t)),
+    Submit: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.submit(t), o.limits),
+    Prepare: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.prepare(t), o.limits),
+    Abort: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.abort(t), o.limits),
     RegisterBranch: (r: DtmBranchRequest, trace) => branchCall(r, trace, (b) => s.registerBranch(b)),
     PrepareWorkflow: async () => {
       throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');

@@ -2,7 +2,7 @@ import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from '@dtx/protoco
 import { InputError } from '../../core/errors.js';
 import type { BranchInput, TransInput } from '../../core/trans-input.js';
 import type { TraceContext } from '../../observe/trace-context.js';
-import { decodeBranch, decodeTrans } from '../decode.js';
+import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
 
 /**
  * gRPC requests into the service functions' input (spec §4.2), through the same validation as the
@@ -75,9 +75,10 @@ export async function transCall(
   r: DtmRequest,
   trace: TraceContext | undefined,
   fn: (t: TransInput) => Promise<void>,
+  limits: EdgeLimits = DEFAULT_EDGE_LIMITS,
 ): Promise<void> {
   try {
-    const input = transInputOf(r);
+    const input = transInputOf(r, limits);
     if (trace) input.trace = trace;
     await fn(input);
   } catch (err) {
@@ -85,7 +86,7 @@ export async function transCall(
   }
 }
 
-function transInputOf(r: DtmRequest): TransInput {
+function transInputOf(r: DtmRequest, limits: EdgeLimits): TransInput {
   const body: Record<string, unknown> = {
     gid: r.Gid,
     trans_type: r.TransType,
@@ -106,7 +107,7 @@ function transInputOf(r: DtmRequest): TransInput {
     if (o.RetryLimit) body.retry_limit = o.RetryLimit;
     if (Object.keys(o.BranchHeaders).length > 0) body.branch_headers = o.BranchHeaders;
   }
-  return decodeTrans(body, { escapeGid: false, protocol: 'grpc', binPayloads: r.BinPayloads });
+  return decodeTrans(body, { escapeGid: false, protocol: 'grpc', binPayloads: r.BinPayloads, limits });
 }
 
 /** RegisterBranch: the Data map holds the HTTP body's keys; the fields win; the body is BusiPayload. */
