@@ -10,7 +10,7 @@ import {
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
-import { callDeadline, readReply } from './http-caller.js';
+import { readReply } from './http-caller.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -75,7 +75,7 @@ export class JsonRpcBranchCaller implements BranchCaller {
     });
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
-    const deadline = callDeadline(c.timeoutMs);
+    const deadline = Date.now() + c.timeoutMs;
     try {
       const res = await this.agent.request({
         origin: u.origin,
@@ -85,15 +85,12 @@ export class JsonRpcBranchCaller implements BranchCaller {
         body,
         headersTimeout: c.timeoutMs,
         bodyTimeout: c.timeoutMs,
-        signal: deadline.signal,
       });
-      const out = classifyJsonRpcReply(res.statusCode, await readReply(res.body));
+      const out = classifyJsonRpcReply(res.statusCode, await readReply(res.body, deadline, c.timeoutMs));
       if (out.message.length > MAX_MESSAGE) out.message = out.message.slice(0, MAX_MESSAGE);
       return out;
     } catch (err) {
-      return { result: 'ERROR', message: deadline.signal.aborted ? deadline.reason() : errorMessage(err) };
-    } finally {
-      deadline.clear();
+      return { result: 'ERROR', message: errorMessage(err) };
     }
   }
 

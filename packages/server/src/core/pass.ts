@@ -205,7 +205,8 @@ export class TransPass {
       const wait = this.slots?.acquire();
       if (wait) await wait;
       slotted = this.slots !== undefined;
-      const needed = this.deps.clock.now() + this.callTimeoutMs + LEASE_MARGIN_MS;
+      // an HTTP call may last up to twice its timeout (headers, then one last gap of a dribbled body)
+      const needed = this.deps.clock.now() + 2 * this.callTimeoutMs + LEASE_MARGIN_MS;
       if (needed > this.leaseNeeded) this.leaseNeeded = needed;
       await this.leaseUntil(needed);
       return await this.startCall(url, branchId, op, payload);
