@@ -84,7 +84,7 @@ describe('bad input: rejected at the edge with the exact status and a message na
       ...bad('submit', saga(extra), status, message),
       name: `submit saga with ${short(extra)}`,
     });
-    const get = (path: string, status: BadCase['status'], message: string) =>
+    const get = (path: string, status: BadCase['status'], message: string | RegExp) =>
       bad(path, undefined, status, message, 'GET');
     const url = (u: string) =>
       sub({ steps: [step(u), ok] }, `steps[0].action: expected an http:// or https:// URL, got '${u}'`);
@@ -301,6 +301,9 @@ describe('bad input: rejected at the edge with the exact status and a message na
       get('queryKV?cat=topics&key=a%00', 400, `key: ${unstorable}`),
       get('subscribe?topic=t%00&url=http://127.0.0.1:1/x', 400, `topic: ${unstorable}`),
       get('subscribe?topic=t&url=http://127.0.0.1:1/x&remark=%00', 400, `remark: ${unstorable}`),
+      // a subscriber becomes a branch URL of msg steps: it must be one (here invalid UTF-8, read as is)
+      get('subscribe?topic=t&url=%ED%A0%80', 400, /^url: expected an http\(s\):\/\/ URL or a gRPC URL /),
+      get('subscribe?topic=t&url=nope', 400, /^url: expected an http\(s\):\/\/ URL or a gRPC URL /),
       sub({ gid: 'a\u0000b' }, `gid: ${unstorable}`),
       sub({ gid: 'a\ud800b' }, `gid: ${unstorable}`),
       sub({ rollback_reason: '\u0000' }, `rollback_reason: ${unstorable}`),

@@ -4,7 +4,7 @@ import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/call
 import { FakeClock } from '../src/core/clock.js';
 import { DEFAULT_CORE_CONFIG } from '../src/core/core-config.js';
 import { Cron } from '../src/core/cron.js';
-import { NotFoundError, OngoingError } from '../src/core/errors.js';
+import { FailureError, OngoingError } from '../src/core/errors.js';
 import { type AlertPayload, type PassDeps, resetInterval } from '../src/core/pass.js';
 import { Processor } from '../src/core/processor.js';
 import { Retention } from '../src/core/retention.js';
@@ -224,7 +224,8 @@ describe('core: saga state machine (spec §6.7)', () => {
     w = world({}, async (c) => {
       if (c.url.endsWith('A1')) await w.service.forceStop('g');
     });
-    await assert.rejects(w.service.submit(saga('g', 2)), NotFoundError);
+    // the wait_result reply tells what the transaction became, not the lost write
+    await assert.rejects(w.service.submit(saga('g', 2)), FailureError);
     assert.equal(await w.status('g'), 'failed');
     assert.deepEqual(w.caller.calls, ['A1 action']);
   });

@@ -33,6 +33,7 @@ import { Busi, type BusiCall, type BusiResult } from './support/busi.js';
 import { DtxProcess, dropTestStore, freePort, storeEnv, testStoreConfig } from './support/dtx.js';
 import { call } from './support/http.js';
 import { waitFor } from './support/poll.js';
+import { seededRandom } from './support/random.js';
 import { sagaBody } from './support/trans.js';
 
 const SEED = Number(process.env.DTX_CRASH_SEED ?? 20261202);
@@ -43,18 +44,6 @@ const WORKERS = 4;
 const PACE_MS = 60;
 /** Upper bound for everything to end after the last restart (the slowest path is a 10 s cron lease). */
 const END_DEADLINE_MS = 45_000;
-
-/** mulberry32: a small seeded PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms)); // load shaping only, never to synchronise
 
@@ -70,7 +59,7 @@ interface Design {
 }
 
 function designOf(i: number): Design {
-  const r = rng(SEED ^ Math.imul(i + 1, 0x9e3779b1));
+  const r = seededRandom(SEED ^ Math.imul(i + 1, 0x9e3779b1));
   const x = r();
   const failAt = x < 0.2 ? 1 : x < 0.4 ? 2 : 0;
   const errorOnce = new Set<string>();
@@ -273,7 +262,7 @@ describe('crash loop: dtx serve SIGKILLed every few seconds under saga load', ()
         const workers = Array.from({ length: WORKERS }, worker);
 
         // the kill schedule: seeded delays of 2-3 s, one node at a time, each restarted on the same store at once
-        const delays = Array.from({ length: KILLS }, (_, c) => 2000 + Math.floor(rng(SEED + c)() * 1000));
+        const delays = Array.from({ length: KILLS }, (_, c) => 2000 + Math.floor(seededRandom(SEED + c)() * 1000));
         for (let c = 0; c < KILLS; c++) {
           await pause(delays[c]!);
           const k = c % instances;

@@ -16,6 +16,7 @@ import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { DtxProcess, freePort } from './support/dtx.js';
 import { call } from './support/http.js';
+import { seededRandom } from './support/random.js';
 
 const SEED = Number(process.env.DTX_FUZZ_SEED ?? 20261202) >>> 0;
 /** Upper bounds of one run: messages, and seconds spent sending them. */
@@ -24,17 +25,6 @@ const BUDGET_MS = 20_000;
 /** A call without a status by then counts as a hang. */
 const CALL_DEADLINE_MS = 10_000;
 const WORKERS = 8;
-
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function varint(n: number | bigint): number[] {
   const out: number[] = [];
@@ -289,7 +279,7 @@ describe('gRPC fuzz against dtx serve', () => {
     { timeout: 120_000 },
     async (t) => {
       t.diagnostic(`seed ${SEED}: DTX_FUZZ_SEED=${SEED} repeats this run`);
-      const rnd = prng(SEED);
+      const rnd = seededRandom(SEED);
       const int = (n: number) => Math.floor(rnd() * n);
       const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
       const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));

@@ -5,6 +5,7 @@ import { DispatchingCaller } from '../src/branch/dispatch.js';
 import { Busi } from './support/busi.js';
 import { startTestDtx, type TestDtx } from './support/dtx.js';
 import { call } from './support/http.js';
+import { seededRandom } from './support/random.js';
 import { gidFor, sagaBody } from './support/trans.js';
 
 // Seeded fuzzing of every HTTP route and JSON-RPC method: mutated valid bodies, query strings and raw bytes. Every
@@ -19,18 +20,6 @@ import { gidFor, sagaBody } from './support/trans.js';
 
 const ITERATIONS = 10_000;
 const BUDGET_MS = 25_000;
-
-/** mulberry32: small, fast, good enough to pick mutations reproducibly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/i;
 
@@ -65,7 +54,8 @@ class LoopbackOnlyCaller implements BranchCaller {
 }
 
 describe('HTTP fuzz: no mutated request gets a 5xx, and the server keeps serving', () => {
-  const seed = Number(process.env.DTX_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  // a fixed default keeps the suite deterministic; set DTX_FUZZ_SEED to explore others (or repeat a failing one)
+  const seed = Number(process.env.DTX_FUZZ_SEED ?? 20261202) >>> 0;
   let dtx: TestDtx;
   let busi: Busi;
   const caller = new LoopbackOnlyCaller();
@@ -81,7 +71,7 @@ describe('HTTP fuzz: no mutated request gets a 5xx, and the server keeps serving
   });
 
   it(`${ITERATIONS} mutated requests to every route and JSON-RPC method answer below 500`, async () => {
-    const r = rng(seed);
+    const r = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const LOOPBACK_URLS = [
       `${busi.url}/TransOut`,
@@ -296,13 +286,6 @@ describe('HTTP fuzz: no mutated request gets a 5xx, and the server keeps serving
         statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
         const what = () =>
           `seed ${seed}: ${method} ${url.slice(0, 300)} ${String(body ?? '').slice(0, 300)} → ${reply.status} ${reply.text.slice(0, 300)}`;
-        // The one 500 left is not the edge's: a submit with wait_result true reports the error of a branch call
-        // (here to the closed loopback port) as DTM does; the transaction is stored and the cron retries it.
-        const branchError =
-          reply.status === 500 &&
-          /wait_result"?:true/i.test(String(body ?? '')) &&
-          /ECONNREFUSED 127\.0\.0\.1:1\b|return failed|timed? ?out/i.test(reply.text);
-        if (branchError) continue;
         assert.ok(reply.status < 500, what());
         if (url.endsWith('/api/json-rpc') && reply.status === 200 && reply.json?.error) {
           assert.ok(!/is not a function|Cannot read prop|undefined/.test(reply.json.error.message), what());

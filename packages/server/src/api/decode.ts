@@ -202,6 +202,14 @@ export function checkGid(gid: string, field = 'gid'): string {
  * http(s) is a gRPC branch (spec §5.1): `host:port/package.Service/Method`, or a discovery target
  * `etcd://` / `discov://` / `discovery://` followed by the service and the method.
  */
+/**
+ * A topic subscriber's URL: it becomes the branch URL of the msg steps that name the topic, over HTTP or gRPC,
+ * so it must be one of those (an empty one is the topic's own error).
+ */
+export function checkSubscriberUrl(url: string): string {
+  return checkUrl(url, 'url', 'grpc', false);
+}
+
 function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
   checkStoredText(url, field, MAX_URL);

@@ -1,5 +1,5 @@
 import { CallSlots } from './call-slots.js';
-import { errorMessage, FailureError, OngoingError } from './errors.js';
+import { errorMessage, FailureError, NotFoundError, OngoingError } from './errors.js';
 import type { TransBranch, TransGlobal } from './model.js';
 import { processMsg } from './msg.js';
 import { type PassDeps, PassError, TransPass } from './pass.js';
@@ -122,7 +122,11 @@ export class Processor {
     } catch (err) {
       // a branch that errs or answers ONGOING leaves the transaction to the cron: still running, not failed
       if (err instanceof PassError) throw stillRunning(trans, err.message);
-      throw err;
+      if (!(err instanceof NotFoundError)) throw err;
+      // a lost compare-and-set: someone else (force stop, another instance) moved it; answer by what it is now
+      const now = await this.deps.store.findTrans(trans.gid);
+      if (!now) throw err;
+      Object.assign(trans, { status: now.status, rollbackReason: now.rollbackReason });
     }
     if (!isSubmit || trans.status === 'succeed') return;
     if (trans.status === 'aborting' || trans.status === 'failed') {

@@ -26,7 +26,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
-import type { EdgeLimits } from '../decode.js';
+import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';
 import { branchCall, topicCall, transCall } from './requests.js';
 import { GrpcStatusError, grpcStatusOf } from './status.js';
@@ -94,7 +94,8 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     PrepareWorkflow: async () => {
       throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');
     },
-    Subscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.subscribe(t.Topic, t.URL, t.Remark)),
+    Subscribe: (r: DtmTopicRequest) =>
+      topicCall(r, (t) => s.topics.subscribe(t.Topic, checkSubscriberUrl(t.URL), t.Remark)),
     Unsubscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.unsubscribe(t.Topic, t.URL)),
     DeleteTopic: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.deleteTopic(t.Topic)),
   };

@@ -8,6 +8,7 @@ import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-co
 import type { Store } from '../../store/store.js';
 import {
   checkGid,
+  checkSubscriberUrl,
   cleanGid,
   DEFAULT_EDGE_LIMITS,
   decodeBranch,
@@ -250,7 +251,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/subscribe`, async (req) => {
     const p = q(req);
-    await s.topics.subscribe(p.get('topic') ?? '', p.get('url') ?? '', p.get('remark') ?? '');
+    await s.topics.subscribe(p.get('topic') ?? '', checkSubscriberUrl(p.get('url') ?? ''), p.get('remark') ?? '');
     return SUCCESS;
   });
   app.get(`${base}/unsubscribe`, async (req) => {
