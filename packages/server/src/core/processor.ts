@@ -61,8 +61,7 @@ export class Processor {
     const current = this.active.get(gid);
     if (current) {
       await current.catch(() => {});
-      const now = await this.deps.store.findTrans(gid);
-      if (now) Object.assign(trans, { status: now.status, rollbackReason: now.rollbackReason });
+      await this.reloadStatus(trans);
       return undefined;
     }
     const pass = new TransPass(this.deps, trans, branches, forwardMs, this.slots);
@@ -80,6 +79,15 @@ export class Processor {
       this.active.delete(gid);
     }
     return pass;
+  }
+
+  /** Copies the stored status and rollback reason into `trans`; false when the store no longer has it. */
+  private async reloadStatus(trans: TransGlobal): Promise<boolean> {
+    const stored = await this.deps.store.findTrans(trans.gid);
+    if (!stored) return false;
+    trans.status = stored.status;
+    trans.rollbackReason = stored.rollbackReason;
+    return true;
   }
 
   /** True while this instance runs a pass of gid (the cron then leaves it to that pass). */
@@ -124,9 +132,7 @@ export class Processor {
       if (err instanceof PassError) throw stillRunning(trans, err.message);
       if (!(err instanceof NotFoundError)) throw err;
       // a lost compare-and-set: someone else (force stop, another instance) moved it; answer by what it is now
-      const now = await this.deps.store.findTrans(trans.gid);
-      if (!now) throw err;
-      Object.assign(trans, { status: now.status, rollbackReason: now.rollbackReason });
+      if (!(await this.reloadStatus(trans))) throw err;
     }
     if (!isSubmit || trans.status === 'succeed') return;
     if (trans.status === 'aborting' || trans.status === 'failed') {
