@@ -12,12 +12,14 @@ const HELP = `dtx — a distributed transaction manager compatible with DTM
 Usage:
   dtx serve [-c conf.yml] [-d] [-r]   start the coordinator (also: dtx -c conf.yml)
   dtx migrate [-c conf.yml] [-r]      create or upgrade the store's tables, then exit
+  dtx init [dir] [--db postgres]      write a starter service (Fastify, a saga, the barrier; SQLite by default)
   dtx -v                              print the version
 
 Options:
   -c, --config <file>  DTM-style YAML config; keys may also come from env vars (HTTP_PORT, STORE_DRIVER, ...)
   -d, --debug          log level debug
   -r, --reset          drop and recreate the store's tables first (tests only: deletes all data)
+      --db <db>        dtx init: sqlite (default) or postgres, the database of the starter's barrier
   -v, --version        print the version
   -h, --help           this help
 `;
@@ -32,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
       reset: { type: 'boolean', short: 'r' },
       version: { type: 'boolean', short: 'v' },
       help: { type: 'boolean', short: 'h' },
+      db: { type: 'string' },
     },
   });
   if (values.help) {
@@ -43,6 +46,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const cmd = positionals[0] ?? 'serve';
+  if (cmd === 'init') {
+    const dir = positionals[1] ?? '.';
+    const { initProject } = await import('./init.js');
+    const r = initProject(dir, values.db ?? 'sqlite');
+    process.stdout.write(
+      `wrote a dtx starter in ${r.dir}:\n${r.files.map((f) => `  ${f}`).join('\n')}\n\n` +
+        `next: cd ${dir} && npm install, start a coordinator (npx @dtx/server serve), then npm start / npm test\n`,
+    );
+    return 0;
+  }
+  if (values.db !== undefined) {
+    process.stderr.write(`--db is an option of dtx init only\n\n${HELP}`);
+    return 2;
+  }
   if (cmd !== 'serve' && cmd !== 'migrate') {
     process.stderr.write(`unknown command '${cmd}'\n\n${HELP}`);
     return 2;

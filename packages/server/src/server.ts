@@ -18,6 +18,7 @@ import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import type { DtxTracer } from './observe/tracer.js';
 import type { TracingExporter } from './observe/tracing.js';
+import { loadOptional } from './optional-package.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
@@ -127,7 +128,17 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     // spans only when an exporter is configured: with `none` the OpenTelemetry SDK is not even loaded
     let tracer: DtxTracer | undefined;
     if (c.Tracing.Exporter !== 'none') {
-      const { startTracing } = await import('./observe/tracing.js');
+      const { startTracing } = await loadOptional(
+        `Tracing.Exporter=${c.Tracing.Exporter}`,
+        [
+          '@opentelemetry/api',
+          '@opentelemetry/core',
+          '@opentelemetry/resources',
+          '@opentelemetry/sdk-trace-base',
+          '@opentelemetry/exporter-trace-otlp-http',
+        ],
+        () => import('./observe/tracing.js'),
+      );
       const tracing = startTracing({
         exporter: c.Tracing.Exporter as TracingExporter,
         endpoint: c.Tracing.Endpoint,

@@ -141,11 +141,11 @@ describe('discovery targets (no etcd)', () => {
     assert.equal(gz?.value, '10.1.2.3:36790');
   });
 
-  it('shares one etcd client per etcd cluster', () => {
+  it('shares one etcd client per etcd cluster', async () => {
     const clients = new EtcdClients();
     try {
-      assert.equal(clients.get(['a:2379', 'b:2379']), clients.get(['b:2379', 'a:2379']));
-      assert.notEqual(clients.get(['a:2379']), clients.get(['b:2379']));
+      assert.equal(await clients.get(['a:2379', 'b:2379']), await clients.get(['b:2379', 'a:2379']));
+      assert.notEqual(await clients.get(['a:2379']), await clients.get(['b:2379']));
     } finally {
       clients.close();
     }

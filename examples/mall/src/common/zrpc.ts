@@ -119,7 +119,7 @@ export async function startRpcServer(
   const host = conf.ListenOn.replace(/:\d+$/, '');
   const address = advertisedEndpoint(`${host}:${port}`, port);
   const registration = new LeasedKey({
-    client: etcd.get(conf.Etcd.Hosts),
+    client: await etcd.get(conf.Etcd.Hosts),
     keyOf: (leaseId) => `${conf.Etcd.Key}/${leaseId}`,
     value: address,
     ttlSeconds: REGISTRATION_TTL_SECONDS,

@@ -109,7 +109,7 @@ export function createDiscovery(config: DiscoveryConfig, log: Logger, options: D
       registering ??= (async () => {
         const p = boundGrpcPort === undefined ? plan : (planFor(boundGrpcPort) ?? plan);
         const key = new LeasedKey({
-          client: clients.get(p.etcdHosts, p.auth),
+          client: await clients.get(p.etcdHosts, p.auth),
           keyOf: p.keyOf,
           value: p.value,
           ttlSeconds: p.ttlSeconds,

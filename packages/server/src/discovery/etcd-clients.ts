@@ -4,8 +4,19 @@
  *
  * @module
  */
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { loadOptional } from '../optional-package.js';
 import type { EtcdAuth } from './target.js';
+
+/** etcd3, imported on the first client: a server that never talks to etcd never loads it (nor needs it installed). */
+let etcd3: Promise<typeof import('etcd3')> | undefined;
+const loadEtcd3 = () => {
+  etcd3 ??= loadOptional('etcd discovery', ['etcd3'], () => import('etcd3')).catch((err: unknown) => {
+    etcd3 = undefined; // installed later (a test, a long-running host): the next use tries again
+    throw err;
+  });
+  return etcd3;
+};
 
 /** Options of {@link EtcdClients}. */
 export interface EtcdClientsOptions {
@@ -27,8 +38,12 @@ export class EtcdClients {
     this.#dialTimeoutMs = options.dialTimeoutMs ?? 3_000;
   }
 
-  /** The client of the cluster at `hosts` (each `host:port`), created on first use. */
-  get(hosts: readonly string[], auth?: EtcdAuth): Etcd3 {
+  /**
+   * The client of the cluster at `hosts` (each `host:port`), created on first use.
+   * @throws MissingPackageError when the optional package `etcd3` is not installed.
+   */
+  async get(hosts: readonly string[], auth?: EtcdAuth): Promise<Etcd3> {
+    const { Etcd3 } = await loadEtcd3();
     if (this.#closed) throw new Error('the etcd clients are closed');
     const id = `${[...hosts].sort().join(',')}|${auth?.user ?? ''}`;
     let client = this.#clients.get(id);

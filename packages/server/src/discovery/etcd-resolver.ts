@@ -134,9 +134,9 @@ export class EtcdTargetResolver implements TargetResolver {
 
   #open(lookup: Lookup): Entry {
     const entry: Entry = {
-      ready: Promise.resolve().then(() =>
+      ready: Promise.resolve().then(async () =>
         WatchedPrefix.open({
-          client: this.#o.clients.get(lookup.hosts, lookup.auth),
+          client: await this.#o.clients.get(lookup.hosts, lookup.auth),
           prefix: lookup.prefix,
           decode: lookup.decode,
           log: this.#o.log,

@@ -1,5 +1,6 @@
 import { ConfigError, type DtxConfig } from '../config.js';
 import type { Logger } from '../observe/logger.js';
+import { loadOptional } from '../optional-package.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
@@ -21,18 +22,30 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
       return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true });
     case 'redis': {
       // loaded on demand: ioredis and the Lua scripts are only read when Redis is the store
-      const { openRedisStore } = await import('./redis/redis-store.js');
+      const { openRedisStore } = await loadOptional(
+        'Store.Driver=redis',
+        ['ioredis'],
+        () => import('./redis/redis-store.js'),
+      );
       return openRedisStore(config, { reset: o.reset === true, log: o.log });
     }
     case 'postgres': {
       // loaded on demand: pg is only read when PostgreSQL is the store
-      const { PostgresStore } = await import('./postgres/postgres-store.js');
+      const { PostgresStore } = await loadOptional(
+        'Store.Driver=postgres',
+        ['pg'],
+        () => import('./postgres/postgres-store.js'),
+      );
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
       return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
     }
     case 'mysql': {
       // loaded on demand: mysql2 is only read when MySQL / MariaDB is the store
-      const { MysqlStore } = await import('./mysql/mysql-store.js');
+      const { MysqlStore } = await loadOptional(
+        'Store.Driver=mysql',
+        ['mysql2'],
+        () => import('./mysql/mysql-store.js'),
+      );
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
       return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
     }
