@@ -171,6 +171,12 @@ export async function installPacked(
       const target = relocate(loc);
       if (lock[target] !== undefined) continue;
       const { dev: _d, optional: _o, devOptional: _do, peer: _p, ...entry } = rootLock[loc]!;
+      // the tarball's registry URL (the workspace lock omits it): npm then reads the tarball from its cache by
+      // integrity, without the package's registry document
+      if (entry.resolved === undefined && entry.version !== undefined && entry.integrity !== undefined) {
+        const name = loc.slice(loc.lastIndexOf('node_modules/') + 'node_modules/'.length);
+        entry.resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${entry.version}.tgz`;
+      }
       lock[target] = entry;
       visit(loc, entry.dependencies, entry.optionalDependencies);
     }
