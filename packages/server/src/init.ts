@@ -8,7 +8,6 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from './config.js';
 
 /** The databases a starter can use for its accounts and barrier table. */
 export const STARTER_DBS = ['sqlite', 'postgres'] as const;
@@ -23,6 +22,14 @@ interface OwnManifest {
   peerDependencies: Record<string, string>;
 }
 
+/** `dtx init` cannot write the starter (the directory is not empty, an unknown `--db`); the CLI prints its message. */
+export class InitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InitError';
+  }
+}
+
 /** What {@link initProject} wrote. */
 export interface InitResult {
   dir: string;
@@ -31,18 +38,18 @@ export interface InitResult {
 
 /**
  * Writes the starter into `dir` (created if missing).
- * @throws ConfigError when `dir` exists and is not an empty directory, or `db` is not one of {@link STARTER_DBS}.
+ * @throws InitError when `dir` exists and is not an empty directory, or `db` is not one of {@link STARTER_DBS}.
  */
 export function initProject(dir: string, db: string = 'sqlite'): InitResult {
   if (!(STARTER_DBS as readonly string[]).includes(db)) {
-    throw new ConfigError(`--db: '${db}' is not one of ${STARTER_DBS.join(', ')}`);
+    throw new InitError(`--db: '${db}' is not one of ${STARTER_DBS.join(', ')}`);
   }
   const target = resolve(dir);
   if (existsSync(target)) {
-    if (!statSync(target).isDirectory()) throw new ConfigError(`${target} exists and is not a directory`);
+    if (!statSync(target).isDirectory()) throw new InitError(`${target} exists and is not a directory`);
     const present = readdirSync(target);
     if (present.length > 0) {
-      throw new ConfigError(
+      throw new InitError(
         `${target} is not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', …' : ''}): ` +
           'dtx init writes only into a new or empty directory',
       );
