@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ROOT, run } from './support/packed.js';
 
@@ -16,9 +17,16 @@ describe('API docs (typedoc)', () => {
 
   it('build without a warning, with a page per package and the main entries', { timeout: 120_000 }, async () => {
     const docs = join(ROOT, 'tools', 'docs');
-    const typedoc = join(docs, 'node_modules', '.bin', 'typedoc');
-    assert.ok(existsSync(typedoc), 'typedoc is installed in tools/docs (npm ci)');
-    const r = await run(typedoc, ['--options', 'typedoc.json', '--out', out], { cwd: docs, timeoutMs: 120_000 });
+    // typedoc as tools/docs resolves it (npm nests it there, next to its TypeScript 5.9)
+    const manifest = createRequire(join(docs, 'package.json')).resolve('typedoc/package.json');
+    const bin = (JSON.parse(readFileSync(manifest, 'utf8')) as { bin: Record<string, string> }).bin.typedoc!;
+    const typedoc = join(dirname(manifest), bin);
+    const r = await run(process.execPath, [typedoc, '--options', 'typedoc.json', '--out', out], {
+      cwd: docs,
+      timeoutMs: 120_000,
+    });
+    const ts = createRequire(typedoc).resolve('typescript/package.json');
+    assert.match((JSON.parse(readFileSync(ts, 'utf8')) as { version: string }).version, /^5\.9\./);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.doesNotMatch(r.stdout + r.stderr, /warning|error/i);
     for (const page of [
