@@ -13,7 +13,7 @@ import { Processor } from './core/processor.js';
 import { Retention } from './core/retention.js';
 import { TransService } from './core/service.js';
 import { Topics } from './core/topics.js';
-import { createDiscovery, type Discovery } from './discovery/index.js';
+import { createDiscovery, type Discovery } from './discovery/discovery.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import type { DtxTracer } from './observe/tracer.js';

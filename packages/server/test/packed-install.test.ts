@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,7 +16,7 @@ import { OPTIONAL_PACKAGES } from '../src/optional-package.js';
 import { Busi } from './support/busi.js';
 import { freePort } from './support/dtx.js';
 import { call } from './support/http.js';
-import { installPacked, npm, packedFiles, packWorkspace, run } from './support/packed.js';
+import { installPacked, npm, packedFiles, packWorkspace, ROOT, run } from './support/packed.js';
 import { waitFor } from './support/poll.js';
 
 /** Env var names of every config key, removed from the children's environment. */
@@ -77,6 +77,40 @@ describe('@dtx/server installed from its packed tarball, without optional peer d
     assert.deepEqual(Object.keys(OPTIONAL_PACKAGES).filter(installed), []);
     assert.ok(readdirSync(join(project, 'node_modules')).length > 0);
   });
+
+  it(
+    'its types compile strict with skipLibCheck false, without the optional packages',
+    { timeout: 60_000 },
+    async () => {
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            strict: true,
+            skipLibCheck: false,
+            noEmit: true,
+            types: ['node'],
+          },
+          files: ['main.ts'],
+        }),
+      );
+      writeFileSync(
+        join(project, 'main.ts'),
+        "import { loadConfig, startServer, type DtxServer } from '@dtx/server';\n" +
+          'const { config } = loadConfig();\n' +
+          'const server: DtxServer = await startServer({ config });\n' +
+          'await server.stop();\n',
+      );
+      // the workspace's compiler, on the project's own node_modules
+      const r = await run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], {
+        cwd: project,
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    },
+  );
 
   it('`dtx -h` lists the commands', async () => {
     const r = await npm(['exec', '--offline', '--no', '--', 'dtx', '-h'], project, 60_000);

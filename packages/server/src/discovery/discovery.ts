@@ -11,6 +11,7 @@ import { EtcdTargetResolver } from './etcd-resolver.js';
 import { LeasedKey } from './leased-key.js';
 import { KRATOS_DRIVER, type MicroServiceConfig, planRegistration, type RegistrationPlan } from './registration.js';
 import { KRATOS_SCHEME, parseEtcdHosts, splitTargetUrl } from './target.js';
+import type { TargetResolver } from './target-resolver.js';
 
 /** The configuration keys discovery reads (a subset of `DtxConfig`). */
 export interface DiscoveryConfig {
@@ -36,10 +37,21 @@ export interface DiscoveryOptions {
   etcdTimeoutMs?: number;
 }
 
+/**
+ * The resolver of a {@link Discovery} (an {@link EtcdTargetResolver}), typed without the optional package etcd3 so
+ * that the declarations of `@dtx/server`'s main entry compile where etcd3 is not installed.
+ */
+export interface DiscoveryResolver extends TargetResolver {
+  /** The addresses currently known for `target` (reading them from etcd first if needed), in round-robin order. */
+  instances(target: string): Promise<string[]>;
+  /** Stops every watch. */
+  close(): Promise<void>;
+}
+
 /** What {@link createDiscovery} returns. */
 export interface Discovery {
   /** Resolves `etcd://`, `discov://` and `discovery://` branch targets (and plain `host:port`) to a `host:port`. */
-  readonly resolver: EtcdTargetResolver;
+  readonly resolver: DiscoveryResolver;
   /** The registration planned from `MicroService` and `GrpcPort`, or `undefined` when there is none. */
   readonly plan: RegistrationPlan | undefined;
   /**

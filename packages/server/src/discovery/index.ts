@@ -9,6 +9,7 @@ export {
   type Discovery,
   type DiscoveryConfig,
   type DiscoveryOptions,
+  type DiscoveryResolver,
 } from './discovery.js';
 export { DiscoveryError } from './discovery-error.js';
 export { EtcdClients, type EtcdClientsOptions } from './etcd-clients.js';
