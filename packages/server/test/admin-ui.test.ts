@@ -295,6 +295,51 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     await shot('server');
   });
 
+  it('live overview: parses /api/metrics in the browser, shows rates, unfinished by status, and n/a when absent', async () => {
+    // a loopback stand-in for /api/metrics (this build's real one is tested above when it exists): counters grow
+    const app = Fastify();
+    registerAdminUi(app, { basePath: '' });
+    let scrapes = 0;
+    app.get('/api/metrics', async (_req, reply) => {
+      scrapes += 1;
+      const n = scrapes * 30;
+      reply.type('text/plain; version=0.0.4');
+      return [
+        '# HELP dtx_transactions_finished_total Transactions finished.',
+        '# TYPE dtx_transactions_finished_total counter',
+        `dtx_transactions_finished_total{trans_type="saga",outcome="succeed"} ${n}`,
+        `dtx_transactions_finished_total{trans_type="saga",outcome="failed"} ${scrapes}`,
+        `dtx_branch_failures_total{trans_type="saga",op="action",reason="error"} ${2 * scrapes}`,
+        'dtx_unfinished_transactions{trans_type="saga",status="submitted"} 4',
+        'dtx_unfinished_transactions{trans_type="msg",status="prepared"} 1',
+        'dtx_unfinished_transactions{trans_type="tcc",status="submitted"} 3',
+        'dtx_stuck_transactions{reason="attempts"} 2',
+        'dtx_stuck_transactions{reason="age"} 1',
+        'dtx_retries_total{trans_type="saga"} 17',
+        '',
+      ].join('\n');
+    });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      await page.goto(`${base}/admin/overview`);
+      await page.waitForSelector('[data-card="Stuck"]');
+      const card = async (k: string) => textOf(`[data-card="${k}"] .v`);
+      assert.equal(await card('Stuck'), '3');
+      assert.equal(await card('submitted'), '7');
+      assert.equal(await card('prepared'), '1');
+      assert.equal(await card('Retries'), '17');
+      assert.equal(await card('Cron lag'), 'n/a');
+      assert.equal(await card('Oldest unfinished'), 'n/a');
+      // after the second scrape the rates are numbers (their size depends on the clock, so only their form)
+      await waitFor('rates', async () => /^\d+(\.\d+)?$/.test(await card('Finished / s')), 15_000);
+      assert.match(await card('Branch failures / s'), /^\d+(\.\d+)?$/);
+      assert.ok(scrapes >= 2);
+      await shot('overview-live');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('asks for the admin token on a 401, sends it as a bearer token and logs out', async () => {
     // a loopback stand-in for a server with Auth.AdminToken set: the UI's files, and an API that wants the token
     const app = Fastify();
