@@ -129,7 +129,10 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
       assert.equal(r.status, 200, r.text);
     };
     await submit(
-      sagaBody(busi, okGid, { branch_headers: { Authorization: 'Bearer s3cret-token', 'X-Tenant': 'acme' } }),
+      sagaBody(busi, okGid, {
+        branch_headers: { Authorization: 'Bearer s3cret-token', 'X-Tenant': 'acme' },
+        payloads: ['{"amount":30}', 'plain text'],
+      }),
     );
     await submit(sagaBody(busi, rbGid));
     await submit(sagaBody(busi, retryGid));
@@ -215,13 +218,20 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     await shot('detail-rolled-back');
   });
 
-  it('masks secret branch_headers', async () => {
+  it('masks secret branch_headers and shows a payload that is not JSON as hex', async () => {
     await page.goto(`${dtx.base}/admin/trans/${encodeURIComponent(okGid)}`);
     await page.waitForSelector('ol.timeline');
     const text = await textOf('main');
     assert.ok(!text.includes('s3cret-token'), 'the token is not shown');
     assert.match(text, /Authorization: \*\*\*/);
     assert.match(text, /X-Tenant: acme/);
+    await page.click('.op-row[data-branch="02/action"] summary');
+    const hex = await page.$eval('.op-row[data-branch="02/action"] pre.payload', (p: El) => ({
+      cls: p.className,
+      text: p.textContent,
+    }));
+    assert.equal(hex.cls, 'payload hex', hex.text ?? '');
+    assert.equal(hex.text, '000000  70 6c 61 69 6e 20 74 65 78 74'); // "plain text"
   });
 
   it('shows the retrying saga and its attempts, and force-stops it after confirmation', async () => {
@@ -240,7 +250,16 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     }
     await shot('detail-retrying');
 
-    // cancel first: nothing happens
+    // retry now: the next attempt is due at once
+    const before = Date.parse(q.transaction.next_cron_time);
+    await page.click('button.retry');
+    await page.click('dialog.confirm [data-confirm]');
+    await waitFor('next retry moved earlier', async () => {
+      const t = (await dtx.query(retryGid)).transaction;
+      return Date.parse(t.next_cron_time) < before;
+    });
+
+    // force stop, cancelled first: nothing happens
     await page.click('button.force-stop');
     await page.waitForSelector('dialog.confirm[open]');
     await shot('confirm');
@@ -275,6 +294,32 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     await page.click('dialog.confirm [data-confirm]');
     await waitFor('topic gone from the page', async () => (await page.$(`.topic[data-topic="${topic}"]`)) === null);
     assert.deepEqual((await call('GET', `${dtx.api}/queryKV?cat=topics&key=${topic}`)).json.kv, []);
+  });
+
+  it('shows the stuck view, or says the server has none', async () => {
+    await page.goto(`${dtx.base}/admin/stuck`);
+    await page.waitForSelector('main h1:has-text("Stuck")');
+    if ((await call('GET', `${dtx.api}/stuck`)).status === 404) {
+      await page.waitForSelector('.notice:has-text("does not list stuck transactions")');
+    } else {
+      await page.waitForSelector('main table.trans, main .empty');
+    }
+  });
+
+  it('works under an AdminBasePath: page, assets and links below it', async () => {
+    const other = await startTestDtx({ AdminBasePath: '/ops/dtx' });
+    try {
+      await page.goto(`${other.base}/ops/dtx/admin/transactions`);
+      await page.waitForSelector('main .empty:has-text("No transactions match.")');
+      await page.click('nav a[data-nav=topics]');
+      await page.waitForSelector('form.subscribe');
+      assert.equal(new URL(page.url()).pathname, '/ops/dtx/admin/topics');
+      await page.goBack();
+      await page.waitForSelector('main h1:has-text("Transactions")');
+      assert.equal(new URL(page.url()).pathname, '/ops/dtx/admin/transactions');
+    } finally {
+      await other.stop();
+    }
   });
 
   it('shows the overview and the server info', async () => {
