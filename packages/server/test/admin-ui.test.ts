@@ -199,6 +199,14 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     await page.click('form.filters button[type=submit]');
     await page.waitForURL(/gidPrefix=/);
     await waitFor('only the retrying one', async () => (await rowGids()).join() === retryGid);
+
+    // a time range that ends before they were created: none of them
+    await page.click('form.filters button:has-text("Reset")');
+    await page.fill('input[name=to]', '2001-01-01T00:00');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForURL(/createTimeEnd=/);
+    await page.waitForSelector('main .empty:has-text("No transactions match.")');
+    assert.equal(new URL(page.url()).searchParams.get('createTimeEnd'), String(new Date('2001-01-01T00:00').getTime()));
   });
 
   it('shows a rolled-back saga with its branches, payloads and rollback reason', async () => {
