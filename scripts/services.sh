@@ -13,7 +13,8 @@ HOST=127.0.0.1
 PG_PORT=5432 MY_PORT=3306 REDIS_PORT=6379 ETCD_PORT=2379 ETCD_PEER_PORT=2380
 DB_USER=dtx DB_PASS=dtx DB_NAME=dtx_test
 PG_BIN=/usr/lib/postgresql/15/bin
-PACKAGES=(postgresql-15 mariadb-server redis-server etcd-server etcd-client)
+# chromium (/usr/bin/chromium) is no service: the admin UI's browser test drives it headless
+PACKAGES=(postgresql-15 mariadb-server redis-server etcd-server etcd-client chromium)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 # fail <name> <logfile> <message>: explain, show where the log is and its tail, exit 1.

@@ -372,6 +372,15 @@ export function validate(c: DtxConfig): void {
   };
   port('HttpPort', c.HttpPort);
   port('GrpcPort', c.GrpcPort);
+  const adminBase = c.AdminBasePath.replace(/\/+$/, '');
+  if (c.AdminBasePath !== '' && !/^(\/[A-Za-z0-9._~-]+)*$/.test(adminBase)) {
+    throw new ConfigError(
+      `AdminBasePath: expected '' or '/' (the root) or a path like '/dtx' of letters, digits and . _ ~ -, got '${c.AdminBasePath.slice(0, 100)}'`,
+    );
+  }
+  if (adminBase === '/api' || adminBase.startsWith('/api/')) {
+    throw new ConfigError(`AdminBasePath: must not be under /api (the API's routes), got '${c.AdminBasePath}'`);
+  }
   const positive: [string, number][] = [
     ['TransCronInterval', c.TransCronInterval],
     ['RequestTimeout', c.RequestTimeout],

@@ -184,6 +184,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       limits,
     });
     closers.push(() => grpcApi.close());
+    const startedAt = new Date().toISOString();
+    let httpPort = 0;
     const app = buildHttpApi({
       service,
       store,
@@ -197,11 +199,18 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       requestTimeout: c.HttpRequestTimeout,
       headersTimeout: c.HttpHeadersTimeout,
       keepAliveTimeout: c.HttpKeepAliveTimeout,
+      adminBasePath: c.AdminBasePath,
+      info: () => ({
+        store: c.Store.Driver,
+        http_port: httpPort,
+        grpc_port: grpcApi.port,
+        started_at: startedAt,
+      }),
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });
     closers.push(() => app.close());
-    const httpPort = (app.server.address() as AddressInfo).port;
+    httpPort = (app.server.address() as AddressInfo).port;
     cron.start();
     closers.push(() => cron.stop());
     const retention = new Retention(store, clock, log, {

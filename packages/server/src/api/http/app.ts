@@ -19,6 +19,7 @@ import {
 } from '../decode.js';
 import { JsonRpcApi } from '../json-rpc/json-rpc.js';
 import { renderBranch, renderKV, renderTrans } from '../render.js';
+import { registerAdminUi } from './admin-ui.js';
 import { sendAfterBody } from './drain-request.js';
 
 export interface HttpApiOptions {
@@ -39,6 +40,23 @@ export interface HttpApiOptions {
   headersTimeout?: number;
   /** Seconds an idle keep-alive connection is kept open (HttpKeepAliveTimeout). Default 72. */
   keepAliveTimeout?: number;
+  /** AdminBasePath: where the admin UI is served ('' or '/' for the root). Default ''. */
+  adminBasePath?: string;
+  /** The admin UI package's directory (tests); default: `@dtx/admin` beside this package. */
+  adminDir?: string;
+  /** What `GET /api/dtmsvr/info` answers besides the version (store, ports, start time). */
+  info?: () => ServerInfo;
+}
+
+/** `GET /api/dtmsvr/info`: what an operator (and the admin UI) wants to know about this server. */
+export interface ServerInfo {
+  store: string;
+  http_port: number;
+  grpc_port: number;
+  /** RFC 3339. */
+  started_at: string;
+  /** This instance's id when it has one (omitted otherwise). */
+  owner?: string;
 }
 
 const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -178,6 +196,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   const base = '/api/dtmsvr';
 
   app.get(`${base}/version`, async () => ({ version: o.version }));
+  app.get(`${base}/info`, async () => ({ version: o.version, ...o.info?.() }));
   app.get(`${base}/newGid`, async () => ({ gid: s.newGid(), dtm_result: 'SUCCESS' }));
   app.post(`${base}/prepare`, async (req) => {
     await s.prepare(traced(req, trans(req)));
@@ -283,6 +302,8 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     }
     return { msg: 'pong' };
   });
+
+  registerAdminUi(app, { basePath: o.adminBasePath ?? '', ...(o.adminDir ? { dir: o.adminDir } : {}) });
 
   if (o.testMode) {
     // Test-only: run exactly one cron step, with the clock forwarded for decisions and a wider window.
