@@ -43,7 +43,7 @@ describe('@dtx/server installed from its packed tarball, without optional peer d
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dtx-packed-server-'));
     project = join(dir, 'app');
-    const tarballs = await packWorkspace(['packages/protocol', 'packages/server'], join(dir, 'tgz'));
+    const tarballs = await packWorkspace(['packages/protocol', 'packages/admin', 'packages/server'], join(dir, 'tgz'));
     await installPacked(project, tarballs, ['@dtx/server']);
     bin = join(project, 'node_modules', '.bin', 'dtx');
     await busi.start();
@@ -143,6 +143,10 @@ describe('@dtx/server installed from its packed tarball, without optional peer d
       },
       30_000,
     );
+    // the admin UI comes with the package (@dtx/admin, a dependency)
+    const page = await call('GET', `http://127.0.0.1:${port}/`);
+    assert.equal(page.status, 200, page.text);
+    assert.match(page.text, /<html/i);
     const gid = `packed-${process.pid}`;
     const r = await call('POST', `${api}/dtmsvr/submit`, {
       gid,
