@@ -15,9 +15,11 @@ export * from './barrier/index.js';
 export { BranchIdGenerator } from './branch-id-generator.js';
 export { type BranchRequest, DtxClient, type DtxClientOptions } from './client.js';
 export type {
+  CallOptions,
   CoordinatorTransport,
   SdkBranchCall,
   SdkBranchReply,
+  StoredState,
   TccBranchRegistration,
   TransParts,
   TransportClient,
@@ -33,10 +35,13 @@ export {
   isFailure,
   isOngoing,
   OngoingError,
+  type Transience,
 } from './errors.js';
 export { generateGid } from './gid.js';
 export type { HttpReply } from './http-call.js';
 export { Msg, type MsgOptions } from './msg.js';
+export type { RetryOptions } from './retry.js';
 export { Saga, type SagaOptions } from './saga.js';
+export type { SubmitHandle, WaitOptions } from './submit-handle.js';
 export { Tcc, type TccOptions } from './tcc.js';
 export type { TransactionOptions } from './transaction-options.js';
