@@ -5,11 +5,18 @@
 import { classifyHttpReply, Protocol, type QueryReply, type TransRequest, TransType } from '@dtx/protocol';
 import { Agent, Pool } from 'undici';
 import { coordinatorReplyError } from './coordinator-reply.js';
-import type { CoordinatorTransport, SdkBranchCall, SdkBranchReply, TransportClient } from './coordinator-transport.js';
+import type {
+  CallOptions,
+  CoordinatorTransport,
+  SdkBranchCall,
+  SdkBranchReply,
+  TransportClient,
+} from './coordinator-transport.js';
 import { BranchError, CoordinatorError, DtxError, type FailureError } from './errors.js';
 import { generateGid } from './gid.js';
 import { type HttpReply, httpCall, urlWithQuery } from './http-call.js';
 import { Msg, type MsgOptions } from './msg.js';
+import { httpErrorTransience, type RetryOptions, type RetryPolicy, retryPolicy, withRetry } from './retry.js';
 import { Saga, type SagaOptions } from './saga.js';
 import { refusedSubmitStatus, settleRefusedSubmit } from './submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
@@ -27,6 +34,18 @@ export interface DtxClientOptions {
   maxConnections?: number;
   /** Headers added to every call to the coordinator, e.g. for an authenticating proxy. Default: none. */
   headers?: Record<string, string>;
+  /**
+   * The coordinator's API token (dtx `Auth.Token`), sent as `Authorization: Bearer <token>` on every call to the
+   * coordinator — never to branches. Default: none, no `Authorization` header (unless `headers` has one).
+   */
+  token?: string;
+  /**
+   * Retries of coordinator calls after a transient failure (connection refused, HTTP 502 / 503 / 504, a timeout):
+   * `newGid`, `query`, `prepare` and `submit` are idempotent per gid and retried after any of them; `abort` and
+   * `registerBranch` only when the request provably did not arrive (refused, 502, 503). `false` turns it off.
+   * Default: `{ retries: 3, minDelayMs: 100, maxDelayMs: 2_000 }` (doubling waits, ±25 % jitter).
+   */
+  retry?: RetryOptions | false;
 }
 
 /** A low-level call to a branch service, as {@link DtxClient.requestBranch} makes it. */
@@ -66,6 +85,7 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
   readonly #branches: Agent;
   readonly #timeoutMs: number;
   readonly #headers: Record<string, string>;
+  readonly #retry: RetryPolicy;
 
   /**
    * @param url the coordinator's API base, e.g. `http://127.0.0.1:36789/api/dtmsvr`
@@ -89,6 +109,13 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
     this.url = base.href.replace(/\/+$/, '');
     this.#timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#headers = { ...options.headers };
+    if (options.token !== undefined) {
+      if (options.token === '' || /[\r\n]/.test(options.token)) {
+        throw new DtxError('option token must be a non-empty string without line breaks');
+      }
+      this.#headers.authorization = `Bearer ${options.token}`;
+    }
+    this.#retry = retryPolicy(options.retry);
     const connections = options.maxConnections ?? 64;
     this.#pool = new Pool(base.origin, { connections });
     this.#branches = new Agent({ connections });
@@ -130,8 +157,8 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
   }
 
   /** Asks the coordinator for a new gid (`GET /newGid`). {@link generateGid} makes one without a round trip. */
-  async newGid(): Promise<string> {
-    const reply = await this.#json<{ gid?: unknown }>('GET', 'newGid');
+  async newGid(call: CallOptions = {}): Promise<string> {
+    const reply = await this.#json<{ gid?: unknown }>('GET', 'newGid', undefined, undefined, false, call);
     if (typeof reply.gid !== 'string' || reply.gid === '') {
       throw new CoordinatorError('newGid: the coordinator replied without a gid', 200);
     }
@@ -142,13 +169,13 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
    * The stored state of a transaction and its branches (`GET /query`). An unknown gid gives
    * `{ transaction: null, branches: [] }`.
    */
-  async query(gid: string): Promise<QueryReply> {
-    return this.#json<QueryReply>('GET', 'query', { gid }, undefined, true);
+  async query(gid: string, call: CallOptions = {}): Promise<QueryReply> {
+    return this.#json<QueryReply>('GET', 'query', { gid }, undefined, true, call);
   }
 
   /** Low-level `POST /prepare`: creates a prepared msg / tcc / xa transaction. Idempotent while prepared. */
-  async prepare(request: TransRequest): Promise<void> {
-    await this.#call('POST', 'prepare', undefined, request);
+  async prepare(request: TransRequest, call: CallOptions = {}): Promise<void> {
+    await this.#call('POST', 'prepare', undefined, request, false, call);
   }
 
   /**
@@ -161,14 +188,14 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
    * sumbmit.` from the coordinator; the SDK then queries the transaction and reports its real outcome instead:
    * resolves for `succeed`, `FailureError` with the stored reason for `failed` / `aborting`.
    */
-  async submit(request: TransRequest): Promise<void> {
+  async submit(request: TransRequest, call: CallOptions = {}): Promise<void> {
     try {
-      await this.#call('POST', 'submit', undefined, request);
+      await this.#call('POST', 'submit', undefined, request, false, call);
     } catch (err) {
       const status = refusedSubmitStatus(err);
       if (status === undefined) throw err;
       await settleRefusedSubmit(request.gid, status, err as FailureError, async () => {
-        const t = (await this.query(request.gid)).transaction;
+        const t = (await this.query(request.gid, call)).transaction;
         return t === null || t === undefined
           ? undefined
           : { status: t.status, ...(t.rollback_reason === undefined ? {} : { rollbackReason: t.rollback_reason }) };
@@ -177,23 +204,23 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
   }
 
   /** Low-level `POST /abort`: rolls back a prepared msg, or a prepared tcc / xa (with `rollback_reason`). */
-  async abort(request: TransRequest): Promise<void> {
-    await this.#call('POST', 'abort', undefined, request);
+  async abort(request: TransRequest, call: CallOptions = {}): Promise<void> {
+    await this.#call('POST', 'abort', undefined, request, false, call);
   }
 
   /**
    * Low-level `POST /registerBranch`: records a tcc / xa / workflow branch of a prepared transaction. All
    * values are strings (spec §2.5). A transaction that is no longer prepared gives a `FailureError`.
    */
-  async registerBranch(body: Record<string, string>): Promise<void> {
-    await this.#call('POST', 'registerBranch', undefined, body);
+  async registerBranch(body: Record<string, string>, call: CallOptions = {}): Promise<void> {
+    await this.#call('POST', 'registerBranch', undefined, body, false, call);
   }
 
   /**
    * Low-level: calls a branch service over this client's keep-alive connections and returns the raw reply,
    * whatever its status. Rejects with a `BranchError` only when there is no reply (network error, timeout).
    */
-  async requestBranch(request: BranchRequest): Promise<HttpReply> {
+  async requestBranch(request: BranchRequest, call: CallOptions = {}): Promise<HttpReply> {
     const url = urlWithQuery(request.url, request.query);
     try {
       return await httpCall(this.#branches, {
@@ -202,8 +229,10 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
         ...(request.body === undefined ? {} : { body: request.body }),
         ...(request.headers === undefined ? {} : { headers: request.headers }),
         timeoutMs: this.#timeoutMs,
+        ...(call.signal === undefined ? {} : { signal: call.signal }),
       });
     } catch (cause) {
+      if (call.signal?.aborted) throw call.signal.reason;
       throw new BranchError(`${request.method} ${url.href} failed: ${errorText(cause)}`, url.href, undefined, {
         cause,
       });
@@ -221,8 +250,9 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
     query?: Record<string, string>,
     body?: unknown,
     readsState = false,
+    call: CallOptions = {},
   ): Promise<T> {
-    const text = await this.#call(method, route, query, body, readsState);
+    const text = await this.#call(method, route, query, body, readsState, call);
     try {
       return JSON.parse(text) as T;
     } catch (cause) {
@@ -232,37 +262,52 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
     }
   }
 
-  async #call(
+  #call(
     method: 'GET' | 'POST',
     route: string,
-    query?: Record<string, string>,
-    body?: unknown,
-    readsState = false,
+    query: Record<string, string> | undefined,
+    body: unknown,
+    readsState: boolean,
+    call: CallOptions,
   ): Promise<string> {
     const url = urlWithQuery(`${this.url}/${route}`, query ?? {});
-    let reply: HttpReply;
-    try {
-      reply = await httpCall(this.#pool, {
-        method,
-        url,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        headers: this.#headers,
-        timeoutMs: this.#timeoutMs,
-      });
-    } catch (cause) {
-      throw new CoordinatorError(
-        `${route}: cannot reach the coordinator at ${this.url}: ${errorText(cause)}`,
-        undefined,
-        {
-          cause,
-        },
-      );
-    }
-    const err = coordinatorReplyError(route, reply, readsState);
-    if (err !== undefined) throw err;
-    return reply.text;
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const signal = call.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const once = async (): Promise<string> => {
+      let reply: HttpReply;
+      try {
+        reply = await httpCall(this.#pool, {
+          method,
+          url,
+          ...(text === undefined ? {} : { body: text }),
+          headers: this.#headers,
+          timeoutMs: this.#timeoutMs,
+          ...(signal === undefined ? {} : { signal }),
+        });
+      } catch (cause) {
+        if (signal?.aborted) throw signal.reason;
+        const transience = httpErrorTransience(cause);
+        throw new CoordinatorError(
+          `${route}: cannot reach the coordinator at ${this.url}: ${errorText(cause)}`,
+          undefined,
+          {
+            cause,
+            ...(transience === undefined ? {} : { transience }),
+          },
+        );
+      }
+      const err = coordinatorReplyError(route, reply, readsState);
+      if (err !== undefined) throw err;
+      return reply.text;
+    };
+    if (this.#retry.retries === 0) return once();
+    return withRetry(this.#retry, IDEMPOTENT_ROUTES.has(route), signal, once);
   }
 }
+
+/** Routes the coordinator treats idempotently for one gid: retried even when the request may have arrived. */
+const IDEMPOTENT_ROUTES = new Set(['newGid', 'query', 'prepare', 'submit']);
 
 /** The HTTP {@link CoordinatorTransport} of `client`. */
 function httpTransport(client: DtxClient): CoordinatorTransport<unknown, HttpReply> {
@@ -270,29 +315,40 @@ function httpTransport(client: DtxClient): CoordinatorTransport<unknown, HttpRep
     protocol: Protocol.Http,
     address: client.url,
     encodePayload: (payload) => JSON.stringify(payload) ?? 'null',
-    prepare: (parts) => client.prepare(buildTransRequest(parts)),
-    submit: (parts) => client.submit(buildTransRequest(parts)),
-    abort: (parts) => client.abort(buildTransRequest(parts)),
-    registerTccBranch: (b) =>
-      client.registerBranch({
-        gid: b.gid,
-        branch_id: b.branchId,
-        trans_type: TransType.Tcc,
-        data: payloadText(b.payload),
-        confirm: b.confirm,
-        cancel: b.cancel,
-      }),
-    async callBranch(call: SdkBranchCall): Promise<SdkBranchReply<HttpReply>> {
+    prepare: (parts, call) => client.prepare(buildTransRequest(parts), call),
+    submit: (parts, call) => client.submit(buildTransRequest(parts), call),
+    abort: (parts, call) => client.abort(buildTransRequest(parts), call),
+    async query(gid, call) {
+      const t = (await client.query(gid, call)).transaction;
+      if (t === null || t === undefined) return undefined;
+      return { status: t.status, ...(t.rollback_reason === undefined ? {} : { rollbackReason: t.rollback_reason }) };
+    },
+    registerTccBranch: (b, call) =>
+      client.registerBranch(
+        {
+          gid: b.gid,
+          branch_id: b.branchId,
+          trans_type: TransType.Tcc,
+          data: payloadText(b.payload),
+          confirm: b.confirm,
+          cancel: b.cancel,
+        },
+        call,
+      ),
+    async callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<HttpReply>> {
       const info = { gid: call.gid, trans_type: call.transType, branch_id: call.branchId, op: call.op };
-      const reply = await client.requestBranch({
-        method: call.payload === undefined ? 'GET' : 'POST',
-        url: call.url,
-        query: call.withCoordinator
-          ? { dtm: client.url, gid: call.gid, branch_id: call.branchId, trans_type: call.transType, op: call.op }
-          : info,
-        ...(call.payload === undefined ? {} : { body: payloadText(call.payload) }),
-        ...(call.headers === undefined ? {} : { headers: call.headers }),
-      });
+      const reply = await client.requestBranch(
+        {
+          method: call.payload === undefined ? 'GET' : 'POST',
+          url: call.url,
+          query: call.withCoordinator
+            ? { dtm: client.url, gid: call.gid, branch_id: call.branchId, trans_type: call.transType, op: call.op }
+            : info,
+          ...(call.payload === undefined ? {} : { body: payloadText(call.payload) }),
+          ...(call.headers === undefined ? {} : { headers: call.headers }),
+        },
+        options,
+      );
       return {
         result: classifyHttpReply(reply.status, reply.text),
         message: reply.text,

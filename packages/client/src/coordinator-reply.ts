@@ -6,6 +6,7 @@
 import { HttpStatus, Result } from '@dtx/protocol';
 import { CoordinatorError, type DtxError, FailureError, OngoingError } from './errors.js';
 import type { HttpReply } from './http-call.js';
+import { httpStatusTransience } from './retry.js';
 
 /**
  * The error a coordinator reply stands for, or `undefined` when it is a success. `what` names the call.
@@ -19,7 +20,12 @@ export function coordinatorReplyError(what: string, reply: HttpReply, readsState
   const message = messageOf(text);
   if (status === HttpStatus.Failure || status === HttpStatus.Success) return new FailureError(message);
   if (status === HttpStatus.Ongoing) return new OngoingError(message);
-  return new CoordinatorError(`${what}: the coordinator answered HTTP ${status}: ${message}`, status);
+  const transience = httpStatusTransience(status);
+  return new CoordinatorError(
+    `${what}: the coordinator answered HTTP ${status}: ${message}`,
+    status,
+    transience === undefined ? undefined : { transience },
+  );
 }
 
 /** The `message` member of a JSON error body, else the body text itself (or a placeholder when empty). */

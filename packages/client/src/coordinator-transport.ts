@@ -7,6 +7,25 @@
  */
 import type { Protocol, Result, TransOptions } from '@dtx/protocol';
 
+/** Options of one call: every coordinator call of the SDK takes them. */
+export interface CallOptions {
+  /**
+   * Abandons the call, and its pending retries, when it aborts; the call then rejects with the signal's reason
+   * (an `AbortError` for `AbortController.abort()`). Aborting a submit that already reached the coordinator does
+   * not stop the transaction: the coordinator drives it to its end. Default: none, the call runs until it ends or
+   * `requestTimeoutMs` passes.
+   */
+  signal?: AbortSignal;
+}
+
+/** A transaction's stored state, as a submit handle reads it. */
+export interface StoredState {
+  /** The global status: `prepared`, `submitted`, `aborting`, `succeed` or `failed`. */
+  status: string;
+  /** The rollback reason, when there is one. */
+  rollbackReason?: string;
+}
+
 /** A step's or branch's payload as it travels: JSON text (HTTP) or protobuf bytes (gRPC). */
 export type WirePayload = string | Uint8Array;
 
@@ -80,12 +99,17 @@ export interface CoordinatorTransport<Payload, Reply> {
    * @throws DtxError when the payload cannot be carried by this transport.
    */
   encodePayload(payload: Payload): WirePayload;
-  prepare(parts: TransParts): Promise<void>;
-  submit(parts: TransParts): Promise<void>;
-  abort(parts: TransParts): Promise<void>;
-  registerTccBranch(branch: TccBranchRegistration): Promise<void>;
+  prepare(parts: TransParts, call?: CallOptions): Promise<void>;
+  submit(parts: TransParts, call?: CallOptions): Promise<void>;
+  abort(parts: TransParts, call?: CallOptions): Promise<void>;
+  registerTccBranch(branch: TccBranchRegistration, call?: CallOptions): Promise<void>;
   /** Rejects with a `BranchError` only when there is no reply (unreachable, timed out). */
-  callBranch(call: SdkBranchCall): Promise<SdkBranchReply<Reply>>;
+  callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<Reply>>;
+  /**
+   * The stored state of `gid`, `undefined` when the coordinator does not know it. Only transports that can query
+   * the coordinator have it (HTTP; DTM's gRPC API has no query).
+   */
+  query?(gid: string, call?: CallOptions): Promise<StoredState | undefined>;
 }
 
 /** A client the builders can work with: anything that has a {@link CoordinatorTransport}. */

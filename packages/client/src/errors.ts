@@ -13,8 +13,10 @@
  * - {@link CoordinatorError}: the coordinator could not be reached, or failed (e.g. 503). Safe to retry the same
  *   submit with the same gid.
  *
- * {@link isFailure}, {@link isOngoing} and {@link isCoordinatorError} tell them apart without `instanceof`, which
- * also works when two copies of the package are loaded. As branch answers:
+ * `instanceof` works across copies of the package (an ESM and a CommonJS copy of a dual package, or two versions
+ * in one `node_modules`): each class carries a `Symbol.for('@dtx/client.<Name>')` brand on its prototype, and its
+ * `Symbol.hasInstance` accepts any object with the brand. {@link isFailure}, {@link isOngoing} and
+ * {@link isCoordinatorError} say the same. As branch answers:
  *
  * - {@link FailureError}: "roll back". The branch refuses for good (HTTP 409, gRPC Aborted); a saga runs
  *   its compensations, a TCC cancels, a msg back-check answers "not committed".
@@ -28,6 +30,23 @@ export class DtxError extends Error {
     super(message, options);
     this.name = new.target.name;
   }
+}
+
+/**
+ * Gives `cls` (and its instances, through the prototype, and their subclasses) the brand `@dtx/client.<name>`.
+ * Internal: every error class of the SDK calls it once, next to its declaration.
+ */
+export function brand(cls: abstract new (...args: never[]) => DtxError, name: string): void {
+  const sym = Symbol.for(`@dtx/client.${name}`);
+  Object.defineProperty(cls.prototype, sym, { value: true });
+  // `err instanceof cls` holds for an object with the brand — also one made by another copy of the package —
+  // and otherwise by the ordinary prototype check (which alone decides for an unbranded subclass of `cls`).
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value: function hasInstance(this: unknown, value: unknown): boolean {
+      if (this === cls && typeof value === 'object' && value !== null && sym in value) return true;
+      return Function.prototype[Symbol.hasInstance].call(this, value);
+    },
+  });
 }
 
 /**
@@ -54,25 +73,31 @@ export class DuplicatedError extends DtxError {
   readonly result = 'DUPLICATED' as const;
 }
 
-const COORDINATOR_ERROR = Symbol.for('@dtx/client.CoordinatorError');
-
 /**
  * The coordinator could not be reached, or answered an unexpected error (HTTP 5xx such as 503, gRPC Unavailable).
  * Nothing is known about the transaction: retry the same call with the same gid — a submit is idempotent.
  */
 export class CoordinatorError extends DtxError {
-  /** Marks the class for {@link isCoordinatorError} across copies of the package. */
-  readonly [COORDINATOR_ERROR] = true;
+  /**
+   * Set when the failure is transient, the case the client's retry policy retries: `unsent` — the request did
+   * not reach the coordinator (connection refused, HTTP 502 / 503, gRPC UNAVAILABLE); `unknown` — it may have
+   * (a timeout, a connection reset, HTTP 504). Undefined for any other failure.
+   */
+  readonly transience: Transience | undefined;
 
   constructor(
     message: string,
     /** HTTP status, when there was a response. */
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; transience?: Transience },
   ) {
     super(message, options);
+    this.transience = options?.transience;
   }
 }
+
+/** How a transient {@link CoordinatorError} failed: `unsent` — the request did not arrive; `unknown` — it may have. */
+export type Transience = 'unsent' | 'unknown';
 
 /**
  * A branch service called by the SDK itself (a TCC try, a msg back-check made by `doAndSubmit`) could not be
@@ -91,6 +116,13 @@ export class BranchError extends DtxError {
     super(message, options);
   }
 }
+
+brand(DtxError, 'DtxError');
+brand(FailureError, 'FailureError');
+brand(OngoingError, 'OngoingError');
+brand(DuplicatedError, 'DuplicatedError');
+brand(CoordinatorError, 'CoordinatorError');
+brand(BranchError, 'BranchError');
 
 function resultOf(err: unknown): unknown {
   return err instanceof Error ? (err as { result?: unknown }).result : undefined;
@@ -117,5 +149,5 @@ export function isOngoing(err: unknown): err is OngoingError {
  * gid. Works across copies of the package.
  */
 export function isCoordinatorError(err: unknown): err is CoordinatorError {
-  return err instanceof CoordinatorError || (err instanceof Error && COORDINATOR_ERROR in err);
+  return err instanceof CoordinatorError;
 }

@@ -3,6 +3,7 @@
  * Internal: the client turns the reply into results and errors; this file only moves bytes.
  */
 import type { Dispatcher } from 'undici';
+import { callSignal } from './retry.js';
 import { injectTraceHeaders } from './trace-propagation.js';
 
 /** The part of an HTTP reply the SDK looks at. */
@@ -23,6 +24,8 @@ export interface HttpCall {
   headers?: Record<string, string>;
   /** Milliseconds before the whole exchange is abandoned. */
   timeoutMs: number;
+  /** Ends the exchange early when it aborts. Default: none. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -39,7 +42,7 @@ export async function httpCall(dispatcher: Dispatcher, call: HttpCall): Promise<
     method: call.method,
     headers,
     body: call.body ?? null,
-    signal: AbortSignal.timeout(call.timeoutMs),
+    signal: callSignal(call.timeoutMs, call.signal),
   });
   return { status: res.statusCode, text: await res.body.text() };
 }

@@ -8,8 +8,15 @@ import { BranchOp, MSG_BRANCH_ID, Result, type TransRequest, TransType } from '@
 import type { BarrierDb } from './barrier/barrier-db.js';
 import type { BarrierBusiness } from './barrier/branch-barrier.js';
 import { BranchBarrier } from './barrier/branch-barrier.js';
-import type { CoordinatorTransport, TransParts, TransportClient, WirePayload } from './coordinator-transport.js';
+import type {
+  CallOptions,
+  CoordinatorTransport,
+  TransParts,
+  TransportClient,
+  WirePayload,
+} from './coordinator-transport.js';
 import { DuplicatedError, FailureError } from './errors.js';
+import { type SubmitHandle, submitHandle } from './submit-handle.js';
 import { buildTransRequest } from './trans-request.js';
 import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
 
@@ -114,9 +121,9 @@ export class Msg<Payload = unknown> {
    * @param queryPrepared URL of the back-check handler (see `BranchBarrier.queryPrepared`); gRPC:
    *   `host:port/pkg.Svc/Method`
    */
-  async prepare(queryPrepared: string): Promise<void> {
+  async prepare(queryPrepared: string, call: CallOptions = {}): Promise<void> {
     this.#queryPrepared = queryPrepared;
-    await this.#transport.prepare(this.toParts());
+    await this.#transport.prepare(this.toParts(), call);
   }
 
   /**
@@ -124,15 +131,23 @@ export class Msg<Payload = unknown> {
    * works without `prepare`, when there is no local transaction to wait for. Resolves when delivered (with
    * `waitResult`) or accepted; `OngoingError` when a step is still being retried (it will be delivered: do not
    * send a new message); `CoordinatorError` when the coordinator was not reached (repeat the submit). A repeated
-   * submit of a delivered message resolves.
+   * submit of a delivered message resolves. Returns a {@link SubmitHandle} (the submit's promise, with `gid`,
+   * `status()` and `wait()`).
+   * @param call `signal`: abandons the submit (and its retries); default: none
    */
-  async submit(): Promise<void> {
-    await this.#transport.submit(this.toParts());
+  submit(call: CallOptions = {}): SubmitHandle {
+    let submitted: Promise<void>;
+    try {
+      submitted = this.#transport.submit(this.toParts(), call);
+    } catch (err) {
+      submitted = Promise.reject(err);
+    }
+    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, submitted);
   }
 
   /** Drops a prepared message: the coordinator marks it failed and delivers nothing. */
-  async abort(): Promise<void> {
-    await this.#transport.abort(this.toParts());
+  async abort(call: CallOptions = {}): Promise<void> {
+    await this.#transport.abort(this.toParts(), call);
   }
 
   /**
@@ -151,17 +166,23 @@ export class Msg<Payload = unknown> {
    * @param queryPrepared URL of the back-check handler
    * @param db the database of the local transaction, e.g. `sqliteBarrierDb(db)`; it holds the barrier table
    * @param business the local transaction; receives the native transaction handle of `db`
+   * @param call `signal`: abandons the coordinator calls; default: none
    * @throws the business's error, after the message was aborted or left to the back-check; `DuplicatedError`
    *   when the back-check already rolled the message back; a coordinator error of `prepare` or `submit`
    */
-  async doAndSubmit<Tx>(queryPrepared: string, db: BarrierDb<Tx>, business: BarrierBusiness<Tx>): Promise<void> {
+  async doAndSubmit<Tx>(
+    queryPrepared: string,
+    db: BarrierDb<Tx>,
+    business: BarrierBusiness<Tx>,
+    call: CallOptions = {},
+  ): Promise<void> {
     const barrier = new BranchBarrier({
       trans_type: TransType.Msg,
       gid: this.gid,
       branch_id: MSG_BRANCH_ID,
       op: BranchOp.Msg,
     });
-    await this.prepare(queryPrepared);
+    await this.prepare(queryPrepared, call);
     try {
       await barrier.call(db, business);
     } catch (err) {
@@ -169,15 +190,15 @@ export class Msg<Payload = unknown> {
       // coordinator's back-check settles a message left prepared.
       if (err instanceof DuplicatedError) throw err;
       if (err instanceof FailureError) {
-        await this.abort().catch(ignore);
+        await this.abort(call).catch(ignore);
         throw err;
       }
       const decision = await this.#askQueryPrepared(queryPrepared);
-      if (decision === Result.Failure) await this.abort().catch(ignore);
-      else if (decision === Result.Success) await this.submit().catch(ignore);
+      if (decision === Result.Failure) await this.abort(call).catch(ignore);
+      else if (decision === Result.Success) await this.submit(call).catch(ignore);
       throw err;
     }
-    await this.submit();
+    await this.submit(call);
   }
 
   /** Calls the back-check like the coordinator would; `undefined` when it cannot tell. */

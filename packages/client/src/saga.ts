@@ -4,8 +4,15 @@
  * everything that may have run, last step first.
  */
 import { type TransRequest, TransType } from '@dtx/protocol';
-import type { CoordinatorTransport, TransParts, TransportClient, WirePayload } from './coordinator-transport.js';
+import type {
+  CallOptions,
+  CoordinatorTransport,
+  TransParts,
+  TransportClient,
+  WirePayload,
+} from './coordinator-transport.js';
 import { DtxError } from './errors.js';
+import { type SubmitHandle, submitHandle } from './submit-handle.js';
 import { buildTransRequest } from './trans-request.js';
 import { checkCount, type TransactionOptions, toWireOptions } from './transaction-options.js';
 
@@ -140,8 +147,18 @@ export class Saga<Payload = unknown> {
    * it rejects with a `FailureError` carrying the stored reason (the SDK looks up the real status when the
    * coordinator answers `current status '…', cannot sumbmit.`), and while the saga is still submitted the
    * coordinator runs one more pass of it.
+   *
+   * It returns a {@link SubmitHandle}: the promise of the submit (as above), with `gid`, `status()` and `wait()`
+   * — e.g. `await client.saga().add(…).submit().wait()` submits without `waitResult` and polls to the end.
+   * @param call `signal`: abandons the submit (and its retries); default: none
    */
-  async submit(): Promise<void> {
-    await this.#transport.submit(this.toParts());
+  submit(call: CallOptions = {}): SubmitHandle {
+    let submitted: Promise<void>;
+    try {
+      submitted = this.#transport.submit(this.toParts(), call);
+    } catch (err) {
+      submitted = Promise.reject(err);
+    }
+    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, submitted);
   }
 }

@@ -5,13 +5,16 @@
 import { type BranchInfo, BranchOp, Result, TransType } from '@dtx/protocol';
 import { branchInfoFromMetadata, branchInfoFromQuery, type StringMap } from './barrier/index.js';
 import { BranchIdGenerator } from './branch-id-generator.js';
-import type { CoordinatorTransport, TransParts, TransportClient } from './coordinator-transport.js';
+import type { CallOptions, CoordinatorTransport, TransParts, TransportClient } from './coordinator-transport.js';
 import { BranchError, DtxError, FailureError, OngoingError } from './errors.js';
 import type { HttpReply } from './http-call.js';
 import { type TransactionOptions, toWireOptions } from './transaction-options.js';
 
-/** Options of a TCC global transaction. */
-export type TccOptions = TransactionOptions;
+/**
+ * Options of a TCC global transaction: the transaction's options, and `signal`, which abandons its coordinator
+ * calls (prepare, registerBranch, submit; the abort after a failed body is still sent) and the tries it calls.
+ */
+export type TccOptions = TransactionOptions & CallOptions;
 
 /**
  * The handle a TCC global transaction's body (or a branch handler running a nested TCC) uses to call branches.
@@ -25,6 +28,7 @@ export class Tcc<Payload = unknown, Reply = HttpReply> {
   readonly #transport: CoordinatorTransport<Payload, Reply>;
   readonly #ids: BranchIdGenerator;
   readonly #headers: Record<string, string> | undefined;
+  readonly #call: CallOptions;
 
   /** Prefer `client.tccGlobalTransaction()`, {@link Tcc.fromQuery} or {@link Tcc.fromMetadata}. */
   constructor(
@@ -33,12 +37,13 @@ export class Tcc<Payload = unknown, Reply = HttpReply> {
     readonly gid: string,
     /** Branch id of the branch this TCC is nested in; default `''` (a global transaction). */
     parentBranchId = '',
-    /** Only `branchHeaders` is used here: sent on every try. Default: none. */
+    /** Only `branchHeaders` (sent on every try) and `signal` are used here. Default: none. */
     options: TccOptions = {},
   ) {
     this.#transport = client.transport;
     this.#ids = new BranchIdGenerator(parentBranchId);
     this.#headers = options.branchHeaders;
+    this.#call = options.signal === undefined ? {} : { signal: options.signal };
   }
 
   /**
@@ -100,27 +105,40 @@ export class Tcc<Payload = unknown, Reply = HttpReply> {
    * @throws FailureError when the try answers FAILURE (HTTP 409, gRPC Aborted), OngoingError for ONGOING (425,
    *   FailedPrecondition), BranchError for any other answer or no answer; whatever the registration throws (a
    *   `FailureError` when the transaction is no longer prepared, e.g. timed out)
+   * @param call `signal`: abandons the registration and the try; default: the TCC's `signal`, if any
    */
-  async callBranch(body: Payload, tryUrl: string, confirmUrl: string, cancelUrl: string): Promise<Reply> {
+  async callBranch(
+    body: Payload,
+    tryUrl: string,
+    confirmUrl: string,
+    cancelUrl: string,
+    call: CallOptions = this.#call,
+  ): Promise<Reply> {
     const branchId = this.#ids.next();
     const payload = this.#transport.encodePayload(body);
-    await this.#transport.registerTccBranch({
-      gid: this.gid,
-      branchId,
-      payload,
-      confirm: confirmUrl,
-      cancel: cancelUrl,
-    });
-    const out = await this.#transport.callBranch({
-      url: tryUrl,
-      gid: this.gid,
-      transType: TransType.Tcc,
-      branchId,
-      op: BranchOp.Try,
-      payload,
-      withCoordinator: true,
-      ...(this.#headers === undefined ? {} : { headers: this.#headers }),
-    });
+    await this.#transport.registerTccBranch(
+      {
+        gid: this.gid,
+        branchId,
+        payload,
+        confirm: confirmUrl,
+        cancel: cancelUrl,
+      },
+      call,
+    );
+    const out = await this.#transport.callBranch(
+      {
+        url: tryUrl,
+        gid: this.gid,
+        transType: TransType.Tcc,
+        branchId,
+        op: BranchOp.Try,
+        payload,
+        withCoordinator: true,
+        ...(this.#headers === undefined ? {} : { headers: this.#headers }),
+      },
+      call,
+    );
     const text = out.message.trim() === '' ? `the try of branch ${branchId} answered ${out.status}` : out.message;
     if (out.result === Result.Failure) throw new FailureError(text);
     if (out.result === Result.Ongoing) throw new OngoingError(text);
@@ -150,7 +168,8 @@ export async function runTccGlobalTransaction<T, P, R>(
     options: wire,
     ...(rollbackReason === undefined ? {} : { rollbackReason }),
   });
-  await transport.prepare(request());
+  const call: CallOptions = options.signal === undefined ? {} : { signal: options.signal };
+  await transport.prepare(request(), call);
   let result: T;
   try {
     result = await fn(new Tcc(client, gid, '', options));
@@ -159,7 +178,7 @@ export async function runTccGlobalTransaction<T, P, R>(
     await transport.abort(request(reason === '' ? 'FAILURE' : reason)).catch(() => {});
     throw err;
   }
-  await transport.submit(request());
+  await transport.submit(request(), call);
   return result;
 }
 

@@ -8,10 +8,14 @@
  * @module
  */
 
-import type { Metadata } from '@grpc/grpc-js';
 import { context, propagation, type TextMapSetter } from '@opentelemetry/api';
 
-const metadataSetter: TextMapSetter<Metadata> = {
+/** What the metadata injection needs of grpc-js's `Metadata` (kept structural: the core imports no gRPC types). */
+interface MetadataLike {
+  set(key: string, value: string): void;
+}
+
+const metadataSetter: TextMapSetter<MetadataLike> = {
   set(carrier, key, value) {
     carrier.set(key, value);
   },
@@ -23,6 +27,6 @@ export function injectTraceHeaders(headers: Record<string, string>): void {
 }
 
 /** Adds the active trace context to gRPC metadata (in place). */
-export function injectTraceMetadata(metadata: Metadata): void {
+export function injectTraceMetadata(metadata: MetadataLike): void {
   propagation.inject(context.active(), metadata, metadataSetter);
 }

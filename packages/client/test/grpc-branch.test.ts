@@ -7,15 +7,17 @@ import { GrpcStatus } from '@dtx/protocol';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import {
-  BranchInfoError,
-  DuplicatedError,
-  ensureBarrierTable,
-  FailureError,
   type GrpcBranchContext,
   grpcBranch,
   grpcBranchService,
   grpcBranchStatusOf,
   grpcQueryPreparedHandler,
+} from '../src/grpc/index.js';
+import {
+  BranchInfoError,
+  DuplicatedError,
+  ensureBarrierTable,
+  FailureError,
   OngoingError,
   sqliteBarrierDb,
 } from '../src/index.js';

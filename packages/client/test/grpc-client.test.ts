@@ -3,18 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type DtmBranchRequest, type DtmRequest, GrpcStatus } from '@dtx/protocol';
-import {
-  CoordinatorError,
-  DtxError,
-  DtxGrpcClient,
-  FailureError,
-  generateGid,
-  grpcBranchService,
-  OngoingError,
-  splitGrpcUrl,
-  Tcc,
-  toDtmRequest,
-} from '../src/index.js';
+import { DtxGrpcClient, grpcBranchService, splitGrpcUrl, toDtmRequest } from '../src/grpc/index.js';
+import { CoordinatorError, DtxError, FailureError, generateGid, OngoingError, Tcc } from '../src/index.js';
 import {
   busiReq,
   busiService,

@@ -5,16 +5,18 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import {
-  CoordinatorError,
-  DtxClient,
   DtxGrpcClient,
-  ensureBarrierTable,
-  FailureError,
   type GrpcBranchContext,
   type GrpcBranchHandler,
-  generateGid,
   grpcBranchService,
   grpcQueryPreparedHandler,
+} from '../src/grpc/index.js';
+import {
+  CoordinatorError,
+  DtxClient,
+  ensureBarrierTable,
+  FailureError,
+  generateGid,
   isCoordinatorError,
   OngoingError,
   sqliteBarrierDb,

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { context, propagation } from '@opentelemetry/api';
-import { DtxClient, DtxGrpcClient, type GrpcBranchHandler, generateGid, grpcBranchService } from '../src/index.js';
+import { DtxGrpcClient, type GrpcBranchHandler, grpcBranchService } from '../src/grpc/index.js';
+import { DtxClient, generateGid } from '../src/index.js';
 import { type BranchService, startBranchService } from './support/branch-service.js';
 import {
   BUSI_METHODS,

@@ -3,14 +3,14 @@
  * the `dtm-*` metadata keys, the status codes and how a branch's status reads as a result word.
  * Pure: no gRPC library is imported here, so the server and the SDK share it without a dependency.
  */
-import { fileURLToPath } from 'node:url';
+import protoDir from './proto-dir.cjs';
 import { Result } from './result.js';
 
 /**
- * The directory holding `dtmgimp.proto` and `workflow.proto`. The files are not compiled: from
- * `dist/src/grpc.js` (and `src/grpc.ts`) the directory is two levels up, in the package itself.
+ * The directory holding `dtmgimp.proto` and `workflow.proto`, with a trailing separator. The files are not
+ * compiled: they ship in the package's `proto/` directory (see proto-dir.cts).
  */
-export const PROTO_DIR: string = fileURLToPath(new URL('../../proto/', import.meta.url));
+export const PROTO_DIR: string = protoDir;
 
 /** The coordinator's service (spec §4.1), a file under {@link PROTO_DIR}. */
 export const DTMGIMP_PROTO = 'dtmgimp.proto';

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { DtxGrpcClient, isCoordinatorError, isFailure, isOngoing } from '@dtx/client';
+import { isCoordinatorError, isFailure, isOngoing } from '@dtx/client';
+import { DtxGrpcClient } from '@dtx/client/grpc';
 import { DiscoveryError } from '@dtx/server/discovery';
 import { type ApiConf, needRpc } from '../common/config.js';
 import { encodeRequest, methodPath, serviceDefinition } from '../common/proto.js';

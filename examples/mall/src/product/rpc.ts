@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { FailureError, grpcBranch, mysqlBarrierDb } from '@dtx/client';
+import { FailureError, mysqlBarrierDb } from '@dtx/client';
+import { grpcBranch } from '@dtx/client/grpc';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { RpcConf } from '../common/config.js';
 import { mysqlPool } from '../common/mysql-dsn.js';

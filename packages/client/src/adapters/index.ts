@@ -1,6 +1,6 @@
 /**
- * Writing HTTP branch handlers: the framework-neutral outcome mapping and context, and thin adapters for Fastify
- * and Express (which only import the frameworks' types).
+ * Writing HTTP branch handlers: the framework-neutral outcome mapping and context, (the Fastify and Express
+ * adapters are the `@dtx/client/fastify` and `@dtx/client/express` entries).
  *
  * @module
  */
@@ -20,7 +20,5 @@ export {
   SUCCESS_BODY,
   toSafeJson,
 } from './branch-outcome.js';
-export { type ExpressBranchOptions, type ExpressBranchRaw, expressBranch } from './express.js';
-export { allowEmptyJsonBody, type FastifyBranchOptions, type FastifyBranchRaw, fastifyBranch } from './fastify.js';
 export type { BranchLogger } from './logger.js';
 export { queryPreparedHandler } from './query-prepared-handler.js';

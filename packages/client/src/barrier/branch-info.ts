@@ -5,7 +5,7 @@
  * @module
  */
 import type { BranchInfo } from '@dtx/protocol';
-import { DtxError } from '../errors.js';
+import { brand, DtxError } from '../errors.js';
 
 /** The four fields of a {@link BranchInfo}, in the order they are checked. */
 export const BRANCH_INFO_FIELDS = ['trans_type', 'gid', 'branch_id', 'op'] as const;
@@ -32,6 +32,7 @@ export class BranchInfoError extends DtxError {
     );
   }
 }
+brand(BranchInfoError, 'BranchInfoError');
 
 /** A query-string object as frameworks parse it, or a header / metadata map. */
 export type StringMap = Readonly<Record<string, unknown>>;

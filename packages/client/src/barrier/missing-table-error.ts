@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { DtxError } from '../errors.js';
+import { brand, DtxError } from '../errors.js';
 import type { BarrierDialect } from './barrier-db.js';
 
 /** The DDL file shipped with the package for each dialect (in `@dtx/client/sql/`). */
@@ -37,6 +37,7 @@ export class BarrierTableMissingError extends DtxError {
     );
   }
 }
+brand(BarrierTableMissingError, 'BarrierTableMissingError');
 
 /**
  * Whether a driver error says that the table (or its schema/database) is missing:

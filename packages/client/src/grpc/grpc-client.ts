@@ -16,15 +16,16 @@ import {
   TransType,
 } from '@dtx/protocol';
 import {
-  type CallOptions,
   type ChannelCredentials,
   type ChannelOptions,
   Client,
   credentials,
+  type CallOptions as GrpcCallOptions,
   Metadata,
   type ServiceError,
 } from '@grpc/grpc-js';
 import type {
+  CallOptions,
   CoordinatorTransport,
   SdkBranchCall,
   SdkBranchReply,
@@ -35,6 +36,7 @@ import type {
 import { BranchError, CoordinatorError, DtxError, type FailureError } from '../errors.js';
 import { generateGid } from '../gid.js';
 import { Msg, type MsgOptions } from '../msg.js';
+import { type RetryOptions, type RetryPolicy, retryPolicy, withRetry } from '../retry.js';
 import { Saga, type SagaOptions } from '../saga.js';
 import { refusedSubmitStatus, settleRefusedSubmit } from '../submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from '../tcc.js';
@@ -57,6 +59,18 @@ export interface DtxGrpcClientOptions {
   credentials?: ChannelCredentials;
   /** grpc-js channel options, e.g. `grpc.max_send_message_length`. Default: grpc-js's. */
   channelOptions?: ChannelOptions;
+  /**
+   * The coordinator's API token (dtx `Auth.Token`), sent as `authorization: Bearer <token>` metadata on every call
+   * to the coordinator — never to branches. Default: none.
+   */
+  token?: string;
+  /**
+   * Retries of coordinator calls after a transient failure (UNAVAILABLE): `NewGid`, `Prepare` and `Submit` are
+   * idempotent per gid and retried after any UNAVAILABLE; `Abort` and `RegisterBranch` only when no connection
+   * was made (the request provably did not arrive). `false` turns it off.
+   * Default: `{ retries: 3, minDelayMs: 100, maxDelayMs: 2_000 }` (doubling waits, ±25 % jitter).
+   */
+  retry?: RetryOptions | false;
 }
 
 /** What a gRPC step, branch or try carries: the protobuf bytes of the request message. */
@@ -102,6 +116,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   readonly #metadata: Record<string, string>;
   readonly #credentials: ChannelCredentials;
   readonly #channelOptions: ChannelOptions;
+  readonly #retry: RetryPolicy;
   #closed = false;
 
   /**
@@ -126,6 +141,13 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     this.address = a;
     this.#timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#metadata = { ...options.metadata };
+    if (options.token !== undefined) {
+      if (options.token === '' || /[\r\n]/.test(options.token)) {
+        throw new DtxError('option token must be a non-empty string without line breaks');
+      }
+      this.#metadata.authorization = `Bearer ${options.token}`;
+    }
+    this.#retry = retryPolicy(options.retry);
     this.#credentials = options.credentials ?? credentials.createInsecure();
     this.#channelOptions = { ...options.channelOptions };
     this.#service = loadDtmService();
@@ -166,8 +188,8 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   }
 
   /** Asks the coordinator for a new gid (`NewGid`). {@link generateGid} makes one without a round trip. */
-  async newGid(): Promise<string> {
-    const reply = await this.#unary('NewGid', this.#service.NewGid, {});
+  async newGid(call: CallOptions = {}): Promise<string> {
+    const reply = await this.#unary('NewGid', this.#service.NewGid, {}, call);
     if (typeof reply.Gid !== 'string' || reply.Gid === '') {
       throw new CoordinatorError('NewGid: the coordinator replied without a gid');
     }
@@ -175,8 +197,8 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   }
 
   /** Low-level `Prepare`: creates a prepared msg / tcc / xa transaction. */
-  async prepare(request: DtmRequest): Promise<void> {
-    await this.#unary('Prepare', this.#service.Prepare, request);
+  async prepare(request: DtmRequest, call: CallOptions = {}): Promise<void> {
+    await this.#unary('Prepare', this.#service.Prepare, request, call);
   }
 
   /**
@@ -190,9 +212,9 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
    * `aborting`. DTM's gRPC API has no query, so that `FailureError` does not carry the rollback reason (the HTTP
    * client's `query` reads it).
    */
-  async submit(request: DtmRequest): Promise<void> {
+  async submit(request: DtmRequest, call: CallOptions = {}): Promise<void> {
     try {
-      await this.#unary('Submit', this.#service.Submit, request);
+      await this.#unary('Submit', this.#service.Submit, request, call);
     } catch (err) {
       const status = refusedSubmitStatus(err);
       if (status === undefined) throw err;
@@ -201,13 +223,13 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   }
 
   /** Low-level `Abort`: rolls back a prepared msg, tcc or xa. */
-  async abort(request: DtmRequest): Promise<void> {
-    await this.#unary('Abort', this.#service.Abort, request);
+  async abort(request: DtmRequest, call: CallOptions = {}): Promise<void> {
+    await this.#unary('Abort', this.#service.Abort, request, call);
   }
 
   /** Low-level `RegisterBranch`: records a tcc / xa / workflow branch; `Data` holds the keys of spec §2.5. */
-  async registerBranch(request: DtmBranchRequest): Promise<void> {
-    await this.#unary('RegisterBranch', this.#service.RegisterBranch, request);
+  async registerBranch(request: DtmBranchRequest, call: CallOptions = {}): Promise<void> {
+    await this.#unary('RegisterBranch', this.#service.RegisterBranch, request, call);
   }
 
   /**
@@ -220,14 +242,21 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     url: string,
     payload: Uint8Array,
     metadata: Record<string, string>,
+    call: CallOptions = {},
   ): Promise<{ code: number; details: string; reply: GrpcReply }> {
+    const signal = call.signal;
+    if (signal?.aborted) throw signal.reason;
     const { target, method } = splitGrpcUrl(url);
     const client = this.#branchClient(target);
     const md = new Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     injectTraceMetadata(md);
-    return new Promise((resolve) => {
-      client.makeUnaryRequest(
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal?.reason);
+        pending.cancel();
+      };
+      const pending = client.makeUnaryRequest(
         method,
         raw,
         raw,
@@ -235,10 +264,12 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
         md,
         this.#callOptions(),
         (err: ServiceError | null, reply?: Buffer) => {
+          signal?.removeEventListener('abort', onAbort);
           if (err) resolve({ code: err.code, details: detailsOf(err), reply: EMPTY });
           else resolve({ code: GrpcStatus.OK, details: '', reply: reply ?? EMPTY });
         },
       );
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -260,7 +291,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     return client;
   }
 
-  #callOptions(): CallOptions {
+  #callOptions(): GrpcCallOptions {
     return { deadline: Date.now() + this.#timeoutMs };
   }
 
@@ -268,27 +299,43 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     route: string,
     def: { path: string; requestSerialize: (v: Req) => Buffer; responseDeserialize: (b: Buffer) => Res },
     request: Req,
+    call: CallOptions,
   ): Promise<Res> {
-    if (this.#closed) return Promise.reject(new CoordinatorError(`${route}: the DtxGrpcClient is closed`));
-    const md = new Metadata();
-    for (const [k, v] of Object.entries(this.#metadata)) md.set(k, v);
-    injectTraceMetadata(md);
-    return new Promise((resolve, reject) => {
-      this.#dtm.makeUnaryRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        request,
-        md,
-        this.#callOptions(),
-        (err: ServiceError | null, reply?: Res) => {
-          if (err) reject(coordinatorErrorOf(route, this.address, err));
-          else resolve(reply as Res);
-        },
-      );
-    });
+    const signal = call.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const once = (): Promise<Res> => {
+      if (this.#closed) return Promise.reject(new CoordinatorError(`${route}: the DtxGrpcClient is closed`));
+      const md = new Metadata();
+      for (const [k, v] of Object.entries(this.#metadata)) md.set(k, v);
+      injectTraceMetadata(md);
+      return new Promise((resolve, reject) => {
+        const onAbort = () => {
+          reject(signal?.reason);
+          pending.cancel();
+        };
+        const pending = this.#dtm.makeUnaryRequest(
+          def.path,
+          def.requestSerialize,
+          def.responseDeserialize,
+          request,
+          md,
+          this.#callOptions(),
+          (err: ServiceError | null, reply?: Res) => {
+            signal?.removeEventListener('abort', onAbort);
+            if (err) reject(coordinatorErrorOf(route, this.address, err));
+            else resolve(reply as Res);
+          },
+        );
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    };
+    if (this.#retry.retries === 0) return once();
+    return withRetry(this.#retry, IDEMPOTENT_METHODS.has(route), signal, once);
   }
 }
+
+/** Methods the coordinator treats idempotently for one gid: retried even when the request may have arrived. */
+const IDEMPOTENT_METHODS = new Set(['NewGid', 'Prepare', 'Submit']);
 
 /** The gRPC {@link CoordinatorTransport} of `client`. */
 function grpcTransport(client: DtxGrpcClient): CoordinatorTransport<GrpcPayload, GrpcReply> {
@@ -296,30 +343,39 @@ function grpcTransport(client: DtxGrpcClient): CoordinatorTransport<GrpcPayload,
     protocol: Protocol.Grpc,
     address: client.address,
     encodePayload: encodeGrpcPayload,
-    prepare: (parts) => client.prepare(toDtmRequest(parts)),
-    submit: (parts) => client.submit(toDtmRequest(parts)),
-    abort: (parts) => client.abort(toDtmRequest(parts)),
-    registerTccBranch: (b) =>
-      client.registerBranch({
-        Gid: b.gid,
-        TransType: TransType.Tcc,
-        BranchID: b.branchId,
-        Op: '',
-        Data: { confirm: b.confirm, cancel: b.cancel },
-        BusiPayload: bytesOf(b.payload),
-      }),
-    async callBranch(call: SdkBranchCall): Promise<SdkBranchReply<GrpcReply>> {
+    prepare: (parts, call) => client.prepare(toDtmRequest(parts), call),
+    submit: (parts, call) => client.submit(toDtmRequest(parts), call),
+    abort: (parts, call) => client.abort(toDtmRequest(parts), call),
+    registerTccBranch: (b, call) =>
+      client.registerBranch(
+        {
+          Gid: b.gid,
+          TransType: TransType.Tcc,
+          BranchID: b.branchId,
+          Op: '',
+          Data: { confirm: b.confirm, cancel: b.cancel },
+          BusiPayload: bytesOf(b.payload),
+        },
+        call,
+      ),
+    async callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<GrpcReply>> {
       let out: { code: number; details: string; reply: GrpcReply };
       try {
-        out = await client.invokeBranch(call.url, bytesOf(call.payload ?? EMPTY), {
-          ...call.headers,
-          [DtmMetadata.Gid]: call.gid,
-          [DtmMetadata.TransType]: call.transType,
-          [DtmMetadata.BranchId]: call.branchId,
-          [DtmMetadata.Op]: call.op,
-          [DtmMetadata.Dtm]: client.address,
-        });
+        out = await client.invokeBranch(
+          call.url,
+          bytesOf(call.payload ?? EMPTY),
+          {
+            ...call.headers,
+            [DtmMetadata.Gid]: call.gid,
+            [DtmMetadata.TransType]: call.transType,
+            [DtmMetadata.BranchId]: call.branchId,
+            [DtmMetadata.Op]: call.op,
+            [DtmMetadata.Dtm]: client.address,
+          },
+          options,
+        );
       } catch (cause) {
+        if (options?.signal?.aborted) throw options.signal.reason;
         throw new BranchError(
           `cannot call ${call.url}: ${cause instanceof Error ? cause.message : String(cause)}`,
           call.url,

@@ -14,8 +14,13 @@ export function coordinatorErrorOf(route: string, address: string, err: ServiceE
   if (err.code === GrpcStatus.ABORTED) return new FailureError(details, { cause: err });
   if (err.code === GrpcStatus.FAILED_PRECONDITION) return new OngoingError(details, { cause: err });
   if (err.code === GrpcStatus.UNAVAILABLE) {
+    // grpc-js says UNAVAILABLE both when no connection could be made and when one broke under the call.
+    const transience = /No connection established|ECONNREFUSED|connection refused/i.test(details)
+      ? 'unsent'
+      : 'unknown';
     return new CoordinatorError(`${route}: cannot reach the coordinator at ${address}: ${details}`, undefined, {
       cause: err,
+      transience,
     });
   }
   return new CoordinatorError(

@@ -2,7 +2,8 @@
 // TransIn gives it to another — and their compensations, all on the sub-transaction barrier, plus a
 // /api/transfer route that runs them as a saga on the dtx coordinator.
 
-import { DtxClient, FailureError, fastifyBranch, isFailure, isOngoing } from '@dtx/client';
+import { DtxClient, FailureError, isFailure, isOngoing } from '@dtx/client';
+import { fastifyBranch } from '@dtx/client/fastify';
 import Fastify from 'fastify';
 
 /**

@@ -1,0 +1,57 @@
+// A CommonJS consumer of the packed @dtx/client (see consumer.mts, which it mirrors with require()).
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DtxClient, FailureError, isFailure, type SubmitHandle } from '@dtx/client';
+import type { SqliteDatabaseLike } from '@dtx/client/barrier/sqlite';
+
+async function main(dtm: string): Promise<void> {
+  const calls: string[] = [];
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    req.resume();
+    req.on('end', () => {
+      calls.push(path);
+      const refuse = path === '/refuse';
+      res.writeHead(refuse ? 409 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ dtm_result: refuse ? 'FAILURE' : 'SUCCESS' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const busi = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new DtxClient(dtm, { retry: { retries: 2 } });
+  const unused: SqliteDatabaseLike | undefined = undefined;
+  void unused;
+  try {
+    const ok: SubmitHandle = client
+      .saga(undefined, { waitResult: true })
+      .add(`${busi}/out`, `${busi}/out-revert`, { amount: 30 })
+      .add(`${busi}/in`, `${busi}/in-revert`, { amount: 30 })
+      .submit();
+    await ok;
+    const committed = (await ok.status())?.status;
+    let rolledBack = '';
+    try {
+      await client
+        .saga(undefined, { waitResult: true })
+        .add(`${busi}/out`, `${busi}/out-revert`, { amount: 30 })
+        .add(`${busi}/refuse`, `${busi}/refuse-revert`, { amount: 30 })
+        .submit();
+    } catch (err) {
+      if (!(err instanceof FailureError) || !isFailure(err)) throw err;
+      rolledBack = 'failed';
+    }
+    console.log(
+      JSON.stringify({ format: typeof require === 'function' ? 'cjs' : 'esm', committed, rolledBack, calls }),
+    );
+  } finally {
+    await client.close();
+    server.close();
+  }
+}
+
+const dtm = process.argv[2];
+if (dtm === undefined) throw new Error('usage: consumer <coordinator url>');
+main(dtm).catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
