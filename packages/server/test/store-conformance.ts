@@ -618,6 +618,10 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         await store.recordFailedAttempt('gid-tr', 'submitted', undefined, attempt, at(4));
         await store.touchCronTime('gid-tr', 'submitted', at(50), 40, at(5));
         assert.equal((await store.findTrans('gid-tr'))!.failedAttempts, 5);
+        await store.claimStuckAlert('gid-tr', 'submitted');
+        // the cron lease hands the pass the attempt columns too
+        const [leased] = await store.lockDue(at(51), at(55), 'me', 1, at(5));
+        assert.deepEqual([leased?.failedAttempts, leased?.lastError, leased?.stuckAlerted], [5, 'e', true]);
         await store.touchCronTime('gid-tr', 'submitted', at(60), 10, at(6), true);
         const t = (await store.findTrans('gid-tr'))!;
         assert.deepEqual([t.failedAttempts, t.lastError, t.nextCronTime], [0, 'e', at(60)]);
