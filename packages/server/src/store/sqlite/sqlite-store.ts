@@ -166,10 +166,11 @@ export class SqliteStore implements Store {
       failedAttempt: p(`UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
         failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`),
       claimStuck: p('UPDATE trans_global SET stuck_alerted = 1 WHERE gid = ? AND status = ? AND stuck_alerted = 0'),
-      findStuck: p(`SELECT * FROM trans_global WHERE ${UNFINISHED} AND id < ?
+      // both read the unfinished rows only, through the partial due index, however many finished rows there are
+      findStuck: p(`SELECT * FROM trans_global INDEXED BY trans_global_due WHERE ${UNFINISHED} AND id < ?
         AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?) ORDER BY id DESC LIMIT ?`),
       countStuck: p(`SELECT COALESCE(SUM(CASE WHEN ? > 0 AND failed_attempts >= ? THEN 1 ELSE 0 END), 0) AS attempts,
-        COUNT(*) AS n FROM trans_global WHERE ${UNFINISHED} AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?)`),
+        COUNT(*) AS n FROM trans_global INDEXED BY trans_global_due WHERE ${UNFINISHED} AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?)`),
       changeStatus: p(`UPDATE trans_global SET status = @to, update_time = @now,
         rollback_reason = CASE WHEN @rollback_reason <> '' THEN @rollback_reason ELSE rollback_reason END,
         result = CASE WHEN @result <> '' THEN @result ELSE result END,
