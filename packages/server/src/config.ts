@@ -88,6 +88,13 @@ export interface DtxConfig {
     /** Share of new traces recorded (0 to 1); a request with a trace context follows its sampled flag. */
     SampleRatio: number;
   };
+  /** dtx: when a transaction counts as stuck (listed by /api/dtmsvr/stuck, alerted once). */
+  Stuck: {
+    /** Failed attempts in a row; 0 (the default) takes AlertRetryLimit. */
+    FailedAttempts: number;
+    /** Seconds an unfinished transaction may live before it is stuck; 0 disables. */
+    UnfinishedAfter: number;
+  };
   /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
   Retention: {
     /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
@@ -152,6 +159,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   DtxTestMode: false,
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
   Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
+  Stuck: { FailedAttempts: 0, UnfinishedAfter: 3600 },
 };
 
 /** The values of `Tracing.Exporter`. */
@@ -405,6 +413,10 @@ export function validate(c: DtxConfig): void {
       `HttpHeadersTimeout: must not be greater than HttpRequestTimeout (${c.HttpRequestTimeout}), got ${c.HttpHeadersTimeout}`,
     );
   }
+  if (c.Stuck.FailedAttempts < 0)
+    throw new ConfigError(`Stuck.FailedAttempts: must not be negative, got ${c.Stuck.FailedAttempts}`);
+  if (c.Stuck.UnfinishedAfter < 0)
+    throw new ConfigError(`Stuck.UnfinishedAfter: must not be negative, got ${c.Stuck.UnfinishedAfter}`);
   if (c.Retention.FinishedAge < 0)
     throw new ConfigError(`Retention.FinishedAge: must not be negative, got ${c.Retention.FinishedAge}`);
   if (c.HttpBodyLimit < 4 * 1024 * 1024) {
@@ -458,6 +470,8 @@ export function coreConfigOf(c: DtxConfig): CoreConfig {
     maxCallsPerTrans: c.Limits.MaxConcurrentCallsPerTrans,
     maxCalls: c.Limits.MaxConcurrentCalls,
     maxBackgroundPasses: c.Limits.MaxBackgroundPasses,
+    stuckFailedAttempts: c.Stuck.FailedAttempts > 0 ? c.Stuck.FailedAttempts : c.AlertRetryLimit,
+    stuckUnfinishedAfter: c.Stuck.UnfinishedAfter,
   };
 }
 

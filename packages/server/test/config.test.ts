@@ -597,3 +597,28 @@ describe('validation (spec §10.1)', () => {
     }
   });
 });
+
+describe('Stuck.* (when a transaction counts as stuck)', () => {
+  it('FailedAttempts 0 takes AlertRetryLimit; env and YAML set both keys; negatives are refused', () => {
+    let c = loadConfig(undefined, {}).config;
+    assert.deepEqual([coreConfigOf(c).stuckFailedAttempts, coreConfigOf(c).stuckUnfinishedAfter], [3, 3600]);
+    c = loadConfig(undefined, { ALERT_RETRY_LIMIT: '7' }).config;
+    assert.equal(coreConfigOf(c).stuckFailedAttempts, 7);
+    c = loadConfig(undefined, { STUCK_FAILED_ATTEMPTS: '5', STUCK_UNFINISHED_AFTER: '0' }).config;
+    assert.deepEqual([coreConfigOf(c).stuckFailedAttempts, coreConfigOf(c).stuckUnfinishedAfter], [5, 0]);
+    c = loadConfig(yamlFile('Stuck:\n  FailedAttempts: 9\n  UnfinishedAfter: 60\n'), {}).config;
+    assert.deepEqual([coreConfigOf(c).stuckFailedAttempts, coreConfigOf(c).stuckUnfinishedAfter], [9, 60]);
+    for (const key of ['FailedAttempts', 'UnfinishedAfter']) {
+      assertConfigError(
+        () => loadConfig(yamlFile(`Stuck:\n  ${key}: -1\n`), {}),
+        (m) => m.includes(`Stuck.${key}`) && m.includes('negative'),
+        key,
+      );
+    }
+    assertConfigError(
+      () => loadConfig(yamlFile('Stuck:\n  Attempts: 3\n'), {}),
+      (m) => m.includes('Stuck.Attempts'),
+      'unknown key',
+    );
+  });
+});

@@ -92,25 +92,41 @@ describe('core: intervals (spec §7.1)', () => {
     assert.equal(resetInterval(t({ timeout_to_fail: 30 }), conf), 10);
   });
 
-  it('errors back off x2, alert from the 3rd, success resets', async () => {
+  it('errors back off x2, one stuck alert at the 3rd failure in a row, success resets and sends the recovery', async () => {
     const w = world({ A2: ['ERROR', 'ERROR', 'ERROR', 'ERROR'] });
     await assert.rejects(w.service.submit(saga('g', 2)), OngoingError);
     const intervals: number[] = [(await w.store.findTrans('g'))!.nextCronInterval];
+    const nexts: number[] = [];
     for (let i = 0; i < 3; i++) {
       w.clock.advance(1000 * 1000);
       await w.cron.step();
-      intervals.push((await w.store.findTrans('g'))!.nextCronInterval);
+      const row = (await w.store.findTrans('g'))!;
+      intervals.push(row.nextCronInterval);
+      nexts.push(row.nextCronTime);
     }
     assert.deepEqual(intervals, [20, 40, 80, 160]);
+    assert.equal(Date.parse(w.alerts[0]?.next_retry_time ?? ''), nexts[1], 'next retry of the 3rd failure');
     assert.deepEqual(
-      w.alerts.map((a) => a.retry_count),
-      [3, 4],
+      w.alerts.map((a) => [a.event, a.retry_count, a.stuck_reason, a.attempts]),
+      [['stuck', 3, 'attempts', 3]],
     );
     assert.equal(w.alerts[0]!.branch, `${U}/A2`);
+    assert.equal(w.alerts[0]!.branch_id, '02');
+    assert.equal(w.alerts[0]!.error, 'A2 said ERROR');
+    assert.equal((await w.store.findTrans('g'))!.failedAttempts, 4);
     w.clock.advance(1000 * 1000);
     await w.cron.step();
     assert.equal(await w.status('g'), 'succeed');
     assert.equal((await w.store.findTrans('g'))!.nextCronInterval, 10);
+    assert.deepEqual(
+      w.alerts.map((a) => [a.event, a.status]),
+      [
+        ['stuck', 'submitted'],
+        ['recovered', 'succeed'],
+      ],
+    );
+    const a2 = (await w.store.findBranches('g'))[3]!;
+    assert.deepEqual([a2.attempts, a2.lastResult, a2.lastError], [5, 'SUCCESS', 'A2 said ERROR']);
   });
 
   it('the backoff stops at MaxRetryInterval (the 20th error waits an hour, not 121 days)', async () => {
@@ -147,12 +163,98 @@ describe('core: intervals (spec §7.1)', () => {
     }
     assert.deepEqual(intervals, [20, 40, 80, 160]);
     assert.deepEqual(
-      w.alerts.map((a) => [a.retry_count, a.error]),
+      w.alerts.map((a) => [a.event, a.retry_count, a.error]),
+      [['stuck', 3, 'A1 said ONGOING']],
+    );
+  });
+});
+
+describe('core: attempt history and stuck transactions', () => {
+  it('a branch failing twice then succeeding: attempts 3, last error kept, failed_attempts back to 0', async () => {
+    const w = world({ A1: [{ result: 'ERROR', message: 'http status 503: down' }, 'ERROR'] });
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    let t = (await w.store.findTrans('g'))!;
+    let a1 = (await w.store.findBranches('g'))[1]!;
+    assert.deepEqual([a1.attempts, a1.lastResult, a1.lastError], [1, 'ERROR', 'http status 503: down']);
+    assert.deepEqual([t.failedAttempts, t.lastError], [1, 'http status 503: down']);
+    assert.equal(a1.lastAttemptTime, w.clock.now());
+    w.clock.advance(100_000);
+    await w.cron.step();
+    t = (await w.store.findTrans('g'))!;
+    assert.deepEqual([t.failedAttempts, t.lastError], [2, 'A1 said ERROR']);
+    w.clock.advance(100_000);
+    await w.cron.step();
+    t = (await w.store.findTrans('g'))!;
+    a1 = (await w.store.findBranches('g'))[1]!;
+    assert.equal(t.status, 'succeed');
+    assert.deepEqual([a1.attempts, a1.lastResult, a1.lastError], [3, 'SUCCESS', 'A1 said ERROR']);
+    assert.equal(t.failedAttempts, 0);
+    assert.equal(w.alerts.length, 0, 'two failures in a row are below Stuck.FailedAttempts (3)');
+  });
+
+  it('an error body longer than 1 KiB is kept as its first KiB', async () => {
+    const w = world({ A1: [{ result: 'ERROR', message: `http status 500: ${'x'.repeat(5000)}` }] });
+    await assert.rejects(w.service.submit(saga('g', 1)), OngoingError);
+    const a1 = (await w.store.findBranches('g'))[1]!;
+    assert.ok(Buffer.byteLength(a1.lastError!) <= 1024, String(Buffer.byteLength(a1.lastError!)));
+    assert.ok(a1.lastError!.startsWith('http status 500: xxx'));
+    assert.ok(Buffer.byteLength(a1.lastError!) > 1000);
+  });
+
+  it('the msg back-check is an attempt on the transaction', async () => {
+    const w = world({ qp: ['ERROR', 'ERROR', 'ERROR'] });
+    await w.service.prepare(input('m', 'msg', { queryPrepared: `${U}/qp`, opts: { timeout_to_fail: 5 } }));
+    for (let i = 0; i < 3; i++) {
+      w.clock.advance(100_000 * (i + 1));
+      await w.cron.step();
+    }
+    const t = (await w.store.findTrans('m'))!;
+    assert.deepEqual([t.status, t.failedAttempts, t.lastError], ['prepared', 3, 'qp said ERROR']);
+    assert.deepEqual(
+      w.alerts.map((a) => [a.event, a.op, a.branch]),
+      [['stuck', 'msg', `${U}/qp`]],
+    );
+  });
+
+  it('stuck by age (fake clock), listed and counted; a forced stop ends it with a recovery notice', async () => {
+    const w = world({ A1: Array(10).fill('ONGOING') });
+    w.deps.conf.stuckFailedAttempts = 100;
+    w.deps.conf.stuckUnfinishedAfter = 600;
+    await assert.rejects(w.service.submit(saga('old', 1)), OngoingError);
+    assert.deepEqual((await w.service.stuck('', 10)).trans, []);
+    assert.deepEqual(await w.service.stuckCounts(), [
+      { reason: 'attempts', count: 0 },
+      { reason: 'age', count: 0 },
+    ]);
+    w.clock.advance(601_000);
+    await w.service.submit(saga('young', 1, { opts: { wait_result: true } })).catch(() => undefined);
+    const page = await w.service.stuck('', 10);
+    assert.deepEqual(
+      page.trans.map((t) => t.gid),
+      ['old'],
+    );
+    assert.deepEqual(await w.service.stuckCounts(), [
+      { reason: 'attempts', count: 0 },
+      { reason: 'age', count: 1 },
+    ]);
+    // the alert goes out at its next failed attempt, once
+    await w.cron.step();
+    w.clock.advance(100_000);
+    await w.cron.step();
+    const stuck = w.alerts.filter((a) => a.gid === 'old');
+    assert.deepEqual(
+      stuck.map((a) => [a.event, a.stuck_reason]),
+      [['stuck', 'age']],
+    );
+    await w.service.forceStop('old');
+    assert.deepEqual(
+      w.alerts.filter((a) => a.gid === 'old').map((a) => [a.event, a.status]),
       [
-        [3, 'A1 said ONGOING'],
-        [4, 'A1 said ONGOING'],
+        ['stuck', 'submitted'],
+        ['recovered', 'failed'],
       ],
     );
+    assert.deepEqual((await w.service.stuck('', 10)).trans, []);
   });
 });
 

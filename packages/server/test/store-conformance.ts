@@ -43,6 +43,9 @@ export function makeTrans(gid: string, over: Partial<TransGlobal> = {}): TransGl
     extData: '',
     result: '',
     rollbackReason: '',
+    failedAttempts: 0,
+    lastError: '',
+    stuckAlerted: false,
     opts: decodeOptions(options),
     ...over,
   };
@@ -59,6 +62,9 @@ export function makeBranch(gid: string, branchId: string, op: string, over: Part
     status: 'prepared',
     createTime: T0,
     updateTime: T0,
+    attempts: 0,
+    lastResult: '',
+    lastError: '',
     ...over,
   };
 }
@@ -520,6 +526,149 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         assert.equal(found?.status, targets[w]);
         assert.equal(found?.rollbackReason, `r${w}`);
         assert.equal(found?.updateTime, at(w + 1));
+      });
+    });
+
+    describe('attempt history, stuck rule and the stuck-alert flag', () => {
+      // at most 1 KiB of UTF-8 with multi-byte characters, as replyExcerpt makes them
+      const ERR = `http status 503: ${'é€'.repeat(150)}`.slice(0, 300);
+
+      async function seed(gid: string): Promise<TransBranch[]> {
+        await store.saveNew(makeTrans(gid), [makeBranch(gid, '01', 'compensate'), makeBranch(gid, '01', 'action')]);
+        return store.findBranches(gid);
+      }
+
+      it('updateBranches writes the attempt record; a later success keeps the last error', async () => {
+        const rows = await seed('gid-at');
+        const a = { ...rows[1]!, attempts: 3, lastAttemptTime: at(7), lastResult: 'FAILURE', lastError: ERR };
+        await store.updateBranches('gid-at', 'submitted', [a]);
+        let got = (await store.findBranches('gid-at'))[1]!;
+        assert.deepEqual(
+          [got.attempts, got.lastAttemptTime, got.lastResult, got.lastError],
+          [3, at(7), 'FAILURE', ERR],
+        );
+        const ok = {
+          ...got,
+          status: 'succeed' as BranchStatus,
+          attempts: 4,
+          lastAttemptTime: at(9),
+          lastResult: 'SUCCESS',
+        };
+        await store.updateBranches('gid-at', 'submitted', [ok]);
+        got = (await store.findBranches('gid-at'))[1]!;
+        assert.deepEqual(
+          [got.status, got.attempts, got.lastAttemptTime, got.lastResult, got.lastError],
+          ['succeed', 4, at(9), 'SUCCESS', ERR],
+        );
+        assert.equal((await store.findBranches('gid-at'))[0]!.attempts, 0, 'the other branch untouched');
+      });
+
+      it('recordFailedAttempt writes the branch and the global together while the status matches', async () => {
+        const rows = await seed('gid-fa');
+        const beforeT = plain((await store.findTrans('gid-fa'))!);
+        const b = { ...rows[1]!, attempts: 2, lastAttemptTime: at(4), lastResult: 'ERROR', lastError: ERR };
+        const attempt = { nextCronTime: at(44), nextCronInterval: 40, failedAttempts: 2, lastError: ERR };
+        await store.recordFailedAttempt('gid-fa', 'submitted', b, attempt, at(4));
+        assert.deepEqual(plain((await store.findTrans('gid-fa'))!), {
+          ...beforeT,
+          nextCronTime: at(44),
+          nextCronInterval: 40,
+          failedAttempts: 2,
+          lastError: ERR,
+          updateTime: at(4),
+        });
+        const got = (await store.findBranches('gid-fa'))[1]!;
+        assert.deepEqual(
+          [got.status, got.attempts, got.lastAttemptTime, got.lastResult, got.lastError],
+          ['prepared', 2, at(4), 'ERROR', ERR],
+        );
+        // the msg back-check: no branch, the global only
+        await store.recordFailedAttempt(
+          'gid-fa',
+          'submitted',
+          undefined,
+          { ...attempt, failedAttempts: 3, lastError: 'x' },
+          at(5),
+        );
+        const t = (await store.findTrans('gid-fa'))!;
+        assert.deepEqual([t.failedAttempts, t.lastError], [3, 'x']);
+        assert.equal((await store.findBranches('gid-fa'))[1]!.attempts, 2);
+      });
+
+      it('recordFailedAttempt is a silent no-op, for the branch too, when the status moved', async () => {
+        const rows = await seed('gid-fb');
+        await store.changeStatus('gid-fb', 'submitted', 'aborting', { rollbackReason: 'r' }, at(2));
+        const beforeT = plain((await store.findTrans('gid-fb'))!);
+        const beforeB = (await store.findBranches('gid-fb')).map(plain);
+        const b = { ...rows[1]!, attempts: 1, lastAttemptTime: at(4), lastResult: 'ERROR', lastError: 'e' };
+        await store.recordFailedAttempt(
+          'gid-fb',
+          'submitted',
+          b,
+          { nextCronTime: at(44), nextCronInterval: 40, failedAttempts: 1, lastError: 'e' },
+          at(4),
+        );
+        assert.deepEqual(plain((await store.findTrans('gid-fb'))!), beforeT);
+        assert.deepEqual((await store.findBranches('gid-fb')).map(plain), beforeB);
+      });
+
+      it('touchCronTime zeroes failed_attempts only when asked to', async () => {
+        await seed('gid-tr');
+        const attempt = { nextCronTime: at(44), nextCronInterval: 40, failedAttempts: 5, lastError: 'e' };
+        await store.recordFailedAttempt('gid-tr', 'submitted', undefined, attempt, at(4));
+        await store.touchCronTime('gid-tr', 'submitted', at(50), 40, at(5));
+        assert.equal((await store.findTrans('gid-tr'))!.failedAttempts, 5);
+        await store.claimStuckAlert('gid-tr', 'submitted');
+        // the cron lease hands the pass the attempt columns too
+        const [leased] = await store.lockDue(at(51), at(55), 'me', 1, at(5));
+        assert.deepEqual([leased?.failedAttempts, leased?.lastError, leased?.stuckAlerted], [5, 'e', true]);
+        await store.touchCronTime('gid-tr', 'submitted', at(60), 10, at(6), true);
+        const t = (await store.findTrans('gid-tr'))!;
+        assert.deepEqual([t.failedAttempts, t.lastError, t.nextCronTime], [0, 'e', at(60)]);
+      });
+
+      it('claimStuckAlert: exactly one of concurrent claims wins, once; never on another status', async () => {
+        await seed('gid-cl');
+        assert.equal(await store.claimStuckAlert('gid-cl', 'aborting'), false);
+        assert.equal(await store.claimStuckAlert('gid-missing', 'submitted'), false);
+        assert.equal((await store.findTrans('gid-cl'))!.stuckAlerted, false);
+        const wins = await Promise.all(Array.from({ length: 5 }, () => store.claimStuckAlert('gid-cl', 'submitted')));
+        assert.equal(wins.filter((w) => w).length, 1);
+        assert.equal(await store.claimStuckAlert('gid-cl', 'submitted'), false);
+        assert.equal((await store.findTrans('gid-cl'))!.stuckAlerted, true);
+      });
+
+      it('findStuck / countStuck: unfinished by failed attempts or age, newest first, paged', async () => {
+        const fail = (gid: string, n: number) =>
+          store.recordFailedAttempt(
+            gid,
+            'submitted',
+            undefined,
+            { nextCronTime: at(99), nextCronInterval: 20, failedAttempts: n, lastError: 'e' },
+            at(9),
+          );
+        // created at T0 + i s; s1..s3 fail 3 times, s4 twice, s5 is old, s6 is finished with 9 failures
+        for (let i = 1; i <= 6; i++) await store.saveNew(makeTrans(`s${i}`, { createTime: at(i * 100) }), []);
+        for (const g of ['s1', 's2', 's3', 's6']) await fail(g, g === 's6' ? 9 : 3);
+        await fail('s4', 2);
+        await store.changeStatus('s6', 'submitted', 'failed', { rollbackTime: at(9) }, at(9));
+        const rule = { failedAttempts: 3, createdBefore: 0 };
+        const page1 = await store.findStuck(rule, '', 2);
+        assert.deepEqual(gidsOf(page1.trans), ['s3', 's2']);
+        assert.notEqual(page1.nextPosition, '');
+        const page2 = await store.findStuck(rule, page1.nextPosition, 2);
+        assert.deepEqual(gidsOf(page2.trans), ['s1']);
+        assert.equal(page2.nextPosition, '');
+        assert.deepEqual(await store.countStuck(rule), { attempts: 3, age: 0 });
+        // the age rule: created before T0 + 450 s → s1..s4 (s1..s3 count as attempts)
+        const both = { failedAttempts: 3, createdBefore: at(450) };
+        assert.deepEqual(gidsOf((await store.findStuck(both, '', 10)).trans), ['s4', 's3', 's2', 's1']);
+        assert.deepEqual(await store.countStuck(both), { attempts: 3, age: 1 });
+        // 0 disables the attempts rule
+        const ageOnly = { failedAttempts: 0, createdBefore: at(250) };
+        assert.deepEqual(gidsOf((await store.findStuck(ageOnly, '', 10)).trans), ['s2', 's1']);
+        assert.deepEqual(await store.countStuck(ageOnly), { attempts: 0, age: 2 });
+        assert.deepEqual(await store.countStuck({ failedAttempts: 0, createdBefore: 0 }), { attempts: 0, age: 0 });
       });
     });
 

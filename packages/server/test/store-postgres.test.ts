@@ -64,7 +64,7 @@ describe('PostgresStore: schema migrations', () => {
       );
       assert.deepEqual(
         rows.map((r) => r.version),
-        [1, 2],
+        [1, 2, 3],
       );
     } finally {
       await second.close();
@@ -81,6 +81,7 @@ describe('PostgresStore: schema migrations', () => {
       assert.deepEqual(rows, [
         { version: 1, n: 1 },
         { version: 2, n: 1 },
+        { version: 3, n: 1 },
       ]);
       // all of them work on the same tables
       await Promise.all(stores.map((s, i) => s.saveNew(makeTrans(`race-${i}`), [])));
@@ -229,6 +230,21 @@ describe('PostgresStore: an existing DTM database', () => {
       assert.equal(type('trans_branch_op', 'bin_data')?.data_type, 'bytea');
       assert.equal(type('trans_global', 'next_cron_time')?.datetime_precision, 3);
       // the store drives the old transaction on: CAS, branch writes, a lease
+      // the attempt history columns (version 3) read as "no attempt yet" on DTM's rows, and take writes
+      assert.deepEqual([t.failedAttempts, t.lastError, t.stuckAlerted], [0, '', false]);
+      assert.deepEqual(
+        branches.map((b) => [b.attempts, b.lastResult, b.lastError, b.lastAttemptTime]),
+        [
+          [0, '', '', undefined],
+          [0, '', '', undefined],
+        ],
+      );
+      const failed = { ...branches[0]!, attempts: 1, lastAttemptTime: at(16), lastResult: 'ERROR', lastError: 'down' };
+      const attempt = { nextCronTime: at(15), nextCronInterval: 20, failedAttempts: 1, lastError: 'down' };
+      await store.recordFailedAttempt('dtm-gid', 'submitted', failed, attempt, at(16));
+      assert.equal((await store.findTrans('dtm-gid'))?.failedAttempts, 1);
+      assert.equal((await store.findBranches('dtm-gid'))[0]?.lastError, 'down');
+      assert.equal(await store.claimStuckAlert('dtm-gid', 'submitted'), true);
       await store.updateBranches('dtm-gid', 'submitted', [{ ...branches[0]!, status: 'succeed', updateTime: at(20) }]);
       const leased = await store.lockDue(at(16), at(30), 'me', 10, at(16));
       assert.deepEqual(

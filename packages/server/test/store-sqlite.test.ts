@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from '../src/store/sqlite/schema.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import {
   assertSameBytes,
@@ -346,6 +348,38 @@ describe('SqliteStore: group commit and durability', () => {
       assert.equal((await store.findKV('topics', 'r1'))[0]?.version, 1);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('SqliteStore: schema migrations', () => {
+  it('a database of schema version 2 (before attempt history) is upgraded in place, its rows kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-v2-'));
+    const path = join(dir, 'v2.sqlite');
+    const old = new Database(path);
+    old.exec(MIGRATIONS[0]!);
+    old.exec(MIGRATIONS[1]!);
+    old.pragma('user_version = 2');
+    old.exec(`INSERT INTO trans_global (gid, trans_type, status, create_time, update_time, options, next_cron_interval,
+      next_cron_time) VALUES ('old-gid', 'saga', 'submitted', ${at(0)}, ${at(0)}, '', 10, ${at(10)})`);
+    old.exec(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, create_time, update_time)
+      VALUES ('old-gid', 'http://busi/a', X'7b7d', '01', 'action', 'prepared', ${at(0)}, ${at(0)})`);
+    old.close();
+    const store = new SqliteStore({ path });
+    try {
+      assert.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+      const t = (await store.findTrans('old-gid'))!;
+      assert.deepEqual([t.status, t.failedAttempts, t.lastError, t.stuckAlerted], ['submitted', 0, '', false]);
+      const [b] = await store.findBranches('old-gid');
+      assert.deepEqual([b?.attempts, b?.lastResult, b?.lastError, b?.lastAttemptTime], [0, '', '', undefined]);
+      const failed = { ...b!, attempts: 1, lastAttemptTime: at(5), lastResult: 'ERROR', lastError: 'down' };
+      const attempt = { nextCronTime: at(30), nextCronInterval: 20, failedAttempts: 1, lastError: 'down' };
+      await store.recordFailedAttempt('old-gid', 'submitted', failed, attempt, at(5));
+      assert.equal((await store.findTrans('old-gid'))!.failedAttempts, 1);
+      assert.equal((await store.findBranches('old-gid'))[0]!.lastError, 'down');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

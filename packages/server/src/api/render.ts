@@ -1,4 +1,6 @@
 import { type KV, publicOptionsText, type TransBranch, type TransGlobal } from '../core/model.js';
+import { stuckReasonOf } from '../core/stuck.js';
+import type { StuckRule } from '../store/store.js';
 
 /** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
 export function formatTime(ms: number | undefined): string | undefined {
@@ -14,8 +16,11 @@ function put(o: Record<string, unknown>, k: string, v: unknown): void {
   o[k] = v;
 }
 
-/** The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown. */
-export function renderTrans(t: TransGlobal): Record<string, unknown> {
+/**
+ * The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown. dtx
+ * adds failed_attempts, last_error and, under `rule`, stuck / stuck_reason (omitted when empty, as DTM's keys).
+ */
+export function renderTrans(t: TransGlobal, rule?: StuckRule): Record<string, unknown> {
   const o: Record<string, unknown> = {
     id: t.id ?? 0,
     create_time: formatTime(t.createTime) ?? null,
@@ -44,6 +49,13 @@ export function renderTrans(t: TransGlobal): Record<string, unknown> {
   if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0) o.branch_headers = opts.branch_headers;
   o.concurrent = opts.concurrent === true;
   put(o, 'retry_limit', opts.retry_limit);
+  put(o, 'failed_attempts', t.failedAttempts);
+  put(o, 'last_error', t.lastError);
+  const reason = rule && stuckReasonOf(t, rule);
+  if (reason) {
+    o.stuck = true;
+    o.stuck_reason = reason;
+  }
   return o;
 }
 
@@ -62,6 +74,10 @@ export function renderBranch(b: TransBranch): Record<string, unknown> {
   put(o, 'status', b.status);
   put(o, 'finish_time', formatTime(b.finishTime));
   put(o, 'rollback_time', formatTime(b.rollbackTime));
+  put(o, 'attempts', b.attempts);
+  put(o, 'last_attempt_time', formatTime(b.lastAttemptTime));
+  put(o, 'last_result', b.lastResult);
+  put(o, 'last_error', b.lastError);
   return o;
 }
 

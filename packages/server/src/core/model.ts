@@ -35,6 +35,12 @@ export interface TransGlobal {
   extData: string;
   result: string;
   rollbackReason: string;
+  /** dtx: failed attempts in a row since the last success (branch calls and msg back-checks); 0 when absent. */
+  failedAttempts?: number | undefined;
+  /** dtx: the error of the last failed attempt (at most 1 KiB, see replyExcerpt); '' when none. */
+  lastError?: string | undefined;
+  /** dtx: the stuck alert was sent (claimed by compare-and-set, so that exactly one instance sends it). */
+  stuckAlerted?: boolean | undefined;
   /** Parsed `options`, kept in step with it by whoever sets either (the stores decode it on read); not stored separately. */
   opts: StoredOptions;
 }
@@ -52,6 +58,14 @@ export interface TransBranch {
   updateTime: number;
   finishTime?: number | undefined;
   rollbackTime?: number | undefined;
+  /** dtx: calls made to this branch; 0 when absent. */
+  attempts?: number | undefined;
+  /** dtx: when the last call ended (epoch ms). */
+  lastAttemptTime?: number | undefined;
+  /** dtx: what the last call answered: SUCCESS, FAILURE, ONGOING or ERROR; '' before the first. */
+  lastResult?: string | undefined;
+  /** dtx: the error of the last call that did not succeed (at most 1 KiB); kept after a later success. */
+  lastError?: string | undefined;
 }
 
 /** A key-value row (topics live under cat `topics`). */

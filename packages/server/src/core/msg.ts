@@ -1,4 +1,5 @@
 import { MSG_BRANCH_ID } from '@dtx/protocol';
+import { formatTime } from '../api/render.js';
 import { mapLimited } from './call-slots.js';
 import { passErrorOf, type TransPass } from './pass.js';
 
@@ -31,6 +32,15 @@ export async function processMsg(p: TransPass): Promise<void> {
       // ONGOING (not decided yet) or an error: asked again later, backed off like any retry
       p.lastError = out.message || out.result;
       await p.backoffAndAlert(t.queryPrepared, p.lastError);
+      p.deps.log.warn('msg back-check did not decide, will ask again', {
+        gid: t.gid,
+        trans_type: t.transType,
+        op: 'msg',
+        url: t.queryPrepared,
+        attempt: t.failedAttempts,
+        error: t.lastError,
+        next_retry_at: formatTime(t.nextCronTime),
+      });
     }
   }
   if (!p.needProcess() || t.status === 'prepared') return;

@@ -1,5 +1,6 @@
 import type { GlobalStatus } from '@dtx/protocol';
 import { withResultSuffix } from '@dtx/protocol';
+import { formatTime } from '../api/render.js';
 import type { BranchCaller, BranchOutcome } from '../branch/caller.js';
 import type { Logger } from '../observe/logger.js';
 import type { DtxTracer } from '../observe/tracer.js';
@@ -9,14 +10,30 @@ import type { Clock } from './clock.js';
 import type { CoreConfig } from './core-config.js';
 import { errorMessage } from './errors.js';
 import { type TransBranch, type TransGlobal, traceContextOf } from './model.js';
+import { replyExcerpt } from './reply-excerpt.js';
+import { stuckReasonOf, stuckRuleOf } from './stuck.js';
 
-/** The payload POSTed to the alert webhook (spec §7.5). */
+/**
+ * The payload POSTed to the alert webhook: DTM's five keys (spec §7.5), then dtx's. dtx sends it once when a
+ * transaction becomes stuck (`event` "stuck") and once when a stuck one ends (`event` "recovered").
+ */
 export interface AlertPayload {
   gid: string;
   status: string;
+  /** The URL of the branch (or of the msg back-check) whose failure made it stuck; '' for a recovery. */
   branch: string;
   error: string;
+  /** Failed attempts in a row (never saturates, unlike DTM's count from the backed-off interval). */
   retry_count: number;
+  event: 'stuck' | 'recovered';
+  trans_type: string;
+  stuck_reason?: 'attempts' | 'age';
+  branch_id?: string;
+  op?: string;
+  /** Calls made to that branch so far. */
+  attempts?: number;
+  /** RFC 3339; absent for a recovery. */
+  next_retry_time?: string;
 }
 
 /** What a processing pass needs from the world. */
@@ -160,10 +177,19 @@ export class TransPass {
     if (c.result) t.result = c.result;
     if (c.finishTime) t.finishTime = c.finishTime;
     if (c.rollbackTime) t.rollbackTime = c.rollbackTime;
+    if (t.stuckAlerted && (to === 'succeed' || to === 'failed')) sendRecovered(this.deps, t);
   }
 
   /** Spec §7.2: move next_cron_time; conditional on the status, silently. */
-  async touch(kind: TouchKind, delayMs = 0): Promise<void> {
+  async touch(kind: TouchKind, delayMs = 0, resetFailedAttempts = false): Promise<void> {
+    const t = this.trans;
+    const now = this.moveCronTime(kind, delayMs);
+    if (resetFailedAttempts) t.failedAttempts = 0;
+    await this.deps.store.touchCronTime(t.gid, t.status, t.nextCronTime, t.nextCronInterval, now, resetFailedAttempts);
+  }
+
+  /** The in-memory half of a touch: sets next_cron_time / interval; returns the clock time it used. */
+  private moveCronTime(kind: TouchKind, delayMs: number): number {
     const t = this.trans;
     const now = this.deps.clock.now();
     this.lastTouched = now;
@@ -173,7 +199,7 @@ export class TransPass {
     // never hand the gid to another instance while a call of this pass may still run
     if (this.calls.size > 0 && next < this.leaseNeeded) next = this.leaseNeeded;
     t.nextCronTime = next;
-    await this.deps.store.touchCronTime(t.gid, t.status, t.nextCronTime, t.nextCronInterval, now);
+    return now;
   }
 
   /** Extends the lease to `until` when it ends sooner (a call longer than the time left on it). */
@@ -257,6 +283,11 @@ export class TransPass {
   async execBranch(b: TransBranch): Promise<BranchOutcome> {
     const t = this.trans;
     let out = await this.callUrl(b.url, b.branchId, b.op, b.binData);
+    // the attempt record, written by the same store write as the outcome (updateBranches or recordFailedAttempt)
+    b.attempts = (b.attempts ?? 0) + 1;
+    b.lastAttemptTime = this.deps.clock.now();
+    b.lastResult = out.result;
+    if (out.result !== 'SUCCESS') b.lastError = replyExcerpt(out.message || out.result);
     const sagaActionFailed = out.result === 'FAILURE' && t.transType === 'saga' && b.op === 'action';
     if (out.result === 'FAILURE' && !sagaActionFailed) {
       out = { result: 'ERROR', message: withResultSuffix(out.message, 'FAILURE') };
@@ -268,25 +299,31 @@ export class TransPass {
       b.updateTime = now;
       await this.deps.store.updateBranches(t.gid, t.status, [b]);
       const now2 = this.deps.clock.now();
+      // after failures, the reset of the back-off also zeroes failed_attempts (not on a saga's hot path)
+      const hadFailed = out.result === 'SUCCESS' && (t.failedAttempts ?? 0) > 0;
       if (
+        hadFailed ||
         now2 - this.lastTouched >= TOUCH_AFTER_MS ||
         t.nextCronInterval > Math.max(this.deps.conf.retryInterval, t.opts.retry_interval ?? 0)
       ) {
-        await this.touch('reset');
+        await this.touch('reset', 0, hadFailed);
       }
     } else {
       // ONGOING ("not yet") is retried like an error: backed off (up to MaxRetryInterval), logged and alerted
       // on, so that a branch answering it forever is visible (DTM retries it every RetryInterval, silently)
       this.lastError = out.message || out.result;
       const ongoing = out.result === 'ONGOING';
-      await this.backoffAndAlert(b.url, this.lastError);
+      await this.backoffAndAlert(b.url, this.lastError, b);
       const fields = {
         gid: t.gid,
         trans_type: t.transType,
         branch_id: b.branchId,
         op: b.op,
         url: b.url,
-        error: this.lastError,
+        attempt: b.attempts,
+        failed_attempts: t.failedAttempts,
+        error: b.lastError,
+        next_retry_at: formatTime(t.nextCronTime),
         next_retry_in_s: t.nextCronInterval,
       };
       if (ongoing) this.deps.log.info('branch answered ONGOING, will ask again', fields);
@@ -295,17 +332,77 @@ export class TransPass {
     return out;
   }
 
-  /** Back off the lease and, past AlertRetryLimit, call the alert webhook (spec §7.5). */
-  async backoffAndAlert(url: string, error: string): Promise<void> {
-    await this.touch('backoff');
+  /**
+   * A failed attempt (a branch call, or the msg back-check when `b` is undefined): back off the lease and
+   * record the attempt in one store write; then, if that made the transaction stuck, claim its one stuck alert
+   * (compare-and-set, so exactly one instance, once) and send it.
+   */
+  async backoffAndAlert(url: string, error: string, b?: TransBranch): Promise<void> {
     const t = this.trans;
-    const conf = this.deps.conf;
-    if (!conf.alertWebHook) return;
-    const retryCount = Math.floor(Math.log2(t.nextCronInterval / resetInterval(t, conf)));
-    if (retryCount >= conf.alertRetryLimit) {
-      this.deps.alert({ gid: t.gid, status: t.status, branch: url, error, retry_count: retryCount });
-    }
+    const deps = this.deps;
+    const now = this.moveCronTime('backoff', 0);
+    t.failedAttempts = (t.failedAttempts ?? 0) + 1;
+    t.lastError = replyExcerpt(error);
+    await deps.store.recordFailedAttempt(
+      t.gid,
+      t.status,
+      b,
+      {
+        nextCronTime: t.nextCronTime,
+        nextCronInterval: t.nextCronInterval,
+        failedAttempts: t.failedAttempts,
+        lastError: t.lastError,
+      },
+      now,
+    );
+    if (t.stuckAlerted) return;
+    const reason = stuckReasonOf(t, stuckRuleOf(deps.conf, now));
+    if (reason === undefined || !(await deps.store.claimStuckAlert(t.gid, t.status))) return;
+    t.stuckAlerted = true;
+    const branchId = b?.branchId ?? '';
+    const op = b?.op ?? 'msg';
+    deps.log.warn('transaction is stuck', {
+      gid: t.gid,
+      trans_type: t.transType,
+      branch_id: branchId,
+      op,
+      stuck_reason: reason,
+      failed_attempts: t.failedAttempts,
+      error: t.lastError,
+    });
+    if (!deps.conf.alertWebHook) return;
+    const a: AlertPayload = {
+      gid: t.gid,
+      status: t.status,
+      branch: url,
+      error: t.lastError,
+      retry_count: t.failedAttempts,
+      event: 'stuck',
+      trans_type: t.transType,
+      stuck_reason: reason,
+      branch_id: branchId,
+      op,
+      attempts: b?.attempts ?? t.failedAttempts,
+    };
+    const next = formatTime(t.nextCronTime);
+    if (next) a.next_retry_time = next;
+    deps.alert(a);
   }
+}
+
+/** The recovery notice of a stuck transaction that ended (whoever ended it: a pass, an abort, a force stop). */
+export function sendRecovered(deps: Pick<PassDeps, 'alert' | 'conf' | 'log'>, t: TransGlobal): void {
+  deps.log.info('stuck transaction ended', { gid: t.gid, trans_type: t.transType, status: t.status });
+  if (!deps.conf.alertWebHook) return;
+  deps.alert({
+    gid: t.gid,
+    status: t.status,
+    branch: '',
+    error: t.lastError ?? '',
+    retry_count: t.failedAttempts ?? 0,
+    event: 'recovered',
+    trans_type: t.transType,
+  });
 }
 
 /** The error a pass ends with when a branch did not succeed (tcc, xa, msg). */

@@ -1,13 +1,14 @@
 import type { GlobalStatus } from '@dtx/protocol';
 import type { TraceContext } from '../observe/trace-context.js';
 import type { DtxSpan } from '../observe/tracer.js';
-import type { ScanQuery } from '../store/store.js';
+import type { ScanQuery, StuckRule } from '../store/store.js';
 import { errorMessage, FailureError, InputError, NotFoundError, OngoingError, UniqueConflictError } from './errors.js';
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
 import { encodeOptions } from './model.js';
-import type { PassDeps } from './pass.js';
+import { type PassDeps, sendRecovered } from './pass.js';
 import type { Processor } from './processor.js';
+import { type StuckReason, stuckRuleOf } from './stuck.js';
 import type { Topics } from './topics.js';
 import { generateBranches, newTrans } from './trans-factory.js';
 import type { BranchInput, TransInput } from './trans-input.js';
@@ -152,6 +153,7 @@ export class TransService {
     await this.store.changeStatus(t.gid, t.status, to, change, this.now());
     t.status = to;
     if (change.rollbackReason) t.rollbackReason = change.rollbackReason;
+    if (t.stuckAlerted && to === 'failed') sendRecovered(this.deps, t);
   }
 
   /** Force a transaction to failed. `trace` is the request's context (for the span, when tracing is on). */
@@ -222,6 +224,25 @@ export class TransService {
       if (err instanceof NotFoundError) throw new InputError('gid', `no transaction with gid '${gid}'`);
       throw err;
     }
+  }
+
+  /** The stuck rule now (config Stuck.FailedAttempts / Stuck.UnfinishedAfter). */
+  stuckRule(): StuckRule {
+    return stuckRuleOf(this.deps.conf, this.now());
+  }
+
+  /** Stuck unfinished transactions, newest first, paged (`GET /api/dtmsvr/stuck`). */
+  stuck(position: string, limit: number) {
+    return this.store.findStuck(this.stuckRule(), position, limit);
+  }
+
+  /** Stuck transactions by reason, for the dtx_stuck_transactions gauge. */
+  async stuckCounts(): Promise<{ reason: StuckReason; count: number }[]> {
+    const c = await this.store.countStuck(this.stuckRule());
+    return [
+      { reason: 'attempts', count: c.attempts },
+      { reason: 'age', count: c.age },
+    ];
   }
 
   scanKV(cat: string, position: string, limit: number) {

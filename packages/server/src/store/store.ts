@@ -21,6 +21,23 @@ export interface StatusChange {
   nextCronInterval?: number | undefined;
 }
 
+/** What a failed attempt writes on the global, with the branch's attempt, in one store write. */
+export interface FailedAttempt {
+  nextCronTime: number;
+  nextCronInterval: number;
+  /** The new count of failed attempts in a row. */
+  failedAttempts: number;
+  /** At most 1 KiB (replyExcerpt). */
+  lastError: string;
+}
+
+/** The stuck rule: unfinished with failed_attempts >= failedAttempts (when > 0), or created before createdBefore. */
+export interface StuckRule {
+  failedAttempts: number;
+  /** Epoch ms; 0 disables the age rule. */
+  createdBefore: number;
+}
+
 /**
  * Where transactions live. Every backend passes the same conformance suite.
  *
@@ -47,14 +64,43 @@ export interface Store {
    */
   insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void>;
   /**
-   * Write the status, finish_time, rollback_time and update_time of branches (addressed by id)
-   * if the global still has `status`; NotFoundError otherwise.
+   * Write the status, finish_time, rollback_time, update_time and the attempt record (attempts,
+   * last_attempt_time, last_result, last_error) of branches (addressed by id) if the global still has
+   * `status`; NotFoundError otherwise.
    */
   updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void>;
   /** CAS the global from `from` to `to`, writing `change` and update_time = now. NotFoundError when lost. */
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): Promise<void>;
-  /** Write next_cron_time/interval and update_time if the status is still `status` (0 rows is not an error). */
-  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number): Promise<void>;
+  /**
+   * Write next_cron_time/interval and update_time if the status is still `status` (0 rows is not an error);
+   * with resetFailedAttempts also failed_attempts = 0 (the first success after failures).
+   */
+  touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+    resetFailedAttempts?: boolean,
+  ): Promise<void>;
+  /**
+   * A failed attempt, in one atomic write conditional on the status (a silent no-op when it moved, like
+   * touchCronTime): the global's next_cron_time/interval, failed_attempts, last_error and update_time, and,
+   * when `branch` is given, its attempt record (as updateBranches writes it; addressed by id).
+   */
+  recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void>;
+  /** Set stuck_alerted if the status is still `status` and it was not set; true when this call set it. */
+  claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean>;
+  /** Unfinished transactions the rule calls stuck, newest id first, paged like scanTrans. */
+  findStuck(rule: StuckRule, position: string, limit: number): Promise<{ trans: TransGlobal[]; nextPosition: string }>;
+  /** How many unfinished transactions are stuck, by reason (attempts wins when both hold). */
+  countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }>;
   /**
    * Lease up to `limit` unfinished transactions whose next_cron_time < dueBefore: push their
    * next_cron_time to leaseUntil and write `owner`. Returns the leased rows.

@@ -226,7 +226,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   app.get(`${base}/query`, async (req) => {
     const gid = checkGid(cleanGid(q(req).get('gid') ?? ''));
     const { trans, branches } = await s.query(gid);
-    return { transaction: trans ? renderTrans(trans) : null, branches: branches.map(renderBranch) };
+    return { transaction: trans ? renderTrans(trans, s.stuckRule()) : null, branches: branches.map(renderBranch) };
   });
   app.get(`${base}/all`, async (req) => {
     const p = q(req);
@@ -234,7 +234,8 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     if (gid) {
       // as DTM: the gid as given, not stripped of \n \r ; (the way to find a gid stored over gRPC)
       const { trans } = await s.query(checkGid(gid));
-      return { transactions: trans ? [renderTrans(trans)] : null, next_position: p.get('position') ?? '' };
+      const rule = s.stuckRule();
+      return { transactions: trans ? [renderTrans(trans, rule)] : null, next_position: p.get('position') ?? '' };
     }
     const ms = (key: string) => {
       const v = p.get(key);
@@ -256,7 +257,14 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
       createTimeStart: ms('createTimeStart'),
       createTimeEnd: ms('createTimeEnd'),
     });
-    return { transactions: page.trans.map(renderTrans), next_position: page.nextPosition };
+    const rule = s.stuckRule();
+    return { transactions: page.trans.map((t) => renderTrans(t, rule)), next_position: page.nextPosition };
+  });
+  app.get(`${base}/stuck`, async (req) => {
+    const p = q(req);
+    const rule = s.stuckRule();
+    const page = await s.stuck(p.position(), p.int('limit', 100, 1, MAX_PAGE));
+    return { transactions: page.trans.map((t) => renderTrans(t, rule)), next_position: page.nextPosition };
   });
   app.get(`${base}/resetCronTime`, async (req) => {
     const p = q(req);

@@ -2,11 +2,19 @@ import type { GlobalStatus } from '@dtx/protocol';
 import { UNFINISHED_STATUSES } from '@dtx/protocol';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
+import { stuckReasonOf } from '../../core/stuck.js';
 import { nextPositionOf } from '../scan-query.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
 
 const copyTrans = (t: TransGlobal): TransGlobal => ({ ...t, opts: { ...t.opts } });
 const copyBranch = (b: TransBranch): TransBranch => ({ ...b, binData: b.binData.slice() });
+
+function copyAttempt(row: TransBranch, b: TransBranch): void {
+  row.attempts = b.attempts;
+  row.lastAttemptTime = b.lastAttemptTime;
+  row.lastResult = b.lastResult;
+  row.lastError = b.lastError;
+}
 
 /**
  * An in-memory Store for unit tests of the core. Same contract as the durable stores, no durability.
@@ -77,7 +85,52 @@ export class MemoryStore implements Store {
       row.finishTime = b.finishTime;
       row.rollbackTime = b.rollbackTime;
       row.updateTime = b.updateTime;
+      copyAttempt(row, b);
     }
+  }
+
+  async recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== status) return;
+    t.nextCronTime = a.nextCronTime;
+    t.nextCronInterval = a.nextCronInterval;
+    t.failedAttempts = a.failedAttempts;
+    t.lastError = a.lastError;
+    t.updateTime = now;
+    const row = branch && (this.branches.get(gid) ?? []).find((x) => x.id === branch.id);
+    if (row && branch) copyAttempt(row, branch);
+  }
+
+  async claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
+    const t = this.globals.get(gid);
+    if (!t || t.status !== status || t.stuckAlerted) return false;
+    t.stuckAlerted = true;
+    return true;
+  }
+
+  async findStuck(rule: StuckRule, position: string, limit: number) {
+    const pos = position ? Number(position) : Number.POSITIVE_INFINITY;
+    const rows = [...this.globals.values()]
+      .filter((t) => (t.id ?? 0) < pos && stuckReasonOf(t, rule) !== undefined)
+      .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
+      .slice(0, limit)
+      .map(copyTrans);
+    return { trans: rows, nextPosition: nextPositionOf(rows, limit) };
+  }
+
+  async countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }> {
+    const out = { attempts: 0, age: 0 };
+    for (const t of this.globals.values()) {
+      const r = stuckReasonOf(t, rule);
+      if (r) out[r]++;
+    }
+    return out;
   }
 
   async changeStatus(
@@ -105,12 +158,14 @@ export class MemoryStore implements Store {
     nextCronTime: number,
     interval: number,
     now: number,
+    resetFailedAttempts = false,
   ): Promise<void> {
     const t = this.globals.get(gid);
     if (!t || t.status !== status) return;
     t.nextCronTime = nextCronTime;
     t.nextCronInterval = interval;
     t.updateTime = now;
+    if (resetFailedAttempts) t.failedAttempts = 0;
   }
 
   async lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number) {

@@ -23,7 +23,7 @@ import {
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { toMysqlDatetime } from '../sql/time.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
 import { MY_DROP_ALL, MY_MIGRATIONS, MY_MIGRATIONS_TABLE, type MyMigrationConn } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -66,6 +66,14 @@ const BRANCH_SELECT = BRANCH_COLUMNS.join(', ');
 const KV_SELECT = KV_COLUMNS.join(', ');
 
 const dt = (ms: number | undefined): string | null => (ms === undefined ? null : toMysqlDatetime(ms));
+
+/** The attempt record of a branch, as the four values updateBranches and recordFailedAttempt write. */
+const attemptValues = (b: TransBranch): unknown[] => [
+  b.attempts ?? 0,
+  dt(b.lastAttemptTime),
+  b.lastResult ?? '',
+  b.lastError ?? '',
+];
 const header = (r: Result | undefined): mysql.ResultSetHeader => r as mysql.ResultSetHeader;
 const rows = (r: Result | undefined): Row[] => (Array.isArray(r) ? r : []);
 
@@ -563,9 +571,20 @@ export class MysqlStore implements Store {
     const stmts: Stmt[] = [{ sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] }];
     for (const b of branches) {
       stmts.push({
-        sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?
+        sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
+          attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
           WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
-        values: [b.status, dt(b.finishTime), dt(b.rollbackTime), dt(b.updateTime), b.id ?? 0, gid, gid, status],
+        values: [
+          b.status,
+          dt(b.finishTime),
+          dt(b.rollbackTime),
+          dt(b.updateTime),
+          ...attemptValues(b),
+          b.id ?? 0,
+          gid,
+          gid,
+          status,
+        ],
       });
     }
     return this.write(stmts, (res) => {
@@ -596,17 +615,86 @@ export class MysqlStore implements Store {
     );
   }
 
-  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number) {
+  touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+    resetFailedAttempts = false,
+  ) {
+    const reset = resetFailedAttempts ? ', failed_attempts = 0' : '';
     return this.write(
       [
         {
-          sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?
+          sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?${reset}
             WHERE gid = ? AND status = ?`,
           values: [dt(nextCronTime), interval, dt(now), gid, status],
         },
       ],
       () => undefined,
     );
+  }
+
+  recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void> {
+    const stmts: Stmt[] = [
+      {
+        sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
+          failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`,
+        values: [dt(a.nextCronTime), a.nextCronInterval, dt(now), a.failedAttempts, a.lastError, gid, status],
+      },
+    ];
+    if (branch) {
+      // same transaction (one commit); written only while the global has the status
+      stmts.push({
+        sql: `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
+          update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+        values: [...attemptValues(branch), dt(now), branch.id ?? 0, gid, gid, status],
+      });
+    }
+    return this.write(stmts, () => undefined);
+  }
+
+  async claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
+    const r = await this.q(
+      'UPDATE trans_global SET stuck_alerted = 1 WHERE gid = ? AND status = ? AND stuck_alerted = 0',
+      [gid, status],
+    );
+    return header(r).affectedRows === 1;
+  }
+
+  async findStuck(rule: StuckRule, position: string, limit: number) {
+    const n = rule.failedAttempts;
+    const r = rows(
+      await this.q(
+        `SELECT ${GLOBAL_SELECT} FROM trans_global WHERE status IN ${UNFINISHED_STATUSES} AND id < ?
+         AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?) ORDER BY id DESC LIMIT ?`,
+        [position ? Number(position) : Number.MAX_SAFE_INTEGER, n, n, dt(rule.createdBefore), limit],
+      ),
+    );
+    const trans = r.map(globalFromRow);
+    return { trans, nextPosition: nextPositionOf(trans, limit) };
+  }
+
+  async countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }> {
+    const n = rule.failedAttempts;
+    const r = rows(
+      await this.q(
+        `SELECT COALESCE(SUM(CASE WHEN ? > 0 AND failed_attempts >= ? THEN 1 ELSE 0 END), 0) AS attempts,
+         COUNT(*) AS n FROM trans_global WHERE status IN ${UNFINISHED_STATUSES}
+         AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?)`,
+        [n, n, n, n, dt(rule.createdBefore)],
+      ),
+    );
+    const row = r[0] as { attempts: unknown; n: unknown };
+    const attempts = Number(row.attempts);
+    return { attempts, age: Number(row.n) - attempts };
   }
 
   lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number): Promise<TransGlobal[]> {

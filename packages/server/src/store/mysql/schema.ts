@@ -143,6 +143,32 @@ export const MY_MIGRATIONS: readonly MyMigration[] = [
         MODIFY update_time datetime(3) DEFAULT NULL`);
     },
   },
+  {
+    version: 3,
+    name: 'dtx: attempt history of branches and transactions, the stuck alert flag',
+    // added columns only (instant on MySQL 8 / MariaDB 10.3+); idempotent like version 2
+    async up(c) {
+      const addMissing = async (table: string, cols: [string, string][]) => {
+        const have = await c.columns(table);
+        const add = cols.filter(([name]) => !have.has(name));
+        if (add.length > 0) {
+          await c.query(`ALTER TABLE ${table} ${add.map(([n, t]) => `ADD COLUMN ${n} ${t}`).join(', ')}`);
+        }
+      };
+      // last_error holds at most 1 KiB of UTF-8 (replyExcerpt), so at most 1024 characters
+      await addMissing('trans_global', [
+        ['failed_attempts', 'int NOT NULL DEFAULT 0'],
+        ['last_error', `varchar(1024) ${TEXT} NOT NULL DEFAULT ''`],
+        ['stuck_alerted', 'tinyint NOT NULL DEFAULT 0'],
+      ]);
+      await addMissing('trans_branch_op', [
+        ['attempts', 'int NOT NULL DEFAULT 0'],
+        ['last_attempt_time', 'datetime(3) DEFAULT NULL'],
+        ['last_result', "varchar(16) NOT NULL DEFAULT ''"],
+        ['last_error', `varchar(1024) ${TEXT} NOT NULL DEFAULT ''`],
+      ]);
+    },
+  },
 ];
 
 /** The migrations table: DTM has none, so its presence marks a database dtx manages. */

@@ -23,7 +23,7 @@ import {
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { parseSqlTime, toIsoUtc } from '../sql/time.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
 import { PG_MIGRATIONS, pgDropAll, pgMigrationsTable } from './schema.js';
 
 /**
@@ -78,6 +78,16 @@ const TYPES: pg.CustomTypesConfig = {
 const GLOBAL_SELECT = GLOBAL_COLUMNS.join(', ');
 const BRANCH_SELECT = BRANCH_COLUMNS.join(', ');
 const KV_SELECT = KV_COLUMNS.join(', ');
+
+/** The attempt record of a branch, as the four parameters updateBranches and recordFailedAttempt write. */
+function attemptValues(b: TransBranch): unknown[] {
+  return [
+    b.attempts ?? 0,
+    b.lastAttemptTime === undefined ? null : toIsoUtc(b.lastAttemptTime),
+    b.lastResult ?? '',
+    b.lastError ?? '',
+  ];
+}
 
 /**
  * The PostgreSQL store (Store.Driver `postgres`): DTM's tables in Store.Schema of Store.Db, migrated to
@@ -542,9 +552,9 @@ export class PostgresStore implements Store {
       for (const b of branches) {
         const p = values.length + 1;
         rows.push(
-          `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz)`,
+          `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz, $${p + 5}::int, $${p + 6}::timestamptz, $${p + 7}::text, $${p + 8}::text)`,
         );
-        values.push(b.id ?? 0, b.status, finish(b), rollback(b), toIsoUtc(b.updateTime));
+        values.push(b.id ?? 0, b.status, finish(b), rollback(b), toIsoUtc(b.updateTime), ...attemptValues(b));
       }
       key = `update_branches_${n}`;
       from = `(VALUES ${rows.join(', ')})`;
@@ -555,9 +565,14 @@ export class PostgresStore implements Store {
         branches.map(finish),
         branches.map(rollback),
         branches.map((b) => toIsoUtc(b.updateTime)),
+        branches.map((b) => b.attempts ?? 0),
+        branches.map((b) => (b.lastAttemptTime === undefined ? null : toIsoUtc(b.lastAttemptTime))),
+        branches.map((b) => b.lastResult ?? ''),
+        branches.map((b) => b.lastError ?? ''),
       );
       key = 'update_branches_many';
-      from = 'unnest($3::int8[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])';
+      from =
+        'unnest($3::int8[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::timestamptz[], $10::text[], $11::text[])';
     }
     // The global row is locked FOR SHARE with the expected status: a concurrent status change waits for this
     // commit, or has committed first and the recheck of the locked row leaves nothing to update. (Cheaper for
@@ -565,9 +580,10 @@ export class PostgresStore implements Store {
     return this.write(
       key,
       () => `UPDATE ${this.s}.trans_branch_op b
-        SET status = v.st, finish_time = v.ft, rollback_time = v.rt, update_time = v.ut
+        SET status = v.st, finish_time = v.ft, rollback_time = v.rt, update_time = v.ut,
+          attempts = v.na, last_attempt_time = v.lat, last_result = v.lr, last_error = v.le
         FROM (SELECT gid FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE) g,
-          ${from} AS v(id, st, ft, rt, ut)
+          ${from} AS v(id, st, ft, rt, ut, na, lat, lr, le)
         WHERE b.id = v.id AND b.gid = g.gid`,
       values,
       (r) => {
@@ -601,14 +617,92 @@ export class PostgresStore implements Store {
     );
   }
 
-  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number) {
+  touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+    resetFailedAttempts = false,
+  ) {
+    const reset = resetFailedAttempts ? ', failed_attempts = 0' : '';
     return this.write(
-      'touch',
-      () => `UPDATE ${this.s}.trans_global SET next_cron_time = $3, next_cron_interval = $4, update_time = $5
+      resetFailedAttempts ? 'touch_reset' : 'touch',
+      () => `UPDATE ${this.s}.trans_global SET next_cron_time = $3, next_cron_interval = $4, update_time = $5${reset}
         WHERE gid = $1 AND status = $2`,
       [gid, status, toIsoUtc(nextCronTime), interval, toIsoUtc(now)],
       () => undefined,
     );
+  }
+
+  recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void> {
+    const values: unknown[] = [
+      gid,
+      status,
+      toIsoUtc(a.nextCronTime),
+      a.nextCronInterval,
+      toIsoUtc(now),
+      a.failedAttempts,
+      a.lastError,
+    ];
+    const global = `UPDATE ${this.s}.trans_global SET next_cron_time = $3, next_cron_interval = $4,
+        update_time = $5, failed_attempts = $6, last_error = $7 WHERE gid = $1 AND status = $2`;
+    if (!branch)
+      return this.write(
+        'failed_attempt',
+        () => global,
+        values,
+        () => undefined,
+      );
+    values.push(branch.id ?? 0, ...attemptValues(branch));
+    // one statement: the branch row is written only when the global's conditional update matched
+    return this.write(
+      'failed_attempt_branch',
+      () => `WITH g AS (${global} RETURNING gid)
+        UPDATE ${this.s}.trans_branch_op b SET attempts = $9, last_attempt_time = $10, last_result = $11,
+          last_error = $12, update_time = $5
+        FROM g WHERE b.id = $8 AND b.gid = g.gid`,
+      values,
+      () => undefined,
+    );
+  }
+
+  async claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
+    const r = await this.q(
+      `UPDATE ${this.s}.trans_global SET stuck_alerted = 1 WHERE gid = $1 AND status = $2 AND stuck_alerted = 0`,
+      [gid, status],
+    );
+    return r.rowCount === 1;
+  }
+
+  async findStuck(rule: StuckRule, position: string, limit: number) {
+    const r = await this.q(
+      `SELECT ${GLOBAL_SELECT} FROM ${this.s}.trans_global
+       WHERE status IN ${UNFINISHED_STATUSES} AND id < $1::int8
+         AND (($2::int > 0 AND failed_attempts >= $2::int) OR create_time < $3::timestamptz)
+       ORDER BY id DESC LIMIT $4`,
+      [position || '9223372036854775807', rule.failedAttempts, toIsoUtc(rule.createdBefore), limit],
+    );
+    const trans = r.rows.map(globalFromRow);
+    return { trans, nextPosition: nextPositionOf(trans, limit) };
+  }
+
+  async countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }> {
+    const r = await this.q(
+      `SELECT COUNT(*) FILTER (WHERE $1::int > 0 AND failed_attempts >= $1::int) AS attempts, COUNT(*) AS n
+       FROM ${this.s}.trans_global
+       WHERE status IN ${UNFINISHED_STATUSES}
+         AND (($1::int > 0 AND failed_attempts >= $1::int) OR create_time < $2::timestamptz)`,
+      [rule.failedAttempts, toIsoUtc(rule.createdBefore)],
+    );
+    const row = r.rows[0] as { attempts: string; n: string };
+    return { attempts: Number(row.attempts), age: Number(row.n) - Number(row.attempts) };
   }
 
   async lockDue(

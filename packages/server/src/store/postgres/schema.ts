@@ -125,6 +125,21 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX IF NOT EXISTS trans_global_finished ON ${s}.trans_global (update_time)
         WHERE status IN ('succeed', 'failed');`,
   },
+  {
+    version: 3,
+    name: 'dtx: attempt history of branches and transactions, the stuck alert flag',
+    // constant defaults: catalog-only in PostgreSQL 11+, no table rewrite
+    sql: (s) => `
+      ALTER TABLE ${s}.trans_global
+        ADD COLUMN IF NOT EXISTS failed_attempts int NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS last_error text NOT NULL DEFAULT '',
+        ADD COLUMN IF NOT EXISTS stuck_alerted smallint NOT NULL DEFAULT 0;
+      ALTER TABLE ${s}.trans_branch_op
+        ADD COLUMN IF NOT EXISTS attempts int NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS last_attempt_time ${TS3} DEFAULT NULL,
+        ADD COLUMN IF NOT EXISTS last_result varchar(16) NOT NULL DEFAULT '',
+        ADD COLUMN IF NOT EXISTS last_error text NOT NULL DEFAULT '';`,
+  },
 ];
 
 /** What `reset` (DTM's `-r`) drops before migrating again: dtx's tables and sequences, not the schema. */

@@ -3,9 +3,10 @@ import { Redis } from 'ioredis';
 import type { DtxConfig } from '../../config.js';
 import { errorMessage, NotFoundError, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
+import { stuckReasonOf } from '../../core/stuck.js';
 import type { Logger } from '../../observe/logger.js';
 import { nextPositionOf } from '../scan-query.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
 import { createRedisClient, type RedisClient } from './connect.js';
 import { hashTagOf, RedisKeys } from './keys.js';
 import { type LuaScript, loadScripts, pack, type ScriptName, unpack } from './scripts.js';
@@ -26,7 +27,14 @@ export const GLOBAL_FIELDS = [
   'owner',
   'result',
   'rollback_reason',
+  // dtx: attempt history, absent on older hashes
+  'failed_attempts',
+  'last_error',
+  'stuck_alerted',
 ] as const;
+
+/** How many index entries one findStuck call examines at most (it then returns a position to go on from). */
+const STUCK_SCAN_MAX = 2000;
 
 /**
  * A cron-index member whose transaction does not exist is forgotten only when it has been due for this long:
@@ -76,6 +84,9 @@ function decodeGlobal(v: readonly (Buffer | null)[]): TransGlobal {
     extData: str(extData),
     result: str(v[9]),
     rollbackReason: str(v[10]),
+    failedAttempts: Number(str(v[11])) || 0,
+    lastError: str(v[12]),
+    stuckAlerted: str(v[13]) === '1',
     opts: decodeOptions(opts),
   };
 }
@@ -116,7 +127,10 @@ function packMutable(t: TransGlobal): Buffer {
 
 /** Field s<i> of a branch: its state. */
 function packState(b: TransBranch): Buffer {
-  return pack([b.status, String(b.updateTime), timeOrEmpty(b.finishTime), timeOrEmpty(b.rollbackTime)]);
+  const state = [b.status, String(b.updateTime), timeOrEmpty(b.finishTime), timeOrEmpty(b.rollbackTime)];
+  // the attempt record only once the branch was called (a new branch's state stays four values)
+  if (b.attempts) state.push(String(b.attempts), timeOrEmpty(b.lastAttemptTime), b.lastResult ?? '', b.lastError ?? '');
+  return pack(state);
 }
 
 /** The branches as save-new.lua and insert-branches.lua take them: b<i> and s<i> of each. */
@@ -330,7 +344,9 @@ export class RedisStore implements Store {
     const out: TransBranch[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const [branchId, op, url, createTime, binData] = unpack(flat[i]!);
-      const [status, updateTime, finishTime, rollbackTime] = unpack(flat[i + 1]!);
+      const [status, updateTime, finishTime, rollbackTime, attempts, lastAttemptTime, lastResult, lastError] = unpack(
+        flat[i + 1]!,
+      );
       out.push({
         id: i / 2 + 1,
         gid,
@@ -343,6 +359,10 @@ export class RedisStore implements Store {
         updateTime: Number(str(updateTime)),
         finishTime: optTime(finishTime),
         rollbackTime: optTime(rollbackTime),
+        attempts: Number(str(attempts)) || 0,
+        lastAttemptTime: optTime(lastAttemptTime),
+        lastResult: str(lastResult),
+        lastError: str(lastError),
       });
     }
     return out;
@@ -464,7 +484,14 @@ export class RedisStore implements Store {
     }
   }
 
-  async touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number) {
+  async touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+    resetFailedAttempts = false,
+  ) {
     const k = this.keys;
     if (!this.oneSlot) await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', nextCronTime, gid));
     const before = await this.run('touch-cron-time', this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)], [
@@ -474,9 +501,85 @@ export class RedisStore implements Store {
       String(interval),
       String(now),
       gid,
+      resetFailedAttempts ? '1' : '',
     ]);
     if (!this.oneSlot && typeof before === 'string' && before !== '' && nextCronTime > Number(before)) {
       await this.repair('index-cas', this.run('index-cas', [k.due], [gid, before, String(nextCronTime)]));
+    }
+  }
+
+  async recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void> {
+    const k = this.keys;
+    const next = a.nextCronTime;
+    if (!this.oneSlot) await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', next, gid));
+    const b = branch?.id === undefined ? undefined : branch;
+    const before = await this.run('record-failure', this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)], [
+      isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
+      status,
+      String(next),
+      String(a.nextCronInterval),
+      String(now),
+      gid,
+      String(a.failedAttempts),
+      a.lastError,
+      b ? marker(b) : '',
+      b ? String(b.id) : '',
+      b ? packState({ ...b, updateTime: now }) : '',
+    ]);
+    if (!this.oneSlot && typeof before === 'string' && before !== '' && next > Number(before)) {
+      await this.repair('index-cas', this.run('index-cas', [k.due], [gid, before, String(next)]));
+    }
+  }
+
+  async claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
+    return (await this.run('claim-stuck-alert', [this.keys.trans(gid)], [status])) === 1;
+  }
+
+  /**
+   * Walks the id index from `position` down, in batches, keeping the stuck ones. At most STUCK_SCAN_MAX entries
+   * per call: a page may then hold fewer than `limit` rows with a position to go on from.
+   */
+  async findStuck(rule: StuckRule, position: string, limit: number) {
+    const out: TransGlobal[] = [];
+    const from = position ? Number(position) : Number.POSITIVE_INFINITY;
+    if (limit <= 0 || Number.isNaN(from)) return { trans: out, nextPosition: '' };
+    let max = from === Number.POSITIVE_INFINITY ? '+inf' : `(${from}`;
+    let lastScore = '';
+    let examined = 0;
+    for (;;) {
+      const flat = await this.cmd((r) => r.zrevrangebyscore(this.keys.all, max, '-inf', 'WITHSCORES', 'LIMIT', 0, 200));
+      const entries = pairs(flat);
+      if (entries.length === 0) return { trans: out, nextPosition: '' };
+      const rows = await Promise.all(entries.map(([gid]) => this.findTrans(gid)));
+      for (let i = 0; i < entries.length; i++) {
+        lastScore = entries[i]![1];
+        examined++;
+        const t = rows[i];
+        if (t && stuckReasonOf(t, rule) !== undefined) out.push(t);
+        if (out.length >= limit || examined >= STUCK_SCAN_MAX) return { trans: out, nextPosition: lastScore };
+      }
+      if (entries.length < 200) return { trans: out, nextPosition: '' };
+      max = `(${lastScore}`;
+    }
+  }
+
+  /** Reads the unfinished transactions (the due index), in batches. */
+  async countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }> {
+    const c = { attempts: 0, age: 0 };
+    for (let start = 0; ; start += 500) {
+      const gids = await this.cmd((r) => r.zrange(this.keys.due, String(start), String(start + 499)));
+      const rows = await Promise.all(gids.map((gid) => this.findTrans(gid)));
+      for (const t of rows) {
+        const reason = t && stuckReasonOf(t, rule);
+        if (reason) c[reason]++;
+      }
+      if (gids.length < 500) return c;
     }
   }
 

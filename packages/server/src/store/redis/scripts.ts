@@ -23,6 +23,8 @@ export const SCRIPTS = [
   'update-branches',
   'change-status',
   'touch-cron-time',
+  'record-failure',
+  'claim-stuck-alert',
   'claim-due',
   'lease',
   'claim-reset',

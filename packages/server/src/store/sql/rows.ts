@@ -25,12 +25,23 @@ export const GLOBAL_COLUMNS = [
   'ext_data',
   'result',
   'rollback_reason',
+  // dtx: attempt history (schema version 3), left to their defaults by saveNew
+  'failed_attempts',
+  'last_error',
+  'stuck_alerted',
 ] as const;
 
-/** The columns saveNew writes (everything but the id). */
-export const GLOBAL_INSERT_COLUMNS = GLOBAL_COLUMNS.filter(
-  (c) => c !== 'id' && c !== 'finish_time' && c !== 'rollback_time',
-);
+const NOT_INSERTED: readonly string[] = [
+  'id',
+  'finish_time',
+  'rollback_time',
+  'failed_attempts',
+  'last_error',
+  'stuck_alerted',
+];
+
+/** The columns saveNew writes (everything but the id and the columns left to their defaults). */
+export const GLOBAL_INSERT_COLUMNS = GLOBAL_COLUMNS.filter((c) => !NOT_INSERTED.includes(c));
 
 export const BRANCH_COLUMNS = [
   'id',
@@ -44,6 +55,11 @@ export const BRANCH_COLUMNS = [
   'rollback_time',
   'create_time',
   'update_time',
+  // dtx: attempt history (schema version 3)
+  'attempts',
+  'last_attempt_time',
+  'last_result',
+  'last_error',
 ] as const;
 
 export const BRANCH_INSERT_COLUMNS = [
@@ -111,6 +127,9 @@ export function globalFromRow(r: Row): TransGlobal {
     extData: str(r.ext_data),
     result: str(r.result),
     rollbackReason: str(r.rollback_reason),
+    failedAttempts: num(r.failed_attempts),
+    lastError: str(r.last_error),
+    stuckAlerted: num(r.stuck_alerted) === 1,
     opts: decodeOptions(options),
   };
 }
@@ -129,6 +148,10 @@ export function branchFromRow(r: Row): TransBranch {
     rollbackTime: optionalTime(r.rollback_time),
     createTime: requiredTime(r.create_time),
     updateTime: requiredTime(r.update_time),
+    attempts: num(r.attempts),
+    lastAttemptTime: optionalTime(r.last_attempt_time),
+    lastResult: str(r.last_result),
+    lastError: str(r.last_error),
   };
 }
 

@@ -59,4 +59,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time)
     WHERE status IN ('succeed', 'failed');
   `,
+  // 3: attempt history (per branch: attempts and the last one's time, result and error; per transaction:
+  // failed attempts in a row, the last error, whether its one stuck alert was sent)
+  `
+  ALTER TABLE trans_global ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE trans_global ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+  ALTER TABLE trans_global ADD COLUMN stuck_alerted INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE trans_branch_op ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE trans_branch_op ADD COLUMN last_attempt_time INTEGER;
+  ALTER TABLE trans_branch_op ADD COLUMN last_result TEXT NOT NULL DEFAULT '';
+  ALTER TABLE trans_branch_op ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+  `,
 ];

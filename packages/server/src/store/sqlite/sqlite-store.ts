@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
 import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
 import { GroupCommit } from './group-commit.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -29,6 +29,9 @@ interface GlobalRow {
   ext_data: string;
   result: string;
   rollback_reason: string;
+  failed_attempts: number;
+  last_error: string;
+  stuck_alerted: number;
 }
 
 interface BranchRow {
@@ -43,6 +46,10 @@ interface BranchRow {
   rollback_time: number | null;
   create_time: number;
   update_time: number;
+  attempts: number;
+  last_attempt_time: number | null;
+  last_result: string;
+  last_error: string;
 }
 
 interface KvRow {
@@ -74,6 +81,9 @@ const toGlobal = (r: GlobalRow): TransGlobal => ({
   extData: r.ext_data,
   result: r.result,
   rollbackReason: r.rollback_reason,
+  failedAttempts: r.failed_attempts,
+  lastError: r.last_error,
+  stuckAlerted: r.stuck_alerted === 1,
   opts: decodeOptions(r.options),
 });
 
@@ -89,6 +99,10 @@ const toBranch = (r: BranchRow): TransBranch => ({
   rollbackTime: r.rollback_time ?? undefined,
   createTime: r.create_time,
   updateTime: r.update_time,
+  attempts: r.attempts,
+  lastAttemptTime: r.last_attempt_time ?? undefined,
+  lastResult: r.last_result,
+  lastError: r.last_error,
 });
 
 const toKv = (r: KvRow): KV => ({
@@ -147,9 +161,16 @@ export class SqliteStore implements Store {
       insertBranch: p(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, create_time, update_time)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       statusOf: p('SELECT status FROM trans_global WHERE gid = ?'),
-      updateBranch: p(
-        'UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ? WHERE id = ? AND gid = ?',
-      ),
+      updateBranch: p(`UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
+        attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ? WHERE id = ? AND gid = ?`),
+      failedAttempt: p(`UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
+        failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`),
+      claimStuck: p('UPDATE trans_global SET stuck_alerted = 1 WHERE gid = ? AND status = ? AND stuck_alerted = 0'),
+      // both read the unfinished rows only, through the partial due index, however many finished rows there are
+      findStuck: p(`SELECT * FROM trans_global INDEXED BY trans_global_due WHERE ${UNFINISHED} AND id < ?
+        AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?) ORDER BY id DESC LIMIT ?`),
+      countStuck: p(`SELECT COALESCE(SUM(CASE WHEN ? > 0 AND failed_attempts >= ? THEN 1 ELSE 0 END), 0) AS attempts,
+        COUNT(*) AS n FROM trans_global INDEXED BY trans_global_due WHERE ${UNFINISHED} AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?)`),
       changeStatus: p(`UPDATE trans_global SET status = @to, update_time = @now,
         rollback_reason = CASE WHEN @rollback_reason <> '' THEN @rollback_reason ELSE rollback_reason END,
         result = CASE WHEN @result <> '' THEN @result ELSE result END,
@@ -161,6 +182,8 @@ export class SqliteStore implements Store {
       touch: p(
         'UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ? WHERE gid = ? AND status = ?',
       ),
+      touchReset: p(`UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
+        failed_attempts = 0 WHERE gid = ? AND status = ?`),
       due: p(`SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time < ? ORDER BY next_cron_time LIMIT ?`),
       lease: p(`UPDATE trans_global SET owner = ?, next_cron_time = ?, update_time = ?
         WHERE id = ? AND ${UNFINISHED} AND next_cron_time < ? RETURNING *`),
@@ -276,10 +299,62 @@ export class SqliteStore implements Store {
     return this.writer.write(() => {
       const row = this.st.statusOf!.get(gid) as { status: string } | undefined;
       if (!row || row.status !== status) throw new NotFoundError();
-      for (const b of branches) {
-        this.st.updateBranch!.run(b.status, b.finishTime ?? null, b.rollbackTime ?? null, b.updateTime, b.id, gid);
-      }
+      for (const b of branches) this.runUpdateBranch(gid, b);
     });
+  }
+
+  private runUpdateBranch(gid: string, b: TransBranch): void {
+    this.st.updateBranch!.run(
+      b.status,
+      b.finishTime ?? null,
+      b.rollbackTime ?? null,
+      b.updateTime,
+      b.attempts ?? 0,
+      b.lastAttemptTime ?? null,
+      b.lastResult ?? '',
+      b.lastError ?? '',
+      b.id,
+      gid,
+    );
+  }
+
+  recordFailedAttempt(
+    gid: string,
+    status: GlobalStatus,
+    branch: TransBranch | undefined,
+    a: FailedAttempt,
+    now: number,
+  ): Promise<void> {
+    return this.writer.write(() => {
+      const r = this.st.failedAttempt!.run(
+        a.nextCronTime,
+        a.nextCronInterval,
+        now,
+        a.failedAttempts,
+        a.lastError,
+        gid,
+        status,
+      );
+      if (r.changes === 1 && branch) this.runUpdateBranch(gid, branch);
+    });
+  }
+
+  claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
+    return this.writer.write(() => this.st.claimStuck!.run(gid, status).changes === 1);
+  }
+
+  async findStuck(rule: StuckRule, position: string, limit: number) {
+    const pos = position ? Number(position) : Number.MAX_SAFE_INTEGER;
+    const n = rule.failedAttempts;
+    const rows = this.st.findStuck!.all(pos, n, n, rule.createdBefore, limit) as GlobalRow[];
+    const trans = rows.map(toGlobal);
+    return { trans, nextPosition: nextPositionOf(trans, limit) };
+  }
+
+  async countStuck(rule: StuckRule): Promise<{ attempts: number; age: number }> {
+    const n = rule.failedAttempts;
+    const r = this.st.countStuck!.get(n, n, n, n, rule.createdBefore) as { attempts: number; n: number };
+    return { attempts: r.attempts, age: r.n - r.attempts };
   }
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): Promise<void> {
@@ -300,9 +375,16 @@ export class SqliteStore implements Store {
     });
   }
 
-  touchCronTime(gid: string, status: GlobalStatus, nextCronTime: number, interval: number, now: number) {
+  touchCronTime(
+    gid: string,
+    status: GlobalStatus,
+    nextCronTime: number,
+    interval: number,
+    now: number,
+    resetFailedAttempts = false,
+  ) {
     return this.writer.write(() => {
-      this.st.touch!.run(nextCronTime, interval, now, gid, status);
+      (resetFailedAttempts ? this.st.touchReset! : this.st.touch!).run(nextCronTime, interval, now, gid, status);
     });
   }
 

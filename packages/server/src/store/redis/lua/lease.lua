@@ -32,7 +32,8 @@ redis.call('HSET', key, 'owner', ARGV[4], 'next_cron_time', ARGV[3], 'update_tim
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 local g = redis.call('HMGET', key, 'id', 'g', 'status', 'update_time', 'finish_time', 'rollback_time',
-  'next_cron_interval', 'next_cron_time', 'owner', 'result', 'rollback_reason')
+  'next_cron_interval', 'next_cron_time', 'owner', 'result', 'rollback_reason', 'failed_attempts', 'last_error',
+  'stuck_alerted')
 local out = { 'LEASED' }
 for k = 1, #g do
   out[k + 1] = g[k] or ''

@@ -12,7 +12,8 @@
     branches            n, the number of branches
     b<i>                branch i (1-based, insertion order), what never changes, packed:
                         branch_id, op, url, create_time, bin_data
-    s<i>                branch i's state, packed: status, update_time, finish_time, rollback_time
+    s<i>                branch i's state, packed: status, update_time, finish_time, rollback_time, and
+                        (once called) attempts, last_attempt_time, last_result, last_error
                         ('' when unset)
     u:<len>:<branch_id>:<op>   i: the uniqueness marker of (branch_id, op); len is branch_id's length
   Packed = each value as <byte length>:<bytes>, one after the other.

@@ -12,6 +12,7 @@
     ARGV[4] next_cron_interval (s)
     ARGV[5] now (epoch ms): the new update_time
     ARGV[6] gid (for the index, with KEYS[2])
+    ARGV[7] '1': also failed_attempts = 0 (the first success after failures); '' otherwise
 
   Output:
     the next_cron_time the transaction had before (a string), so the caller can raise the cron index
@@ -24,6 +25,9 @@ if row[1] ~= ARGV[2] then
 end
 local before = row[2] or ''
 redis.call('HSET', key, 'next_cron_time', ARGV[3], 'next_cron_interval', ARGV[4], 'update_time', ARGV[5])
+if ARGV[7] == '1' then
+  redis.call('HSET', key, 'failed_attempts', '0')
+end
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 if #KEYS > 1 then
