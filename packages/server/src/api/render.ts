@@ -1,4 +1,5 @@
 import { type KV, publicOptionsText, type TransBranch, type TransGlobal } from '../core/model.js';
+import { DEFAULT_REDACTOR, type HeaderRedactor } from '../core/redact.js';
 
 /** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
 export function formatTime(ms: number | undefined): string | undefined {
@@ -14,8 +15,12 @@ function put(o: Record<string, unknown>, k: string, v: unknown): void {
   o[k] = v;
 }
 
-/** The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown. */
-export function renderTrans(t: TransGlobal): Record<string, unknown> {
+/**
+ * The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown; the
+ * values of secret headers (`Redact.Headers` and the always-masked ones) are `***` in branch_headers, in the
+ * options text and in ext_data's legacy headers.
+ */
+export function renderTrans(t: TransGlobal, redact: HeaderRedactor = DEFAULT_REDACTOR): Record<string, unknown> {
   const o: Record<string, unknown> = {
     id: t.id ?? 0,
     create_time: formatTime(t.createTime) ?? null,
@@ -30,18 +35,19 @@ export function renderTrans(t: TransGlobal): Record<string, unknown> {
   put(o, 'rollback_time', formatTime(t.rollbackTime));
   put(o, 'result', t.result);
   put(o, 'rollback_reason', t.rollbackReason);
-  put(o, 'options', publicOptionsText(t));
+  put(o, 'options', redact.jsonText(publicOptionsText(t), 'branch_headers'));
   put(o, 'custom_data', t.customData);
   put(o, 'next_cron_interval', t.nextCronInterval);
   put(o, 'next_cron_time', formatTime(t.nextCronTime));
   put(o, 'owner', t.owner);
-  put(o, 'ext_data', t.extData);
+  put(o, 'ext_data', redact.jsonText(t.extData, 'headers'));
   const opts = t.opts;
   put(o, 'wait_result', opts.wait_result);
   put(o, 'timeout_to_fail', opts.timeout_to_fail);
   put(o, 'request_timeout', opts.request_timeout);
   put(o, 'retry_interval', opts.retry_interval);
-  if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0) o.branch_headers = opts.branch_headers;
+  if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0)
+    o.branch_headers = redact.headers(opts.branch_headers);
   o.concurrent = opts.concurrent === true;
   put(o, 'retry_limit', opts.retry_limit);
   return o;
