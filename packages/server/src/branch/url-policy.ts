@@ -102,6 +102,13 @@ function ipv6Words(s: string): number[] {
   return words;
 }
 
+/** The netmask of a prefix length (JavaScript shifts count modulo 32, so 0 and 32 are spelled out). */
+function ipv4Mask(bits: number): number {
+  if (bits <= 0) return 0;
+  if (bits >= 32) return 0xffffffff;
+  return ~(0xffffffff >>> bits) >>> 0;
+}
+
 function inRange(r: IpRange, ip: { v6: boolean; words: number[] }): boolean {
   if (r.v6 !== ip.v6) return false;
   if (!r.v6) {
@@ -159,7 +166,7 @@ function parseRule(entry: string, source: string): Rule {
     const words = addr.words.slice();
     const range: IpRange = { v6: addr.v6, words, bits };
     // keep only the prefix, so that a match compares masked values
-    if (!addr.v6) words[0] = bits === 0 ? 0 : (words[0]! & (~(0xffffffff >>> bits) >>> 0)) >>> 0;
+    if (!addr.v6) words[0] = (words[0]! & ipv4Mask(bits)) >>> 0;
     else {
       let left = bits;
       for (let i = 0; i < 8; i++) {
