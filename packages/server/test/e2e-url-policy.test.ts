@@ -107,7 +107,7 @@ describe('e2e: branch-URL policy and redaction', () => {
     assert.equal((await call('GET', `${dtx.api}/newGid`)).status, 200);
   });
 
-  it('gRPC and JSON-RPC refuse it too (INVALID_ARGUMENT, -32602 style invalid params)', async () => {
+  it('gRPC and JSON-RPC refuse it too (INVALID_ARGUMENT; -32603, as DTM answers bad input)', async () => {
     const e = await dtm.error('Submit', {
       Gid: gidFor('g'),
       TransType: 'saga',
@@ -135,6 +135,7 @@ describe('e2e: branch-URL policy and redaction', () => {
     });
     const err = (j.json as { error?: { code: number; message: string } }).error;
     assert.ok(err, j.text);
+    assert.equal(err.code, -32603);
     assert.match(err.message, /steps\[0\]\.action: http:\/\/169\.254\.169\.254\/a is denied/);
   });
 
