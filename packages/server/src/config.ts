@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { PolicyEntryError, UrlPolicy } from './branch/url-policy.js';
 import type { CoreConfig } from './core/core-config.js';
 import { isLogLevel, type LogLevel } from './observe/logger.js';
 
@@ -104,6 +105,29 @@ export interface DtxConfig {
     /** Transactions deleted per batch. */
     BatchSize: number;
   };
+  /**
+   * dtx: which URLs branches (and subscribers and the alert webhook) may name; comma-separated in env, a list or
+   * comma-separated text in YAML. Entries: schemes (`https://`), hosts (`api.internal`, `*.corp.example`), IP
+   * addresses and CIDR ranges, or a scheme and a host (`https://*.corp.example`). See the README.
+   */
+  BranchUrl: {
+    /** When set, only URLs matching it are called. Empty (the default): every URL not denied. */
+    Allow: string;
+    /** Refused URLs, in addition to the built-in cloud-metadata and link-local list. */
+    Deny: string;
+  };
+  /** dtx: TLS of outbound https calls (branches, JSON-RPC branches, the alert webhook). */
+  BranchTls: {
+    /** A PEM file of CA certificates trusted besides Node's bundled roots (private CAs). */
+    CaFile: string;
+  };
+  /** dtx: what is kept from display. */
+  Redact: {
+    /** Header names (comma-separated) masked like Authorization, Cookie and Proxy-Authorization. */
+    Headers: string;
+    /** Keep no branch reply body (rollback reason, errors, logs): only the HTTP status or gRPC code. */
+    BranchReplies: boolean;
+  };
 }
 
 export const DEFAULT_CONFIG: DtxConfig = {
@@ -160,7 +184,13 @@ export const DEFAULT_CONFIG: DtxConfig = {
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
   Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
   Stuck: { FailedAttempts: 0, UnfinishedAfter: 3600 },
+  BranchUrl: { Allow: '', Deny: '' },
+  BranchTls: { CaFile: '' },
+  Redact: { Headers: '', BranchReplies: false },
 };
+
+/** String keys that take a list: a YAML sequence is read as its comma-joined items. */
+const LIST_KEYS: ReadonlySet<string> = new Set(['BranchUrl.Allow', 'BranchUrl.Deny', 'Redact.Headers']);
 
 /** The values of `Tracing.Exporter`. */
 export const TRACING_EXPORTERS = ['none', 'otlp', 'console'] as const;
@@ -223,6 +253,14 @@ function coerce(path: string, current: unknown, raw: unknown, source: string): u
     if (raw === 1 || raw === '1' || raw === 'true') return true;
     if (raw === 0 || raw === '0' || raw === 'false' || raw === '') return false;
     throw new ConfigError(`${path} (${source}): expected true or false, got ${JSON.stringify(raw)}`);
+  }
+  if (LIST_KEYS.has(path) && Array.isArray(raw)) {
+    for (const item of raw) {
+      if (typeof item !== 'string' && typeof item !== 'number') {
+        throw new ConfigError(`${path} (${source}): expected a list of strings, got ${JSON.stringify(item)} in it`);
+      }
+    }
+    return raw.map(String).join(',');
   }
   if (raw !== null && typeof raw === 'object') {
     return JSON.stringify(raw); // e.g. GrpcServiceConfig given as YAML mapping
@@ -428,6 +466,14 @@ export function validate(c: DtxConfig): void {
     throw new ConfigError(`AlertWebHook: '${c.AlertWebHook}' is not an http(s) URL`);
   }
   validateTracing(c.Tracing);
+  const policy = urlPolicyOf(c);
+  const refused = c.AlertWebHook ? policy.checkUrl(c.AlertWebHook) : undefined;
+  if (refused !== undefined) throw new ConfigError(`AlertWebHook: ${refused}`);
+  for (const name of c.Redact.Headers.split(',')) {
+    if (name.trim() !== '' && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name.trim())) {
+      throw new ConfigError(`Redact.Headers: '${name.trim()}' is not a header name`);
+    }
+  }
   if (c.TimeZoneOffset && !/^[+-]?\d{1,2}$/.test(c.TimeZoneOffset)) {
     throw new ConfigError(`TimeZoneOffset: '${c.TimeZoneOffset}' is not an integer number of hours`);
   }
@@ -454,6 +500,16 @@ function validateTracing(t: DtxConfig['Tracing']): void {
   if (t.ServiceName.trim() === '') throw new ConfigError('Tracing.ServiceName: must not be empty');
   if (!(t.SampleRatio >= 0 && t.SampleRatio <= 1)) {
     throw new ConfigError(`Tracing.SampleRatio: must be between 0 and 1, got ${t.SampleRatio}`);
+  }
+}
+
+/** The compiled branch-URL policy of `BranchUrl.*`; a bad entry is a ConfigError naming it. */
+export function urlPolicyOf(c: DtxConfig): UrlPolicy {
+  try {
+    return UrlPolicy.fromConfig(c.BranchUrl.Allow, c.BranchUrl.Deny);
+  } catch (err) {
+    if (err instanceof PolicyEntryError) throw new ConfigError(err.message);
+    throw err;
   }
 }
 

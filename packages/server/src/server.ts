@@ -4,12 +4,15 @@ import { startGrpcApi } from './api/grpc/grpc-api.js';
 import { buildHttpApi } from './api/http/app.js';
 import type { BranchCaller } from './branch/caller.js';
 import { DispatchingCaller, type TargetResolver } from './branch/dispatch.js';
-import { coreConfigOf, type DtxConfig, logLevelOf } from './config.js';
+import { outboundAgent, readCaFile } from './branch/outbound.js';
+import type { LookupAll } from './branch/url-policy.js';
+import { ConfigError, coreConfigOf, type DtxConfig, logLevelOf, urlPolicyOf } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { Cron } from './core/cron.js';
 import { errorMessage } from './core/errors.js';
 import type { PassDeps } from './core/pass.js';
 import { Processor } from './core/processor.js';
+import { HeaderRedactor } from './core/redact.js';
 import { Retention } from './core/retention.js';
 import { TransService } from './core/service.js';
 import { Topics } from './core/topics.js';
@@ -36,6 +39,8 @@ export interface StartOptions {
   discovery?: Discovery;
   /** Drop and recreate the store's tables first (DTM's `-r`). */
   resetStore?: boolean;
+  /** Resolves host names for branch calls and the alert webhook (tests). Default: the system resolver. */
+  lookup?: LookupAll;
 }
 
 export interface DtxServer {
@@ -121,10 +126,27 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     await waitForStore(store, log);
     const discovery = o.discovery ?? createDiscovery(c, log);
     closers.push(() => discovery.close());
+    const urlPolicy = urlPolicyOf(c);
+    let ca: string | undefined;
+    try {
+      ca = readCaFile(c.BranchTls.CaFile);
+    } catch (err) {
+      throw new ConfigError(errorMessage(err));
+    }
+    const lookup = o.lookup === undefined ? {} : { lookup: o.lookup };
     const caller =
       o.caller ??
-      new DispatchingCaller({ grpcServiceConfig: c.GrpcServiceConfig, resolver: o.resolver ?? discovery.resolver });
+      new DispatchingCaller({
+        grpcServiceConfig: c.GrpcServiceConfig,
+        resolver: o.resolver ?? discovery.resolver,
+        policy: urlPolicy,
+        ca,
+        hideReplies: c.Redact.BranchReplies,
+        ...lookup,
+      });
     closers.push(() => caller.close());
+    const alertAgent = outboundAgent({ policy: urlPolicy, ca, ...lookup });
+    closers.push(() => alertAgent.close());
     // spans only when an exporter is configured: with `none` the OpenTelemetry SDK is not even loaded
     let tracer: DtxTracer | undefined;
     if (c.Tracing.Exporter !== 'none') {
@@ -158,7 +180,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       clock,
       conf,
       log,
-      alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log),
+      alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log, alertAgent),
       tracer,
     };
     const processor = new Processor(deps);
@@ -173,6 +195,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       maxSteps: c.Limits.MaxSteps,
       maxBranchHeaders: c.Limits.MaxBranchHeaders,
       maxBranchHeadersBytes: c.Limits.MaxBranchHeadersBytes,
+      urlPolicy,
     };
     // gRPC (spec §4) is bound before HTTP listens, so a coordinator answering /api/ping serves gRPC too
     const grpcApi = await startGrpcApi({
@@ -196,6 +219,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       testMode: c.DtxTestMode,
       resetTimeout: 3 * c.TimeoutToFail,
       limits,
+      redact: HeaderRedactor.fromConfig(c.Redact.Headers),
       requestTimeout: c.HttpRequestTimeout,
       headersTimeout: c.HttpHeadersTimeout,
       keepAliveTimeout: c.HttpKeepAliveTimeout,

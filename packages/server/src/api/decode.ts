@@ -1,5 +1,6 @@
 import type { TransOptions } from '@dtx/protocol';
 import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
+import { DEFAULT_URL_POLICY, type UrlPolicy } from '../branch/url-policy.js';
 import { InputError, LimitError } from '../core/errors.js';
 import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
@@ -29,6 +30,8 @@ export interface EdgeLimits {
   maxBranchHeaders: number;
   /** Bytes (UTF-8) of all branch_headers names and values together. Default 8192. */
   maxBranchHeadersBytes: number;
+  /** The branch-URL policy every URL must pass (config `BranchUrl.*`). Default: the default deny list. */
+  urlPolicy?: UrlPolicy;
 }
 
 /**
@@ -206,11 +209,20 @@ export function checkGid(gid: string, field = 'gid'): string {
  * A topic subscriber's URL: it becomes the branch URL of the msg steps that name the topic, over HTTP or gRPC,
  * so it must be one of those (an empty one is the topic's own error).
  */
-export function checkSubscriberUrl(url: string): string {
-  return checkUrl(url, 'url', 'grpc', false);
+export function checkSubscriberUrl(url: string, policy: UrlPolicy = DEFAULT_URL_POLICY): string {
+  return checkUrl(url, 'url', 'grpc', false, policy);
 }
 
-function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean): string {
+/** A well-formed URL, then the branch-URL policy on it: refused, an InputError naming the URL and the rule. */
+function checkUrl(url: string, field: string, protocol: string, allowTopic: boolean, policy: UrlPolicy): string {
+  const checked = checkUrlForm(url, field, protocol, allowTopic);
+  if (checked === '') return checked;
+  const refused = policy.checkUrl(checked);
+  if (refused !== undefined) throw new InputError(field, refused);
+  return checked;
+}
+
+function checkUrlForm(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
   checkStoredText(url, field, MAX_URL);
   if (allowTopic && url.startsWith('topic://')) {
@@ -303,16 +315,19 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   }
   if (!o.binPayloads) for (const s of steps) if (s.data) binPayloads.push(Buffer.from(s.data, 'utf8'));
 
+  const policy = limits.urlPolicy ?? DEFAULT_URL_POLICY;
   steps.forEach((s, i) => {
-    if (s.action !== undefined) s.action = checkUrl(s.action, `steps[${i}].action`, protocol, transType === 'msg');
+    if (s.action !== undefined) {
+      s.action = checkUrl(s.action, `steps[${i}].action`, protocol, transType === 'msg', policy);
+    }
     if (transType === 'saga' && s.compensate !== undefined) {
-      s.compensate = checkUrl(s.compensate, `steps[${i}].compensate`, protocol, false);
+      s.compensate = checkUrl(s.compensate, `steps[${i}].compensate`, protocol, false, policy);
     }
   });
   if ((transType === 'saga' || transType === 'msg') && binPayloads.length < steps.length) {
     throw new InputError('payloads', `expected one payload per step (${steps.length}), got ${binPayloads.length}`);
   }
-  const queryPrepared = checkUrl(str(m, 'query_prepared'), 'query_prepared', protocol, false);
+  const queryPrepared = checkUrl(str(m, 'query_prepared'), 'query_prepared', protocol, false, policy);
   const customData = str(m, 'custom_data');
   if (customData !== '') {
     let cd: unknown;
@@ -421,6 +436,8 @@ export interface DecodeBranchOptions {
   protocol?: string;
   /** The branch body given beside the map (gRPC's BusiPayload); the map's `data` is then not read. */
   data?: Uint8Array;
+  /** Carries the branch-URL policy (`urlPolicy`); the other limits do not apply to a branch. */
+  limits?: EdgeLimits;
 }
 
 /** A registerBranch body (spec §2.5): every value must be a string. */
@@ -440,12 +457,13 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
   let confirm = str(m, 'confirm');
   let cancel = str(m, 'cancel');
   let url = str(m, 'url');
+  const policy = o.limits?.urlPolicy ?? DEFAULT_URL_POLICY;
   if (transType === 'tcc') {
-    confirm = checkUrl(confirm, 'confirm', protocol, false);
-    cancel = checkUrl(cancel, 'cancel', protocol, false);
+    confirm = checkUrl(confirm, 'confirm', protocol, false, policy);
+    cancel = checkUrl(cancel, 'cancel', protocol, false, policy);
   } else {
     if (url === '') throw new InputError('url', 'required for an xa branch');
-    url = checkUrl(url, 'url', protocol, false);
+    url = checkUrl(url, 'url', protocol, false, policy);
   }
   const rawData = m.get('data');
   const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');

@@ -1,4 +1,5 @@
 import { type KV, publicOptionsText, type TransBranch, type TransGlobal } from '../core/model.js';
+import { DEFAULT_REDACTOR, type HeaderRedactor } from '../core/redact.js';
 import { stuckReasonOf } from '../core/stuck.js';
 import type { StuckRule } from '../store/store.js';
 
@@ -17,10 +18,17 @@ function put(o: Record<string, unknown>, k: string, v: unknown): void {
 }
 
 /**
- * The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown. dtx
- * adds failed_attempts, last_error and, under `rule`, stuck / stuck_reason (omitted when empty, as DTM's keys).
+/**
+ * The transaction object of query / all (spec §2.6). The trace context dtx stores with it is not shown; the
+ * values of secret headers (`Redact.Headers` and the always-masked ones) are `***` in branch_headers, in the
+ * options text and in ext_data's legacy headers. dtx adds failed_attempts, last_error and, under `rule`,
+ * stuck / stuck_reason (omitted when empty, as DTM's keys).
  */
-export function renderTrans(t: TransGlobal, rule?: StuckRule): Record<string, unknown> {
+export function renderTrans(
+  t: TransGlobal,
+  rule?: StuckRule,
+  redact: HeaderRedactor = DEFAULT_REDACTOR,
+): Record<string, unknown> {
   const o: Record<string, unknown> = {
     id: t.id ?? 0,
     create_time: formatTime(t.createTime) ?? null,
@@ -35,18 +43,19 @@ export function renderTrans(t: TransGlobal, rule?: StuckRule): Record<string, un
   put(o, 'rollback_time', formatTime(t.rollbackTime));
   put(o, 'result', t.result);
   put(o, 'rollback_reason', t.rollbackReason);
-  put(o, 'options', publicOptionsText(t));
+  put(o, 'options', redact.jsonText(publicOptionsText(t), 'branch_headers'));
   put(o, 'custom_data', t.customData);
   put(o, 'next_cron_interval', t.nextCronInterval);
   put(o, 'next_cron_time', formatTime(t.nextCronTime));
   put(o, 'owner', t.owner);
-  put(o, 'ext_data', t.extData);
+  put(o, 'ext_data', redact.jsonText(t.extData, 'headers'));
   const opts = t.opts;
   put(o, 'wait_result', opts.wait_result);
   put(o, 'timeout_to_fail', opts.timeout_to_fail);
   put(o, 'request_timeout', opts.request_timeout);
   put(o, 'retry_interval', opts.retry_interval);
-  if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0) o.branch_headers = opts.branch_headers;
+  if (opts.branch_headers && Object.keys(opts.branch_headers).length > 0)
+    o.branch_headers = redact.headers(opts.branch_headers);
   o.concurrent = opts.concurrent === true;
   put(o, 'retry_limit', opts.retry_limit);
   put(o, 'failed_attempts', t.failedAttempts);

@@ -29,6 +29,16 @@ export interface BranchCaller {
 /** Upper bound of a reply body kept in memory for messages. */
 export const MAX_MESSAGE = 4096;
 
+/** What every protocol's caller is built with, besides its connections. */
+export interface ReplyOptions {
+  /**
+   * Config `Redact.BranchReplies`: keep no reply body in outcome messages (so none reaches the rollback reason,
+   * the last error, logs, alerts or spans); the message is then the HTTP status or gRPC code only. The body is
+   * still read to classify the reply.
+   */
+  hideReplies?: boolean | undefined;
+}
+
 /** Upper bound of a reply body read to classify it (the rest is never read). */
 export const MAX_REPLY_READ = 256 * 1024;
 

@@ -1,9 +1,18 @@
+import { isIP } from 'node:net';
 import { classifyGrpcStatus, DtmMetadata, GrpcStatus, grpcErrorText } from '@dtx/protocol';
 import { credentials, Client as GrpcClient, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { errorMessage } from '../core/errors.js';
 import { TRACEPARENT, TRACESTATE } from '../observe/trace-context.js';
-import { type BranchCall, type BranchCaller, type BranchOutcome, extraHeaders, MAX_MESSAGE } from './caller.js';
+import {
+  type BranchCall,
+  type BranchCaller,
+  type BranchOutcome,
+  extraHeaders,
+  MAX_MESSAGE,
+  type ReplyOptions,
+} from './caller.js';
 import type { TargetResolver } from './dispatch.js';
+import { DEFAULT_URL_POLICY, hostOf, type LookupAll, systemLookup, type UrlPolicy } from './url-policy.js';
 
 /** Schemes whose targets a {@link TargetResolver} resolves: go-zero's etcd (two names) and kratos. */
 export const DISCOVERY_SCHEMES: readonly string[] = ['etcd', 'discov', 'discovery'];
@@ -65,11 +74,25 @@ export function grpcUrlProblem(url: string): string | undefined {
 /** DTM's default service config for branch channels (spec §5.5; config key GrpcServiceConfig). */
 export const DEFAULT_GRPC_SERVICE_CONFIG = '{"loadBalancingConfig":[{"round_robin":{}}]}';
 
-export interface GrpcCallerOptions {
+export interface GrpcCallerOptions extends ReplyOptions {
   /** Resolves discovery targets (`etcd://…`, `discov://…`, `discovery://…`) to `host:port`. */
   resolver: TargetResolver;
   /** JSON service config of every channel. Default {@link DEFAULT_GRPC_SERVICE_CONFIG}. */
   serviceConfig?: string;
+  /** The branch-URL policy checked against every address dialled. Default: the default deny list. */
+  policy?: UrlPolicy;
+  /** Resolves host names (tests inject one). Default: the system resolver. */
+  lookup?: LookupAll;
+}
+
+/** How long the checked addresses of a host name are dialled before the name is resolved again. */
+const RESOLVED_TTL_MS = 5000;
+
+/** The checked addresses of a name: the channel target that dials exactly them. */
+interface Resolved {
+  /** `ipv4:a:port,b:port` or `ipv6:[a]:port,…`. */
+  dial: string;
+  until: number;
 }
 
 /** Bytes in, bytes out: the payload is sent as the request message unchanged; the reply is ignored. */
@@ -88,14 +111,21 @@ function error(message: string): BranchOutcome {
  * (ONGOING); any other code is an error that the cron retries with backoff.
  */
 export class GrpcBranchCaller implements BranchCaller {
-  private readonly clients = new Map<string, GrpcClient>();
+  private readonly clients = new Map<string, { dial: string; client: GrpcClient }>();
+  private readonly resolved = new Map<string, Resolved>();
   private readonly resolver: TargetResolver;
   private readonly serviceConfig: string;
+  private readonly policy: UrlPolicy;
+  private readonly lookup: LookupAll;
+  private readonly hideReplies: boolean;
   private closed = false;
 
   constructor(o: GrpcCallerOptions) {
     this.resolver = o.resolver;
     this.serviceConfig = o.serviceConfig || DEFAULT_GRPC_SERVICE_CONFIG;
+    this.policy = o.policy ?? DEFAULT_URL_POLICY;
+    this.lookup = o.lookup ?? systemLookup;
+    this.hideReplies = o.hideReplies === true;
   }
 
   async call(c: BranchCall): Promise<BranchOutcome> {
@@ -109,10 +139,16 @@ export class GrpcBranchCaller implements BranchCaller {
         return error(`cannot resolve '${url.target}': ${errorMessage(err)}`);
       }
     }
+    let dial: string;
+    try {
+      dial = await this.checkedDial(url.scheme === undefined ? 'grpc' : url.scheme, address);
+    } catch (err) {
+      return error(`cannot call '${c.url}': ${errorMessage(err)}`);
+    }
     let client: GrpcClient;
     let md: Metadata;
     try {
-      client = this.client(address);
+      client = this.client(address, dial);
       md = metadataOf(c);
     } catch (err) {
       return error(`cannot call '${c.url}': ${errorMessage(err)}`);
@@ -135,28 +171,71 @@ export class GrpcBranchCaller implements BranchCaller {
           const code = typeof err.code === 'number' ? err.code : GrpcStatus.UNKNOWN;
           const details = (err.details ?? err.message ?? '').slice(0, MAX_MESSAGE);
           const result = classifyGrpcStatus(code, details);
+          if (this.hideReplies) {
+            resolve({ result, message: grpcErrorText(code, '') });
+            return;
+          }
           resolve(result === 'ERROR' ? error(grpcErrorText(code, details)) : { result, message: details });
         },
       );
     });
   }
 
-  /** The channel of an address, created once. */
-  private client(address: string): GrpcClient {
-    if (this.closed) throw new Error('the coordinator is shutting down');
-    let client = this.clients.get(address);
-    if (!client) {
-      client = new GrpcClient(address, credentials.createInsecure(), {
-        'grpc.service_config': this.serviceConfig,
-      });
-      this.clients.set(address, client);
+  /**
+   * The channel target for `host:port` once the branch-URL policy allowed it: an IP literal as it is; a name
+   * resolved here, every address checked, and then dialled as exactly those addresses (`ipv4:…` / `ipv6:…`,
+   * the name kept as the authority), so a later DNS answer cannot reach a denied address. The checked addresses
+   * are reused for {@link RESOLVED_TTL_MS}.
+   */
+  private async checkedDial(scheme: string, address: string): Promise<string> {
+    const host = hostOf(address);
+    if (isIP(host) !== 0) {
+      const problem = this.policy.checkAddress(scheme, host, host);
+      if (problem !== undefined) throw new Error(`refused by the branch-URL policy: ${problem}`);
+      return address;
     }
+    const key = `${scheme} ${address}`;
+    const now = Date.now();
+    const hit = this.resolved.get(key);
+    if (hit !== undefined && hit.until > now) return hit.dial;
+    const port = address.slice(address.lastIndexOf(':') + 1);
+    const addresses = await new Promise<{ address: string; family: number }[]>((resolve, reject) =>
+      this.lookup(host, (err, a) => (err ? reject(err) : resolve(a))),
+    );
+    for (const a of addresses) {
+      const problem = this.policy.checkAddress(scheme, host, a.address);
+      if (problem !== undefined) throw new Error(`refused by the branch-URL policy: ${problem}`);
+    }
+    const v4 = addresses.filter((a) => a.family === 4);
+    const list = v4.length > 0 ? v4 : addresses;
+    if (list.length === 0) throw new Error(`${host} resolves to no address`);
+    const dial =
+      v4.length > 0
+        ? `ipv4:${list.map((a) => `${a.address}:${port}`).join(',')}`
+        : `ipv6:${list.map((a) => `[${a.address}]:${port}`).join(',')}`;
+    if (this.resolved.size >= 4096) this.resolved.clear();
+    this.resolved.set(key, { dial, until: now + RESOLVED_TTL_MS });
+    return dial;
+  }
+
+  /** The channel of an address, created once, and again when the addresses it dials change. */
+  private client(address: string, dial: string): GrpcClient {
+    if (this.closed) throw new Error('the coordinator is shutting down');
+    const had = this.clients.get(address);
+    if (had !== undefined && had.dial === dial) return had.client;
+    // the old channel's calls in flight finish; it takes no new ones
+    had?.client.close();
+    const client = new GrpcClient(dial, credentials.createInsecure(), {
+      'grpc.service_config': this.serviceConfig,
+      ...(dial === address ? {} : { 'grpc.default_authority': address }),
+    });
+    this.clients.set(address, { dial, client });
     return client;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const client of this.clients.values()) client.close();
+    for (const c of this.clients.values()) c.client.close();
     this.clients.clear();
   }
 }

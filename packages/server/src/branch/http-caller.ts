@@ -1,5 +1,5 @@
 import { classifyHttpReply } from '@dtx/protocol';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { errorMessage } from '../core/errors.js';
 import {
   type BranchCall,
@@ -8,8 +8,13 @@ import {
   extraHeaders,
   MAX_MESSAGE,
   MAX_REPLY_READ,
+  type ReplyOptions,
   withTraceHeaders,
 } from './caller.js';
+import { type OutboundOptions, outboundAgent } from './outbound.js';
+
+/** How the HTTP (and JSON-RPC) branch callers are built. */
+export interface HttpCallerOptions extends OutboundOptions, ReplyOptions {}
 
 /** Branch URL with DTM's four query parameters added (existing ones kept). */
 export function branchUrl(url: string, gid: string, transType: string, branchId: string, op: string): string {
@@ -20,10 +25,17 @@ export function branchUrl(url: string, gid: string, transType: string, branchId:
 /**
  * Plain HTTP branches (spec §5.2): POST when there is a payload or the trans is xa, else GET, with the
  * transaction's headers and its W3C trace context (`traceparent`, `tracestate`); the reply is read by the one
- * rule of §5.4. Connections are kept alive and pooled per origin.
+ * rule of §5.4. Connections are kept alive and pooled per origin; each new one is checked by the branch-URL
+ * policy against the address it connects to, and redirects are not followed (a 3xx is a retryable error).
  */
 export class HttpBranchCaller implements BranchCaller {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  private readonly agent: Agent;
+  private readonly hideReplies: boolean;
+
+  constructor(o: HttpCallerOptions = {}) {
+    this.agent = outboundAgent(o);
+    this.hideReplies = o.hideReplies === true;
+  }
 
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
@@ -42,6 +54,7 @@ export class HttpBranchCaller implements BranchCaller {
       });
       let body = await readReply(res.body, deadline, c.timeoutMs);
       const result = classifyHttpReply(res.statusCode, body);
+      if (this.hideReplies) return { result, message: `http status ${res.statusCode}` };
       if (body.length > MAX_MESSAGE) body = body.slice(0, MAX_MESSAGE);
       if (result === 'ERROR') return { result, message: `http status ${res.statusCode}: ${body}` };
       return { result, message: body };

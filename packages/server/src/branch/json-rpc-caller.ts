@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { classifyHttpReply, JsonRpcCode } from '@dtx/protocol';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import { errorMessage } from '../core/errors.js';
 import {
   type BranchCall,
@@ -10,7 +10,8 @@ import {
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
-import { readReply } from './http-caller.js';
+import { type HttpCallerOptions, readReply } from './http-caller.js';
+import { outboundAgent } from './outbound.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -48,10 +49,17 @@ export function classifyJsonRpcReply(status: number, body: string): BranchOutcom
 /**
  * JSON-RPC branches (spec §5.3): the payload object gains `gid`, `trans_type`, `branch_id` and `op`
  * and is POSTed as the params of a JSON-RPC 2.0 request whose method is the URL's `method` query
- * parameter; the URL is called as written. Headers, trace context and timeout as for plain HTTP branches.
+ * parameter; the URL is called as written. Headers, trace context, timeout, URL policy and redirects as for plain
+ * HTTP branches.
  */
 export class JsonRpcBranchCaller implements BranchCaller {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  private readonly agent: Agent;
+  private readonly hideReplies: boolean;
+
+  constructor(o: HttpCallerOptions = {}) {
+    this.agent = outboundAgent(o);
+    this.hideReplies = o.hideReplies === true;
+  }
 
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
@@ -87,6 +95,9 @@ export class JsonRpcBranchCaller implements BranchCaller {
         bodyTimeout: c.timeoutMs,
       });
       const out = classifyJsonRpcReply(res.statusCode, await readReply(res.body, deadline, c.timeoutMs));
+      if (this.hideReplies) {
+        out.message = out.message.startsWith('json-rpc error') ? 'json-rpc error' : `http status ${res.statusCode}`;
+      }
       if (out.message.length > MAX_MESSAGE) out.message = out.message.slice(0, MAX_MESSAGE);
       return out;
     } catch (err) {

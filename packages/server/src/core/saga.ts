@@ -1,6 +1,7 @@
 import { withResultSuffix } from '@dtx/protocol';
 import type { BranchOutcome } from '../branch/caller.js';
 import type { TransPass } from './pass.js';
+import { replyExcerpt } from './reply-excerpt.js';
 
 interface SagaCustom {
   concurrent: boolean;
@@ -127,7 +128,7 @@ export async function processSaga(p: TransPass): Promise<void> {
     if (out.result === 'SUCCESS') st[c] = 'succeed';
     else if (out.result === 'FAILURE') {
       st[c] = 'failed';
-      failReason = `url:${br[c]!.url} return failed: ${withResultSuffix(out.message, 'FAILURE')}`;
+      failReason = `url:${br[c]!.url} return failed: ${withResultSuffix(replyExcerpt(out.message), 'FAILURE')}`;
     } else if (retryLimit > 0) {
       const count = retries.get(c) ?? 0;
       if (count < retryLimit) {

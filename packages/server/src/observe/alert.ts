@@ -1,10 +1,19 @@
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { errorMessage } from '../core/errors.js';
 import type { AlertPayload } from '../core/pass.js';
 import type { Logger } from './logger.js';
 
-/** POST the alert webhook (spec §7.5); failures are only logged and never block processing. */
-export function webhookAlerter(url: string, timeoutMs: number, log: Logger): (a: AlertPayload) => void {
+/**
+ * POST the alert webhook (spec §7.5); failures are only logged and never block processing. `dispatcher` makes
+ * the connections: the server gives one that applies the branch-URL policy to the address connected to (see
+ * branch/outbound.ts); redirects are not followed.
+ */
+export function webhookAlerter(
+  url: string,
+  timeoutMs: number,
+  log: Logger,
+  dispatcher?: Dispatcher,
+): (a: AlertPayload) => void {
   return (a) => {
     if (!url) return;
     request(url, {
@@ -13,6 +22,7 @@ export function webhookAlerter(url: string, timeoutMs: number, log: Logger): (a:
       body: JSON.stringify(a),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
     })
       .then(async (res) => {
         await res.body.dump();

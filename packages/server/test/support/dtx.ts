@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BranchCaller } from '../../src/branch/caller.js';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
+import type { LookupAll } from '../../src/branch/url-policy.js';
 import { DEFAULT_CONFIG, type DtxConfig, envName } from '../../src/config.js';
 import { type Logger, silentLogger } from '../../src/observe/logger.js';
 import { type DtxServer, startServer } from '../../src/server.js';
@@ -91,7 +92,14 @@ export interface TestDtx {
  */
 export async function startTestDtx(
   overrides: DeepPartial<DtxConfig> = {},
-  o: { log?: Logger; resolver?: TargetResolver; store?: Store; storeKind?: string; caller?: BranchCaller } = {},
+  o: {
+    log?: Logger;
+    resolver?: TargetResolver;
+    store?: Store;
+    storeKind?: string;
+    caller?: BranchCaller;
+    lookup?: LookupAll;
+  } = {},
 ): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
@@ -107,6 +115,7 @@ export async function startTestDtx(
     resolver: o.resolver,
     ...(o.store ? { store: o.store } : {}),
     ...(o.caller ? { caller: o.caller } : {}),
+    ...(o.lookup ? { lookup: o.lookup } : {}),
   });
   const base = `http://127.0.0.1:${server.httpPort}`;
   const api = `${base}/api/dtmsvr`;

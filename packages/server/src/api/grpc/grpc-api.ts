@@ -90,12 +90,12 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     Submit: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.submit(t), o.limits),
     Prepare: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.prepare(t), o.limits),
     Abort: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.abort(t), o.limits),
-    RegisterBranch: (r: DtmBranchRequest, trace) => branchCall(r, trace, (b) => s.registerBranch(b)),
+    RegisterBranch: (r: DtmBranchRequest, trace) => branchCall(r, trace, (b) => s.registerBranch(b), o.limits),
     PrepareWorkflow: async () => {
       throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');
     },
     Subscribe: (r: DtmTopicRequest) =>
-      topicCall(r, (t) => s.topics.subscribe(t.Topic, checkSubscriberUrl(t.URL), t.Remark)),
+      topicCall(r, (t) => s.topics.subscribe(t.Topic, checkSubscriberUrl(t.URL, o.limits?.urlPolicy), t.Remark)),
     Unsubscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.unsubscribe(t.Topic, t.URL)),
     DeleteTopic: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.deleteTopic(t.Topic)),
   };

@@ -115,10 +115,16 @@ export async function branchCall(
   r: DtmBranchRequest,
   trace: TraceContext | undefined,
   fn: (b: BranchInput) => Promise<void>,
+  limits?: EdgeLimits,
 ): Promise<void> {
   try {
     const body = { ...r.Data, gid: r.Gid, trans_type: r.TransType, branch_id: r.BranchID };
-    const input = decodeBranch(body, { escapeGid: false, protocol: 'grpc', data: r.BusiPayload });
+    const input = decodeBranch(body, {
+      escapeGid: false,
+      protocol: 'grpc',
+      data: r.BusiPayload,
+      ...(limits === undefined ? {} : { limits }),
+    });
     if (trace) input.trace = trace;
     await fn(input);
   } catch (err) {

@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Cron } from '../../core/cron.js';
 import { type DtxErrorCode, DtxServerError, errorMessage, InputError } from '../../core/errors.js';
+import type { TransGlobal } from '../../core/model.js';
+import { DEFAULT_REDACTOR, type HeaderRedactor } from '../../core/redact.js';
 import type { TransService } from '../../core/service.js';
 import { checkStoredText } from '../../core/stored-text.js';
 import type { Logger } from '../../observe/logger.js';
@@ -34,6 +36,8 @@ export interface HttpApiOptions {
   resetTimeout: number;
   /** Steps and branch_headers limits (config `Limits.*`). Default {@link DEFAULT_EDGE_LIMITS}. */
   limits?: EdgeLimits;
+  /** Masks secret header values in query / all (config `Redact.Headers`). Default: the always-masked names. */
+  redact?: HeaderRedactor;
   /** Seconds to receive a whole request, headers and body (HttpRequestTimeout). Default 60. */
   requestTimeout?: number;
   /** Seconds to receive a request's headers (HttpHeadersTimeout); at most requestTimeout. Default 20. */
@@ -161,6 +165,8 @@ async function sendError(err: unknown, reply: FastifyReply, log: Logger, req: Fa
  */
 export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   const limits = o.limits ?? DEFAULT_EDGE_LIMITS;
+  const redact = o.redact ?? DEFAULT_REDACTOR;
+  const shown = (t: TransGlobal) => renderTrans(t, o.service.stuckRule(), redact);
   const requestMs = (o.requestTimeout ?? 60) * 1000;
   const headersMs = (o.headersTimeout ?? 20) * 1000;
   const app = Fastify({
@@ -216,7 +222,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   for (const route of ['registerBranch', 'registerXaBranch', 'registerTccBranch']) {
     app.post(`${base}/${route}`, async (req) => {
-      await s.registerBranch(traced(req, decodeBranch(body(req))));
+      await s.registerBranch(traced(req, decodeBranch(body(req), { escapeGid: true, limits })));
       return SUCCESS;
     });
   }
@@ -226,7 +232,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   app.get(`${base}/query`, async (req) => {
     const gid = checkGid(cleanGid(q(req).get('gid') ?? ''));
     const { trans, branches } = await s.query(gid);
-    return { transaction: trans ? renderTrans(trans, s.stuckRule()) : null, branches: branches.map(renderBranch) };
+    return { transaction: trans ? shown(trans) : null, branches: branches.map(renderBranch) };
   });
   app.get(`${base}/all`, async (req) => {
     const p = q(req);
@@ -234,8 +240,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     if (gid) {
       // as DTM: the gid as given, not stripped of \n \r ; (the way to find a gid stored over gRPC)
       const { trans } = await s.query(checkGid(gid));
-      const rule = s.stuckRule();
-      return { transactions: trans ? [renderTrans(trans, rule)] : null, next_position: p.get('position') ?? '' };
+      return { transactions: trans ? [shown(trans)] : null, next_position: p.get('position') ?? '' };
     }
     const ms = (key: string) => {
       const v = p.get(key);
@@ -257,14 +262,12 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
       createTimeStart: ms('createTimeStart'),
       createTimeEnd: ms('createTimeEnd'),
     });
-    const rule = s.stuckRule();
-    return { transactions: page.trans.map((t) => renderTrans(t, rule)), next_position: page.nextPosition };
+    return { transactions: page.trans.map(shown), next_position: page.nextPosition };
   });
   app.get(`${base}/stuck`, async (req) => {
     const p = q(req);
-    const rule = s.stuckRule();
     const page = await s.stuck(p.position(), p.int('limit', 100, 1, MAX_PAGE));
-    return { transactions: page.trans.map((t) => renderTrans(t, rule)), next_position: page.nextPosition };
+    return { transactions: page.trans.map(shown), next_position: page.nextPosition };
   });
   app.get(`${base}/resetCronTime`, async (req) => {
     const p = q(req);
@@ -278,7 +281,11 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/subscribe`, async (req) => {
     const p = q(req);
-    await s.topics.subscribe(p.get('topic') ?? '', checkSubscriberUrl(p.get('url') ?? ''), p.get('remark') ?? '');
+    await s.topics.subscribe(
+      p.get('topic') ?? '',
+      checkSubscriberUrl(p.get('url') ?? '', limits.urlPolicy),
+      p.get('remark') ?? '',
+    );
     return SUCCESS;
   });
   app.get(`${base}/unsubscribe`, async (req) => {

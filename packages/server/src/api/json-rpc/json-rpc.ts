@@ -94,7 +94,7 @@ export class JsonRpcApi {
       prepare: (p, trace) => s.prepare(trans(p, trace)),
       submit: (p, trace) => s.submit(trans(p, trace)),
       abort: (p, trace) => s.abort(trans(p, trace)),
-      registerBranch: (p, trace) => s.registerBranch(withTrace(decodeBranch(p, { escapeGid: false }), trace)),
+      registerBranch: (p, trace) => s.registerBranch(withTrace(decodeBranch(p, { escapeGid: false, limits }), trace)),
     };
   }
 
