@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AuthTransport } from '../../src/api/auth.js';
 import type { BranchCaller } from '../../src/branch/caller.js';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
 import { DEFAULT_CONFIG, type DtxConfig, envName } from '../../src/config.js';
@@ -91,7 +92,14 @@ export interface TestDtx {
  */
 export async function startTestDtx(
   overrides: DeepPartial<DtxConfig> = {},
-  o: { log?: Logger; resolver?: TargetResolver; store?: Store; storeKind?: string; caller?: BranchCaller } = {},
+  o: {
+    log?: Logger;
+    resolver?: TargetResolver;
+    store?: Store;
+    storeKind?: string;
+    caller?: BranchCaller;
+    onAuthFailure?: (transport: AuthTransport) => void;
+  } = {},
 ): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
   const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
@@ -105,6 +113,7 @@ export async function startTestDtx(
     config,
     log: o.log ?? silentLogger,
     resolver: o.resolver,
+    onAuthFailure: o.onAuthFailure,
     ...(o.store ? { store: o.store } : {}),
     ...(o.caller ? { caller: o.caller } : {}),
   });
