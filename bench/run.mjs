@@ -35,6 +35,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --quick               1 s durations, for a smoke run
   --profile             run the coordinator with --cpu-prof and summarise it (same as DTX_BENCH_PROFILE=1)
   --server-entry <js>   coordinator entry point (default packages/server/dist/src/cli.js)
+  --token <t>           start the coordinator with Auth.Token <t> (AUTH_TOKEN) and send it on every call
+                        (Authorization: Bearer / authorization metadata): the cost of the token check
   --keep-data           keep the temporary directory (store file, server log)
   --no-save             do not write bench/results/*.json
   -h, --help`;
@@ -51,6 +53,7 @@ function parseCli() {
       profile: { type: 'boolean', default: process.env.DTX_BENCH_PROFILE === '1' },
       'server-entry': { type: 'string', default: join(ROOT, 'packages/server/dist/src/cli.js') },
       'keep-data': { type: 'boolean', default: false },
+      token: { type: 'string' },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -91,6 +94,7 @@ function parseCli() {
     profile: values.profile,
     serverEntry: values['server-entry'],
     keepData: values['keep-data'],
+    token: values.token,
     save: !values['no-save'],
   };
 }
@@ -144,7 +148,7 @@ async function settle(busi, quietMs = 300, deadlineMs = 5000) {
 }
 
 /** Checks the coordinator's work: branch calls seen by the branch service, and a sample of stored sagas. */
-async function checkCorrectness({ busi, tracker, origin, sampleSize = 8 }) {
+async function checkCorrectness({ busi, tracker, origin, token, sampleSize = 8 }) {
   const quiet = await settle(busi);
   const okGids = tracker.okGids;
   let actionCalls = 0;
@@ -169,6 +173,7 @@ async function checkCorrectness({ busi, tracker, origin, sampleSize = 8 }) {
       const res = await request(`${origin}/api/dtmsvr/query?gid=${encodeURIComponent(gid)}`, {
         headersTimeout: 5000,
         bodyTimeout: 5000,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
       });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode} ${text.slice(0, 200)}`);
@@ -343,6 +348,7 @@ async function main() {
       ...store.env,
       GRPC_PORT: String(grpcPort),
       LOG_LEVEL: process.env.DTX_BENCH_LOG_LEVEL ?? 'warn',
+      ...(opts.token ? { AUTH_TOKEN: opts.token } : {}),
     };
     log(`starting coordinator: node ${[...nodeArgs, relative(ROOT, opts.serverEntry), 'serve'].join(' ')}`);
     server = await startServer({
@@ -383,7 +389,9 @@ async function main() {
       const dtmPool = useHttp ? new Pool(server.origin, poolOpts) : null;
       for (const p of [busiPool, dtmPool]) if (p) pools.add(p);
       // gRPC: one channel to the coordinator and one to the branch service, multiplexing every worker
-      const grpc = useGrpc ? createGrpcClients({ dtmAddress: dtmGrpcAddress, busiAddress: grpcBusi.address }) : null;
+      const grpc = useGrpc
+        ? createGrpcClients({ dtmAddress: dtmGrpcAddress, busiAddress: grpcBusi.address, token: opts.token })
+        : null;
       /** `ratio` is the HTTP one (as before gRPC joined); `ratios` has one per transport. */
       const level = { concurrency, scenarios: {}, ratio: null, ratios: {} };
       for (const name of scenarioOrder) {
@@ -393,6 +401,7 @@ async function main() {
           busi,
           busiPool,
           dtmPool: sc.needsCoordinator ? dtmPool : null,
+          token: opts.token,
           grpc,
           grpcBusi,
           nextGid: () => prefix + (++gidSeq).toString(36),
@@ -452,9 +461,15 @@ async function main() {
 
     /** One check per transport; the run passes when every one does. */
     const checks = {};
-    if (useHttp) checks.http = await checkCorrectness({ busi, tracker: trackers.http, origin: server.origin });
+    if (useHttp)
+      checks.http = await checkCorrectness({ busi, tracker: trackers.http, origin: server.origin, token: opts.token });
     if (useGrpc)
-      checks.grpc = await checkCorrectness({ busi: grpcBusi, tracker: trackers.grpc, origin: server.origin });
+      checks.grpc = await checkCorrectness({
+        busi: grpcBusi,
+        tracker: trackers.grpc,
+        origin: server.origin,
+        token: opts.token,
+      });
     const correctness = { ...checks, pass: Object.values(checks).every((c) => c.pass) };
     machine.fsyncAfter = fsyncProbe(tmpDir);
     const serverLogLines = readFileSync(server.logFile, 'utf8').split('\n').filter(Boolean);

@@ -23,15 +23,18 @@ function settle(start, signal) {
 }
 
 /**
- * @param {{ dtmAddress: string, busiAddress: string }} o
+ * @param {{ dtmAddress: string, busiAddress: string, token?: string }} o `token`: sent to the coordinator as
+ *   `authorization: Bearer <token>` metadata (one Metadata object for every call, as a client would keep it)
  */
-export function createGrpcClients({ dtmAddress, busiAddress }) {
+export function createGrpcClients({ dtmAddress, busiAddress, token }) {
+  const dtmMd = new Metadata();
+  if (token) dtmMd.set('authorization', `Bearer ${token}`);
   const pkg = loadPackageDefinition(loadSync(DTMGIMP_PROTO, PROTO_LOADER_OPTIONS));
   const dtm = new pkg.dtmgimp.Dtm(dtmAddress, credentials.createInsecure());
   const busi = new Client(busiAddress, credentials.createInsecure());
   return {
     /** dtmgimp.Dtm/Submit with a request object. */
-    submit: (request, signal) => settle((cb) => dtm.Submit(request, cb), signal),
+    submit: (request, signal) => settle((cb) => dtm.Submit(request, dtmMd, cb), signal),
     /** A raw unary call to the branch service with the dtm-* metadata the coordinator would send. */
     branch: (path, bytes, pairs, signal) => {
       const md = new Metadata();

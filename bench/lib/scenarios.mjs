@@ -20,6 +20,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
  * @property {import('undici').Pool} busiPool keep-alive pool to the branch service
  * @property {import('undici').Pool | null} dtmPool keep-alive pool to the coordinator (null when not needed)
  * @property {ReturnType<typeof import('./busi.mjs').startBusi> extends Promise<infer B> ? B : never} busi
+ * @property {string | undefined} token the coordinator's client token (--token), sent as a Bearer header
  * @property {() => string} nextGid unique gid with this scenario's prefix
  * @property {{ okGids: string[], failed: number }} tracker outcomes of saga submissions (for correctness checks)
  * @property {ReturnType<typeof import('./grpc-clients.mjs').createGrpcClients> | null} grpc gRPC clients (gRPC scenarios)
@@ -35,8 +36,8 @@ function describeFailure(statusCode, text) {
   return `HTTP ${statusCode} ${text.slice(0, 120)}`;
 }
 
-async function post(pool, path, body, signal) {
-  const res = await pool.request({ path, method: 'POST', headers: JSON_HEADERS, body, signal });
+async function post(pool, path, body, signal, headers = JSON_HEADERS) {
+  const res = await pool.request({ path, method: 'POST', headers, body, signal });
   const text = await res.body.text();
   return { statusCode: res.statusCode, text };
 }
@@ -80,9 +81,10 @@ export const scenarios = {
       // Same keys the Go SDK sends (spec §2.3); gid is the only part that changes.
       const rest = `,"trans_type":"saga","protocol":"http","concurrent":false,"wait_result":true,"steps":${steps},"payloads":${payloads}}`;
       const dtmPool = /** @type {import('undici').Pool} */ (ctx.dtmPool);
+      const headers = ctx.token ? { ...JSON_HEADERS, authorization: `Bearer ${ctx.token}` } : JSON_HEADERS;
       return async (signal) => {
         const gid = ctx.nextGid();
-        const r = await post(dtmPool, '/api/dtmsvr/submit', `{"gid":${JSON.stringify(gid)}${rest}`, signal);
+        const r = await post(dtmPool, '/api/dtmsvr/submit', `{"gid":${JSON.stringify(gid)}${rest}`, signal, headers);
         if (r.statusCode === 200 && !r.text.includes('FAILURE')) {
           ctx.tracker.okGids.push(gid);
           return { ok: true };

@@ -179,6 +179,7 @@ func startDtx() (stop func(), err error) {
 		"DTX_TEST_MODE=1",
 		"LOG_LEVEL="+envOr("DTX_COMPAT_LOG_LEVEL", "info"),
 	)
+	cmd.Env = append(cmd.Env, authEnv()...)
 	cmd.Stdout = &dtxLog
 	cmd.Stderr = &dtxLog
 	// Own process group, so stop() reaches anything dtx starts; and killed if this test binary dies
@@ -228,6 +229,7 @@ func startDtx() (stop func(), err error) {
 	dtmHTTP = base + "/api/dtmsvr"
 	dtmGrpc = fmt.Sprintf("127.0.0.1:%d", grpcPort)
 	testAPI = base + "/api/dtx-test"
+	useTokens()
 	fmt.Printf("compat: dtx (%s) serving HTTP %s, gRPC %s\n", cli, base, dtmGrpc)
 	return stop, nil
 }

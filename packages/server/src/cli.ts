@@ -22,6 +22,15 @@ Options:
       --db <db>        dtx init: sqlite (default) or postgres, the database of the starter's barrier
   -v, --version        print the version
   -h, --help           this help
+
+Running in production (see the README's "Running in production"):
+  - without tokens every API is open, as DTM (a warning is logged on a non-loopback HttpHost):
+    set AUTH_TOKEN (services) and AUTH_ADMIN_TOKEN (operators, admin UI); comma-separated lists rotate
+  - TLS: HTTP_TLS_CERT_FILE / HTTP_TLS_KEY_FILE (gRPC shares them unless GRPC_TLS_* is set),
+    HTTP_TLS_CLIENT_CA_FILE to require client certificates (mTLS)
+  - branch URLs: restrict where dtx may call (BranchUrl.* in the README)
+  - bind HTTP_HOST=127.0.0.1 when only a local proxy talks to dtx; use a production store
+  The "dtx started" line says whether auth and TLS are on.
 `;
 
 async function main(argv: string[]): Promise<number> {

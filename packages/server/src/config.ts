@@ -96,6 +96,30 @@ export interface DtxConfig {
     /** Seconds an unfinished transaction may live before it is stuck; 0 disables. */
     UnfinishedAfter: number;
   };
+  /**
+   * dtx: tokens (issue 11). None configured: every API is open, as DTM. Lists are comma-separated (a YAML list
+   * also works); several tokens per role allow rotation.
+   */
+  Auth: {
+    /** Client-role tokens: newGid, prepare, submit, abort, registerBranch, query of a gid, prepareWorkflow. */
+    Token: string;
+    /** Admin-role tokens: every call (the client ones included), the admin UI's API, metrics. */
+    AdminToken: string;
+    /** Tokens for GET /api/metrics only (an admin token works too). */
+    MetricsToken: string;
+    /** GET /api/metrics without any token, for a Prometheus that sends none. */
+    MetricsOpen: boolean;
+    /** Failed attempts from one address within FailureWindow before the address is refused for BlockSeconds. */
+    MaxFailures: number;
+    FailureWindow: number;
+    BlockSeconds: number;
+    /** Addresses whose failures are tracked at once; the oldest is forgotten beyond it. */
+    MaxTrackedAddresses: number;
+  };
+  /** dtx: HTTPS on HttpPort (PEM files); ClientCaFile requires and verifies client certificates (mTLS). */
+  HttpTls: TlsConfig;
+  /** dtx: gRPC over TLS; when CertFile is empty, the HttpTls files are used (one shared key). */
+  GrpcTls: TlsConfig;
   /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
   Retention: {
     /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
@@ -128,6 +152,13 @@ export interface DtxConfig {
     /** Keep no branch reply body (rollback reason, errors, logs): only the HTTP status or gRPC code. */
     BranchReplies: boolean;
   };
+}
+
+/** The PEM files of one TLS listener. */
+export interface TlsConfig {
+  CertFile: string;
+  KeyFile: string;
+  ClientCaFile: string;
 }
 
 export const DEFAULT_CONFIG: DtxConfig = {
@@ -187,10 +218,29 @@ export const DEFAULT_CONFIG: DtxConfig = {
   BranchUrl: { Allow: '', Deny: '' },
   BranchTls: { CaFile: '' },
   Redact: { Headers: '', BranchReplies: false },
+  Auth: {
+    Token: '',
+    AdminToken: '',
+    MetricsToken: '',
+    MetricsOpen: false,
+    MaxFailures: 10,
+    FailureWindow: 60,
+    BlockSeconds: 60,
+    MaxTrackedAddresses: 10_000,
+  },
+  HttpTls: { CertFile: '', KeyFile: '', ClientCaFile: '' },
+  GrpcTls: { CertFile: '', KeyFile: '', ClientCaFile: '' },
 };
 
-/** String keys that take a list: a YAML sequence is read as its comma-joined items. */
-const LIST_KEYS: ReadonlySet<string> = new Set(['BranchUrl.Allow', 'BranchUrl.Deny', 'Redact.Headers']);
+/** Keys that take a comma-separated list, also given as a YAML list. */
+const LIST_KEYS: ReadonlySet<string> = new Set([
+  'Auth.Token',
+  'Auth.AdminToken',
+  'Auth.MetricsToken',
+  'BranchUrl.Allow',
+  'BranchUrl.Deny',
+  'Redact.Headers',
+]);
 
 /** The values of `Tracing.Exporter`. */
 export const TRACING_EXPORTERS = ['none', 'otlp', 'console'] as const;
@@ -474,8 +524,58 @@ export function validate(c: DtxConfig): void {
       throw new ConfigError(`Redact.Headers: '${name.trim()}' is not a header name`);
     }
   }
+  validateAuth(c.Auth);
+  validateTls('HttpTls', c.HttpTls);
+  validateTls('GrpcTls', c.GrpcTls);
   if (c.TimeZoneOffset && !/^[+-]?\d{1,2}$/.test(c.TimeZoneOffset)) {
     throw new ConfigError(`TimeZoneOffset: '${c.TimeZoneOffset}' is not an integer number of hours`);
+  }
+}
+
+/** Shortest accepted token: shorter ones are open to guessing. */
+export const MIN_TOKEN_LENGTH = 16;
+
+function validateAuth(a: DtxConfig['Auth']): void {
+  const seen = new Map<string, string>();
+  for (const key of ['Token', 'AdminToken', 'MetricsToken'] as const) {
+    for (const raw of a[key].split(',')) {
+      const token = raw.trim();
+      if (token === '') continue;
+      if (token.length < MIN_TOKEN_LENGTH) {
+        throw new ConfigError(
+          `Auth.${key}: a token of ${token.length} characters is too easy to guess; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
+        );
+      }
+      if (!/^[\x21-\x7e]+$/.test(token)) {
+        throw new ConfigError(`Auth.${key}: a token must be printable ASCII without spaces (it is sent in a header)`);
+      }
+      const other = seen.get(token);
+      if (other !== undefined && other !== key) {
+        throw new ConfigError(`Auth.${key}: the same token is also in Auth.${other}; give each role its own tokens`);
+      }
+      seen.set(token, key);
+    }
+  }
+  if ((a.MetricsToken !== '' || a.MetricsOpen) && a.Token === '' && a.AdminToken === '') {
+    throw new ConfigError(
+      `Auth.${a.MetricsOpen ? 'MetricsOpen' : 'MetricsToken'}: has no effect without Auth.Token or Auth.AdminToken (every API is open)`,
+    );
+  }
+  if (a.MetricsOpen && a.MetricsToken !== '') {
+    throw new ConfigError('Auth.MetricsToken: set either it or Auth.MetricsOpen, not both');
+  }
+  for (const key of ['MaxFailures', 'FailureWindow', 'BlockSeconds', 'MaxTrackedAddresses'] as const) {
+    if (a[key] <= 0) throw new ConfigError(`Auth.${key}: must be greater than 0, got ${a[key]}`);
+  }
+}
+
+function validateTls(name: string, t: TlsConfig): void {
+  if (t.CertFile !== '' && t.KeyFile === '')
+    throw new ConfigError(`${name}.KeyFile: must be set with ${name}.CertFile`);
+  if (t.KeyFile !== '' && t.CertFile === '')
+    throw new ConfigError(`${name}.CertFile: must be set with ${name}.KeyFile`);
+  if (t.ClientCaFile !== '' && t.CertFile === '') {
+    throw new ConfigError(`${name}.ClientCaFile: needs ${name}.CertFile and ${name}.KeyFile (mTLS is over TLS)`);
   }
 }
 

@@ -1,7 +1,10 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, isIP } from 'node:net';
+import { Authenticator, type AuthTransport, tokenList } from './api/auth.js';
 import { startGrpcApi } from './api/grpc/grpc-api.js';
 import { buildHttpApi } from './api/http/app.js';
+import { loadListenerTls, type TlsMaterial, tlsMode } from './api/tls-files.js';
 import type { BranchCaller } from './branch/caller.js';
 import { DispatchingCaller, type TargetResolver } from './branch/dispatch.js';
 import { outboundAgent, readCaFile } from './branch/outbound.js';
@@ -41,6 +44,32 @@ export interface StartOptions {
   resetStore?: boolean;
   /** Resolves host names for branch calls and the alert webhook (tests). Default: the system resolver. */
   lookup?: LookupAll;
+  /** Called on every refused call (wired to the metric dtx_auth_failures_total). */
+  onAuthFailure?: (transport: AuthTransport) => void;
+}
+
+/** The config's token check. */
+export function authenticatorOf(c: DtxConfig, onAuthFailure?: (transport: AuthTransport) => void): Authenticator {
+  return new Authenticator({
+    tokens: tokenList(c.Auth.Token),
+    adminTokens: tokenList(c.Auth.AdminToken),
+    metricsTokens: tokenList(c.Auth.MetricsToken),
+    metricsOpen: c.Auth.MetricsOpen,
+    maxFailures: c.Auth.MaxFailures,
+    failureWindow: c.Auth.FailureWindow,
+    blockSeconds: c.Auth.BlockSeconds,
+    maxTracked: c.Auth.MaxTrackedAddresses,
+    onAuthFailure,
+  });
+}
+
+/** Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  return mapped !== null && mapped[1]!.startsWith('127.');
 }
 
 export interface DtxServer {
@@ -58,8 +87,12 @@ export interface DtxServer {
  * A stand-in on HttpPort while the store is not reachable yet: /api/ping answers 503 "store unavailable", so a
  * load balancer or an operator sees why this instance is not serving. Closed just before the API listens.
  */
-async function listenWhileStarting(host: string, port: number): Promise<{ close(): Promise<void> }> {
-  const server = createServer((req, res) => {
+async function listenWhileStarting(
+  host: string,
+  port: number,
+  tls: TlsMaterial | undefined,
+): Promise<{ close(): Promise<void> }> {
+  const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
     const ping = req.url === '/api/ping' || req.url?.startsWith('/api/ping?');
     res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '3' });
     res.end(
@@ -69,7 +102,18 @@ async function listenWhileStarting(host: string, port: number): Promise<{ close(
           : { message: 'dtx is starting: the store is not reachable yet' },
       ),
     );
-  });
+  };
+  // the same scheme as the API: an HTTPS client of a starting dtx gets the 503, not a TLS error
+  const server = tls
+    ? createHttpsServer(
+        {
+          key: tls.key,
+          cert: tls.cert,
+          ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        handler,
+      )
+    : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -85,6 +129,8 @@ async function listenWhileStarting(host: string, port: number): Promise<{ close(
     },
   };
 }
+
+const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
 async function waitForStore(store: Store, log: Logger): Promise<void> {
   for (;;) {
@@ -118,8 +164,12 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     }
   };
   try {
+    // bad TLS files and tokens stop the start before anything listens
+    const tls = loadListenerTls(c);
+    const auth = authenticatorOf(c, o.onAuthFailure);
     // until the store answers, HttpPort says so: /api/ping and every other route answer 503
-    const starting = o.store || c.HttpPort === 0 ? undefined : await listenWhileStarting(c.HttpHost, c.HttpPort);
+    const starting =
+      o.store || c.HttpPort === 0 ? undefined : await listenWhileStarting(c.HttpHost, c.HttpPort, tls.http);
     if (starting) closers.push(() => starting.close());
     const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
     closers.push(() => store.close());
@@ -205,6 +255,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       port: c.GrpcPort,
       maxMessageBytes: c.HttpBodyLimit,
       limits,
+      auth,
+      tls: tls.grpc,
     });
     closers.push(() => grpcApi.close());
     const startedAt = new Date().toISOString();
@@ -230,6 +282,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
         grpc_port: grpcApi.port,
         started_at: startedAt,
       }),
+      auth,
+      tls: tls.http,
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });
@@ -246,10 +300,18 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     closers.push(() => retention.stop());
     await discovery.register(grpcApi.port);
     closers.push(() => discovery.deregister());
+    if (!auth.enabled && !isLoopbackHost(c.HttpHost)) {
+      log.warn(
+        `NO AUTHENTICATION: dtx listens on ${c.HttpHost} with no token, so anyone who can reach it can submit, read every payload and header (/all, /query) and stop transactions; set Auth.Token and Auth.AdminToken (AUTH_TOKEN, AUTH_ADMIN_TOKEN), or HttpHost 127.0.0.1 — see "Running in production" in the README`,
+      );
+    }
     log.info('dtx started', {
       version: VERSION,
-      http: `${c.HttpHost}:${httpPort}`,
-      grpc: `${c.HttpHost}:${grpcApi.port}`,
+      http: `${tls.http ? 'https' : 'http'}://${hostPort(c.HttpHost, httpPort)}`,
+      grpc: hostPort(c.HttpHost, grpcApi.port),
+      auth: auth.enabled ? 'on' : 'off',
+      httpTls: tlsMode(tls.http),
+      grpcTls: tlsMode(tls.grpc),
       store: c.Store.Driver,
       tracing: c.Tracing.Exporter === 'none' ? undefined : c.Tracing.Exporter,
       ...(c.Store.Driver === 'sqlite' || c.Store.Driver === 'boltdb' ? { sqlite: c.Store.SqlitePath } : {}),

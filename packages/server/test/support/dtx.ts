@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AuthTransport } from '../../src/api/auth.js';
 import type { BranchCaller } from '../../src/branch/caller.js';
 import type { TargetResolver } from '../../src/branch/dispatch.js';
 import type { LookupAll } from '../../src/branch/url-policy.js';
@@ -99,6 +100,7 @@ export async function startTestDtx(
     storeKind?: string;
     caller?: BranchCaller;
     lookup?: LookupAll;
+    onAuthFailure?: (transport: AuthTransport) => void;
   } = {},
 ): Promise<TestDtx> {
   const dir = mkdtempSync(join(tmpdir(), 'dtx-test-'));
@@ -113,6 +115,7 @@ export async function startTestDtx(
     config,
     log: o.log ?? silentLogger,
     resolver: o.resolver,
+    onAuthFailure: o.onAuthFailure,
     ...(o.store ? { store: o.store } : {}),
     ...(o.caller ? { caller: o.caller } : {}),
     ...(o.lookup ? { lookup: o.lookup } : {}),

@@ -1,5 +1,6 @@
 import { DTMGIMP_PROTO, DtmMetadata, GrpcStatus, PROTO_LOADER_OPTIONS } from '@dtx/protocol';
 import {
+  type ChannelCredentials,
   Client,
   credentials,
   loadPackageDefinition,
@@ -197,11 +198,15 @@ export class DtmGrpcClient {
   private readonly client: Client & Record<string, any>;
   private readonly rawClient: Client;
 
-  constructor(readonly address: string) {
+  /** `creds`: the channel's credentials (default plain TCP). */
+  constructor(
+    readonly address: string,
+    creds: ChannelCredentials = credentials.createInsecure(),
+  ) {
     const pkg = loadPackageDefinition(loadSync(DTMGIMP_PROTO, PROTO_LOADER_OPTIONS)) as any;
     const Dtm = pkg.dtmgimp.Dtm as ServiceClientConstructor;
-    this.client = new Dtm(address, credentials.createInsecure()) as Client & Record<string, any>;
-    this.rawClient = new Client(address, credentials.createInsecure());
+    this.client = new Dtm(address, creds) as Client & Record<string, any>;
+    this.rawClient = new Client(address, creds);
   }
 
   /** `metadata`: pairs sent with the call (e.g. `traceparent`). */
@@ -218,9 +223,13 @@ export class DtmGrpcClient {
   }
 
   /** The status of a call that is expected to fail (fails the test when it succeeds). */
-  async error(method: string, request: Record<string, unknown> = {}): Promise<ServiceError> {
+  async error(
+    method: string,
+    request: Record<string, unknown> = {},
+    metadata: Record<string, string> = {},
+  ): Promise<ServiceError> {
     try {
-      await this.call(method, request);
+      await this.call(method, request, metadata);
     } catch (err) {
       return err as ServiceError;
     }

@@ -26,6 +26,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
+import { type Authenticator, AuthOutcome, OPEN_AUTH, type Role } from '../auth.js';
 import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';
 import { branchCall, topicCall, transCall } from './requests.js';
@@ -43,7 +44,24 @@ export interface GrpcApiOptions {
   maxMessageBytes: number;
   /** Steps and branch_headers limits (config `Limits.*`), as on HTTP. Default {@link DEFAULT_EDGE_LIMITS}. */
   limits?: EdgeLimits;
+  /** The token check (config `Auth.*`), of the `authorization` metadata. Default: open, as DTM. */
+  auth?: Authenticator;
+  /** gRPC over TLS (config `GrpcTls.*`, else `HttpTls.*`); with `ca`, client certificates are required (mTLS). */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
 }
+
+/** What each method needs: the client role for a transaction's calls, admin for the topic calls. */
+const METHOD_ROLES: Record<string, Role> = {
+  NewGid: 'client',
+  Submit: 'client',
+  Prepare: 'client',
+  Abort: 'client',
+  RegisterBranch: 'client',
+  PrepareWorkflow: 'client',
+  Subscribe: 'admin',
+  Unsubscribe: 'admin',
+  DeleteTopic: 'admin',
+};
 
 export interface GrpcApi {
   /** The port actually bound. */
@@ -109,7 +127,13 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     definition[name] = { ...(def as MethodDefinition<Buffer, Reply>), requestDeserialize: raw };
     const requestType = (def as { requestType?: { type?: { name?: string } } }).requestType?.type?.name;
     if (!requestType) throw new Error(`no request type for ${def.path}`);
-    handlers[name] = unary(def, wireCheckOf(pkg, packageOf(DTM_GRPC_SERVICE), requestType), impl);
+    handlers[name] = unary(
+      def,
+      wireCheckOf(pkg, packageOf(DTM_GRPC_SERVICE), requestType),
+      impl,
+      o.auth ?? OPEN_AUTH,
+      METHOD_ROLES[name] ?? 'admin',
+    );
   }
 
   const server = new Server({
@@ -120,7 +144,10 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
   server.addService(definition, handlers);
   const address = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => {
+    const credentials = o.tls
+      ? ServerCredentials.createSsl(o.tls.ca ?? null, [{ private_key: o.tls.key, cert_chain: o.tls.cert }], !!o.tls.ca)
+      : ServerCredentials.createInsecure();
+    server.bindAsync(address, credentials, (err, bound) => {
       if (err) {
         const inUse = /EADDRINUSE|address already in use/i.test(err.message);
         reject(
@@ -156,9 +183,24 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
  * check refuses what protobufjs would decode silently (invalid UTF-8 in a string, a known field with another
  * wire type), naming the field.
  */
-function unary(def: MethodDefinition<object, object>, check: WireCheck, impl: Impl): handleUnaryCall<Buffer, Reply> {
+function unary(
+  def: MethodDefinition<object, object>,
+  check: WireCheck,
+  impl: Impl,
+  auth: Authenticator,
+  role: Role,
+): handleUnaryCall<Buffer, Reply> {
   const typeName = def.path.slice(def.path.lastIndexOf('/') + 1);
   return (call, callback) => {
+    if (auth.enabled) {
+      const given = call.metadata.get('authorization');
+      const header = given.length === 1 && typeof given[0] === 'string' ? given[0] : undefined;
+      const outcome = auth.check(header, role, 'grpc', peerAddress, call);
+      if (outcome !== AuthOutcome.Ok) {
+        callback(AUTH_REFUSALS[outcome]!);
+        return;
+      }
+    }
     let request: unknown;
     try {
       // a plain Uint8Array view: protobufjs then checks every length (its Buffer reader would silently
@@ -180,6 +222,23 @@ function unary(def: MethodDefinition<object, object>, check: WireCheck, impl: Im
     );
   };
 }
+
+/** The refusal of each failed check: no detail on why. */
+const AUTH_REFUSALS: Record<number, Partial<StatusObject>> = {
+  [AuthOutcome.Unauthenticated]: { code: GrpcStatus.UNAUTHENTICATED, details: 'unauthorized' },
+  [AuthOutcome.Forbidden]: { code: GrpcStatus.PERMISSION_DENIED, details: 'forbidden' },
+  [AuthOutcome.Limited]: {
+    code: GrpcStatus.RESOURCE_EXHAUSTED,
+    details: 'too many failed authentication attempts: retry later',
+  },
+};
+
+/** The caller's address without its port: `127.0.0.1` of `127.0.0.1:5000`, `[::1]` of `[::1]:5000`. */
+const peerAddress = (call: { getPeer(): string }): string => {
+  const peer = call.getPeer();
+  const colon = peer.lastIndexOf(':');
+  return colon > 0 && !peer.endsWith(']') ? peer.slice(0, colon) : peer;
+};
 
 /** The W3C trace context of a call's metadata (`traceparent`, `tracestate`), when it carries a valid one. */
 function traceContextOfMetadata(md: Metadata): TraceContext | undefined {

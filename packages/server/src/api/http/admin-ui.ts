@@ -81,10 +81,12 @@ export function registerAdminUi(app: FastifyInstance, o: AdminUiOptions): void {
     if (html === undefined) return notBuilt(reply);
     return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(html);
   };
-  app.get(`${base}/`, sendIndex);
-  if (base !== '') app.get(base, sendIndex);
-  app.get(`${base}/admin`, sendIndex);
-  app.get(`${base}/admin/*`, sendIndex);
+  // the page and its files need no token (the API calls they make do): open under Auth.*
+  const open = { config: { auth: 'open' as const } };
+  app.get(`${base}/`, open, sendIndex);
+  if (base !== '') app.get(base, open, sendIndex);
+  app.get(`${base}/admin`, open, sendIndex);
+  app.get(`${base}/admin/*`, open, sendIndex);
   const sendAsset = (name: string, reply: FastifyReply) => {
     const ext = name.slice(name.lastIndexOf('.'));
     if (!ASSET_NAME.test(name)) return reply.code(404).type('text/plain').send('404 page not found');
@@ -99,6 +101,6 @@ export function registerAdminUi(app: FastifyInstance, o: AdminUiOptions): void {
     if (indexHtml() === undefined) return notBuilt(reply);
     return reply.code(404).type('text/plain').send('404 page not found');
   };
-  app.get(`${base}/assets/:name`, async (req, reply) => sendAsset((req.params as { name: string }).name, reply));
-  app.get(`${base}/favicon.ico`, async (_req, reply) => sendAsset('favicon.svg', reply));
+  app.get(`${base}/assets/:name`, open, async (req, reply) => sendAsset((req.params as { name: string }).name, reply));
+  app.get(`${base}/favicon.ico`, open, async (_req, reply) => sendAsset('favicon.svg', reply));
 }

@@ -1,3 +1,4 @@
+import type { SecureContextOptions } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Cron } from '../../core/cron.js';
 import { type DtxErrorCode, DtxServerError, errorMessage, InputError } from '../../core/errors.js';
@@ -8,6 +9,7 @@ import { checkStoredText } from '../../core/stored-text.js';
 import type { Logger } from '../../observe/logger.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import type { Store } from '../../store/store.js';
+import { type Authenticator, OPEN_AUTH } from '../auth.js';
 import {
   checkGid,
   checkSubscriberUrl,
@@ -23,6 +25,7 @@ import { JsonRpcApi } from '../json-rpc/json-rpc.js';
 import { renderBranch, renderKV, renderTrans } from '../render.js';
 import { registerAdminUi } from './admin-ui.js';
 import { sendAfterBody } from './drain-request.js';
+import { installHttpAuth } from './http-auth.js';
 
 export interface HttpApiOptions {
   service: TransService;
@@ -50,6 +53,13 @@ export interface HttpApiOptions {
   adminDir?: string;
   /** What `GET /api/dtmsvr/info` answers besides the version (store, ports, start time). */
   info?: () => ServerInfo;
+  /** The token check (config `Auth.*`). Default: open, as DTM. */
+  auth?: Authenticator;
+  /**
+   * HTTPS on HttpPort (config `HttpTls.*`): key and certificate, and with `ca` client certificates required and
+   * verified against it (mTLS). Default: plain HTTP.
+   */
+  tls?: HttpTlsOptions;
 }
 
 /** `GET /api/dtmsvr/info`: what an operator (and the admin UI) wants to know about this server. */
@@ -61,6 +71,13 @@ export interface ServerInfo {
   started_at: string;
   /** This instance's id when it has one (omitted otherwise). */
   owner?: string;
+}
+
+/** The TLS side of the HTTP server: `ca` set means mTLS. */
+export interface HttpTlsOptions {
+  key: SecureContextOptions['key'];
+  cert: SecureContextOptions['cert'];
+  ca?: SecureContextOptions['ca'];
 }
 
 const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -169,19 +186,32 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   const shown = (t: TransGlobal) => renderTrans(t, o.service.stuckRule(), redact);
   const requestMs = (o.requestTimeout ?? 60) * 1000;
   const headersMs = (o.headersTimeout ?? 20) * 1000;
+  const serverOptions = {
+    headersTimeout: headersMs,
+    // how often Node looks for requests over those timeouts (default 30 s, longer than a short timeout)
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.min(requestMs, headersMs) / 4)),
+  };
+  const auth = o.auth ?? OPEN_AUTH;
   const app = Fastify({
+    ...(o.tls
+      ? {
+          https: {
+            ...serverOptions,
+            key: o.tls.key,
+            cert: o.tls.cert,
+            ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+        }
+      : { http: serverOptions }),
     bodyLimit: o.bodyLimit,
     logger: false,
     return503OnClosing: true,
     // a client that never finishes its request is cut (408) instead of holding a socket forever
     requestTimeout: requestMs,
     keepAliveTimeout: (o.keepAliveTimeout ?? 72) * 1000,
-    http: {
-      headersTimeout: headersMs,
-      // how often Node looks for requests over those timeouts (default 30 s, longer than a short timeout)
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.min(requestMs, headersMs) / 4)),
-    },
   });
+  // before the routes: each gets its role as it is added
+  installHttpAuth(app, auth);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err, req, reply) => sendError(err, reply, o.log, req));
@@ -307,7 +337,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     return { kv: (await s.queryKV(p.get('cat') ?? '', p.get('key') ?? '')).map(renderKV) };
   });
   // DTM's JSON-RPC API (spec §3) on the same port
-  new JsonRpcApi(s, o.log, limits).register(app);
+  new JsonRpcApi(s, o.log, limits, auth).register(app);
   app.all('/api/ping', async (_req, reply) => {
     try {
       await o.store.ping();

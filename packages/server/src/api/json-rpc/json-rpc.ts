@@ -1,11 +1,12 @@
 import { JsonRpcCode } from '@dtx/protocol';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type DtxErrorCode, errorCodeOf, errorMessage, InputError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
+import { type Authenticator, AuthOutcome, OPEN_AUTH } from '../auth.js';
 import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
-import { sendAfterBody } from '../http/drain-request.js';
+import { drainRequest, sendAfterBody } from '../http/drain-request.js';
 
 /** JSON-RPC 2.0 error codes of DTM's API (spec §3); FAILURE and ONGOING are in @dtx/protocol. */
 export const JsonRpcError = {
@@ -15,6 +16,12 @@ export const JsonRpcError = {
   Internal: -32603,
   /** Implementation-defined server error (-32000 to -32099): the store cannot be reached; retry later. */
   Unavailable: -32000,
+  /** dtx: no or a wrong token (`Auth.*`). */
+  Unauthorized: -32001,
+  /** dtx: a token of another role. */
+  Forbidden: -32003,
+  /** dtx: too many failed attempts from this address; retry later. */
+  RateLimited: -32029,
 } as const;
 
 /**
@@ -38,6 +45,8 @@ export function jsonRpcErrorOf(err: unknown): number {
   return JSON_RPC_CODE[errorCodeOf(err)];
 }
 
+const remoteAddress = (req: FastifyRequest): string => req.socket.remoteAddress ?? '';
+
 /** A JSON-RPC reply; DTM always answers HTTP 200 with this object. */
 export interface JsonRpcReply {
   jsonrpc: '2.0';
@@ -53,6 +62,10 @@ function fail(id: string | null, code: number, message: string): JsonRpcReply {
 function typeOf(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
 }
+
+const REFUSED_UNAUTHORIZED = fail(null, JsonRpcError.Unauthorized, 'unauthorized');
+const REFUSED_FORBIDDEN = fail(null, JsonRpcError.Forbidden, 'forbidden');
+const REFUSED_LIMITED = fail(null, JsonRpcError.RateLimited, 'too many failed authentication attempts: retry later');
 
 /** The same error with the shared validation's `body` spelled `params`, as JSON-RPC callers know it. */
 function asParams(err: unknown): unknown {
@@ -84,6 +97,7 @@ export class JsonRpcApi {
     service: TransService,
     private readonly log: Logger,
     limits: EdgeLimits = DEFAULT_EDGE_LIMITS,
+    private readonly auth: Authenticator = OPEN_AUTH,
   ) {
     const s = service;
     // Go clients send escaped gids already; like gRPC, the JSON-RPC API does not strip \n \r ;
@@ -138,9 +152,32 @@ export class JsonRpcApi {
     }
   }
 
-  /** Mount `POST /api/json-rpc` on the HTTP app. Every reply is HTTP 200, an oversized body included. */
+  /**
+   * Mount `POST /api/json-rpc` on the HTTP app. Every reply is HTTP 200, an oversized body included. Every method is
+   * a client call (newGid, prepare, submit, abort, registerBranch), so with tokens configured the request's token is
+   * checked once, before its body is parsed: -32001 without a client or admin token.
+   */
   register(app: FastifyInstance): void {
+    const auth = this.auth;
     app.post('/api/json-rpc', {
+      config: { auth: 'open' }, // checked here, answered in JSON-RPC's own shape
+      ...(auth.enabled && {
+        onRequest: (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+          const outcome = auth.check(req.headers.authorization, 'client', 'jsonrpc', remoteAddress, req);
+          if (outcome === AuthOutcome.Ok) return done();
+          const refusal =
+            outcome === AuthOutcome.Unauthenticated
+              ? REFUSED_UNAUTHORIZED
+              : outcome === AuthOutcome.Forbidden
+                ? REFUSED_FORBIDDEN
+                : REFUSED_LIMITED;
+          // read a small body first so that the client sees the answer, not EPIPE
+          drainRequest(req.raw, 64 * 1024).then((drained) => {
+            if (!drained) reply.header('connection', 'close');
+            reply.code(200).send(refusal);
+          });
+        },
+      }),
       errorHandler: async (err, req, reply) => {
         const fe = err as { code?: string };
         if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
