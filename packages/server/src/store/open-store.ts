@@ -1,12 +1,14 @@
 import { ConfigError, type DtxConfig } from '../config.js';
 import type { Logger } from '../observe/logger.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
-import type { Store } from './store.js';
+import type { Store, StoreObserver } from './store.js';
 
 export interface OpenStoreOptions {
   /** Drop and recreate the store's tables / keys first (DTM's `-r`; tests only). */
   reset?: boolean;
   log?: Logger;
+  /** Told of the store's group commits (metrics). */
+  observer?: StoreObserver | undefined;
 }
 
 /**
@@ -18,23 +20,23 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
   switch (driver) {
     case 'sqlite':
     case 'boltdb':
-      return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true });
+      return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true, observer: o.observer });
     case 'redis': {
       // loaded on demand: ioredis and the Lua scripts are only read when Redis is the store
       const { openRedisStore } = await import('./redis/redis-store.js');
-      return openRedisStore(config, { reset: o.reset === true, log: o.log });
+      return openRedisStore(config, { reset: o.reset === true, log: o.log, observer: o.observer });
     }
     case 'postgres': {
       // loaded on demand: pg is only read when PostgreSQL is the store
       const { PostgresStore } = await import('./postgres/postgres-store.js');
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+      return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log, observer: o.observer });
     }
     case 'mysql': {
       // loaded on demand: mysql2 is only read when MySQL / MariaDB is the store
       const { MysqlStore } = await import('./mysql/mysql-store.js');
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+      return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log, observer: o.observer });
     }
     default:
       throw new ConfigError(

@@ -19,11 +19,13 @@ import {
   KV_COLUMNS,
   kvFromRow,
   payload,
+  countUnfinishedSql,
   UNFINISHED_STATUSES,
+  unfinishedCountOf,
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { toMysqlDatetime } from '../sql/time.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { ScanQuery, StatusChange, Store, UnfinishedCount } from '../store.js';
 import { MY_DROP_ALL, MY_MIGRATIONS, MY_MIGRATIONS_TABLE, type MyMigrationConn } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -155,6 +157,7 @@ export class MysqlStore implements Store {
     }
     this.writer = new GroupCommit<MyWrite>((batch) => this.runBatch(batch), {
       maxBatch: o.maxBatch ?? 256,
+      observer: o.observer,
       maxInFlight: inFlight,
       weight: (w) => w.weight,
       maxBatchWeight: MAX_BATCH_TEXT,
@@ -444,6 +447,10 @@ export class MysqlStore implements Store {
     );
     const trans = r.map(globalFromRow);
     return { trans, nextPosition: nextPositionOf(trans, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    return rows(await this.q(countUnfinishedSql('trans_global'))).map(unfinishedCountOf);
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {

@@ -19,11 +19,13 @@ import {
   KV_COLUMNS,
   kvFromRow,
   payload,
+  countUnfinishedSql,
   UNFINISHED_STATUSES,
+  unfinishedCountOf,
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { parseSqlTime, toIsoUtc } from '../sql/time.js';
-import type { ScanQuery, StatusChange, Store } from '../store.js';
+import type { ScanQuery, StatusChange, Store, UnfinishedCount } from '../store.js';
 import { PG_MIGRATIONS, pgDropAll, pgMigrationsTable } from './schema.js';
 
 /**
@@ -162,6 +164,7 @@ export class PostgresStore implements Store {
     }
     this.writer = new GroupCommit<PgWrite>((batch) => this.runBatch(batch), {
       maxBatch: o.maxBatch ?? 256,
+      observer: o.observer,
       maxInFlight: this.maxInFlight,
     });
   }
@@ -404,6 +407,11 @@ export class PostgresStore implements Store {
     );
     const trans = r.rows.map(globalFromRow);
     return { trans, nextPosition: nextPositionOf(trans, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    const r = await this.q(countUnfinishedSql(`${this.s}.trans_global`));
+    return r.rows.map(unfinishedCountOf);
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
