@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { startGrpcApi } from './api/grpc/grpc-api.js';
 import { buildHttpApi } from './api/http/app.js';
@@ -16,11 +17,23 @@ import { Topics } from './core/topics.js';
 import { createDiscovery, type Discovery } from './discovery/index.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
+import { DtxMetrics, measuredStore } from './observe/metrics.js';
 import type { DtxTracer } from './observe/tracer.js';
 import type { TracingExporter } from './observe/tracing.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
+
+/** The version of an installed package, for dtm_server_info; '' when it cannot be read. */
+function versionOf(pkg: string): string {
+  try {
+    return (createRequire(import.meta.url)(`${pkg}/package.json`) as { version: string }).version;
+  } catch {
+    return '';
+  }
+}
+const fastifyVersion = versionOf('fastify');
+const grpcVersion = versionOf('@grpc/grpc-js');
 
 export interface StartOptions {
   config: DtxConfig;
@@ -45,6 +58,8 @@ export interface DtxServer {
   store: Store;
   service: TransService;
   cron: Cron;
+  /** The metrics (undefined with `Metrics.Enabled: false`); `setStuckProvider` / `authFailure` are its hooks. */
+  metrics: DtxMetrics | undefined;
   stop(): Promise<void>;
 }
 
@@ -115,8 +130,19 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     // until the store answers, HttpPort says so: /api/ping and every other route answer 503
     const starting = o.store || c.HttpPort === 0 ? undefined : await listenWhileStarting(c.HttpHost, c.HttpPort);
     if (starting) closers.push(() => starting.close());
-    const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
+    const metrics = c.Metrics.Enabled
+      ? new DtxMetrics({
+          clock,
+          log,
+          refreshSeconds: c.Metrics.UnfinishedRefreshInterval,
+          serverInfo: { gin_version: `fastify/${fastifyVersion}`, grpc_version: `grpc-js/${grpcVersion}` },
+        })
+      : undefined;
+    const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log, observer: metrics }));
     closers.push(() => store.close());
+    metrics?.setStore(store);
+    // the core and the API write through the timed store; DtxServer.store stays the backend itself
+    const coreStore = metrics ? measuredStore(store, metrics) : store;
     await waitForStore(store, log);
     const discovery = o.discovery ?? createDiscovery(c, log);
     closers.push(() => discovery.close());
@@ -142,17 +168,23 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     }
     const conf = coreConfigOf(c);
     const deps: PassDeps = {
-      store,
+      store: coreStore,
       caller,
       clock,
       conf,
       log,
-      alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log),
+      alert: webhookAlerter(
+        c.AlertWebHook,
+        c.RequestTimeout * 1000,
+        log,
+        metrics && ((ok) => metrics.alertDelivered(ok)),
+      ),
       tracer,
+      metrics,
     };
     const processor = new Processor(deps);
     closers.push(() => processor.drain());
-    const topics = new Topics(store, clock, log);
+    const topics = new Topics(coreStore, clock, log);
     await topics.refresh();
     topics.start(c.ConfigUpdateInterval);
     closers.push(() => topics.stop());
@@ -171,6 +203,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       port: c.GrpcPort,
       maxMessageBytes: c.HttpBodyLimit,
       limits,
+      metrics,
+      accessLog: c.Log.AccessLog,
     });
     closers.push(() => grpcApi.close());
     const app = buildHttpApi({
@@ -186,6 +220,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       requestTimeout: c.HttpRequestTimeout,
       headersTimeout: c.HttpHeadersTimeout,
       keepAliveTimeout: c.HttpKeepAliveTimeout,
+      metrics,
+      accessLog: c.Log.AccessLog,
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });
@@ -193,7 +229,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     const httpPort = (app.server.address() as AddressInfo).port;
     cron.start();
     closers.push(() => cron.stop());
-    const retention = new Retention(store, clock, log, {
+    const retention = new Retention(coreStore, clock, log, {
       finishedAge: c.Retention.FinishedAge,
       interval: c.Retention.Interval,
       batchSize: c.Retention.BatchSize,
@@ -218,6 +254,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       store,
       service,
       cron,
+      metrics,
       stop() {
         stopping ??= closeAll().then(() => log.info('dtx stopped'));
         return stopping;

@@ -135,7 +135,10 @@ export class GrpcBranchCaller implements BranchCaller {
           const code = typeof err.code === 'number' ? err.code : GrpcStatus.UNKNOWN;
           const details = (err.details ?? err.message ?? '').slice(0, MAX_MESSAGE);
           const result = classifyGrpcStatus(code, details);
-          resolve(result === 'ERROR' ? error(grpcErrorText(code, details)) : { result, message: details });
+          if (result !== 'ERROR') resolve({ result, message: details });
+          else if (code === GrpcStatus.DEADLINE_EXCEEDED)
+            resolve({ ...error(grpcErrorText(code, details)), timeout: true });
+          else resolve(error(grpcErrorText(code, details)));
         },
       );
     });

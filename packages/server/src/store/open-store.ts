@@ -30,13 +30,23 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
       // loaded on demand: pg is only read when PostgreSQL is the store
       const { PostgresStore } = await import('./postgres/postgres-store.js');
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log, observer: o.observer });
+      return PostgresStore.open({
+        ...sqlOptionsFromConfig(config.Store),
+        reset: o.reset === true,
+        log: o.log,
+        observer: o.observer,
+      });
     }
     case 'mysql': {
       // loaded on demand: mysql2 is only read when MySQL / MariaDB is the store
       const { MysqlStore } = await import('./mysql/mysql-store.js');
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log, observer: o.observer });
+      return MysqlStore.open({
+        ...sqlOptionsFromConfig(config.Store),
+        reset: o.reset === true,
+        log: o.log,
+        observer: o.observer,
+      });
     }
     default:
       throw new ConfigError(

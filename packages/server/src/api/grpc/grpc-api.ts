@@ -25,6 +25,7 @@ import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
+import type { DtxMetrics } from '../../observe/metrics.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
 import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';
@@ -43,6 +44,35 @@ export interface GrpcApiOptions {
   maxMessageBytes: number;
   /** Steps and branch_headers limits (config `Limits.*`), as on HTTP. Default {@link DEFAULT_EDGE_LIMITS}. */
   limits?: EdgeLimits;
+  /** Counts and times each call (dtm_server_process_total / dtm_server_response_duration, type grpc). */
+  metrics?: Pick<DtxMetrics, 'route'> | undefined;
+  /** One info line per call (Log.AccessLog). */
+  accessLog?: boolean | undefined;
+}
+
+/** Told of each call's end: the request's gid ('' when none or undecodable), its status code and duration. */
+type CallDone = (gid: string, code: number, ms: number) => void;
+
+/** The end-of-call hook of one method: metrics and the access log line; undefined when neither is on. */
+function callDone(o: GrpcApiOptions, path: string, name: string): CallDone | undefined {
+  const api = name.toLowerCase();
+  const record = o.metrics?.route('grpc', api);
+  const log = o.accessLog === true ? o.log : undefined;
+  if (!record && !log) return undefined;
+  return (gid, code, ms) => {
+    record?.(code === GrpcStatus.OK, ms / 1000);
+    if (log) {
+      const fields: Record<string, unknown> = {
+        transport: 'grpc',
+        method: path,
+        route: api,
+        status: grpcCodeName(code),
+        duration_ms: Math.round(ms * 1000) / 1000,
+      };
+      if (gid) fields.gid = gid;
+      log.info('request', fields);
+    }
+  };
 }
 
 export interface GrpcApi {
@@ -109,7 +139,12 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     definition[name] = { ...(def as MethodDefinition<Buffer, Reply>), requestDeserialize: raw };
     const requestType = (def as { requestType?: { type?: { name?: string } } }).requestType?.type?.name;
     if (!requestType) throw new Error(`no request type for ${def.path}`);
-    handlers[name] = unary(def, wireCheckOf(pkg, packageOf(DTM_GRPC_SERVICE), requestType), impl);
+    handlers[name] = unary(
+      def,
+      wireCheckOf(pkg, packageOf(DTM_GRPC_SERVICE), requestType),
+      impl,
+      callDone(o, def.path, name),
+    );
   }
 
   const server = new Server({
@@ -156,9 +191,15 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
  * check refuses what protobufjs would decode silently (invalid UTF-8 in a string, a known field with another
  * wire type), naming the field.
  */
-function unary(def: MethodDefinition<object, object>, check: WireCheck, impl: Impl): handleUnaryCall<Buffer, Reply> {
+function unary(
+  def: MethodDefinition<object, object>,
+  check: WireCheck,
+  impl: Impl,
+  done?: CallDone,
+): handleUnaryCall<Buffer, Reply> {
   const typeName = def.path.slice(def.path.lastIndexOf('/') + 1);
   return (call, callback) => {
+    const started = done ? performance.now() : 0;
     let request: unknown;
     try {
       // a plain Uint8Array view: protobufjs then checks every length (its Buffer reader would silently
@@ -172,13 +213,27 @@ function unary(def: MethodDefinition<object, object>, check: WireCheck, impl: Im
         code: GrpcStatus.INVALID_ARGUMENT,
         details: `malformed ${typeName} request message: ${errorMessage(err)}`,
       });
+      done?.('', GrpcStatus.INVALID_ARGUMENT, performance.now() - started);
       return;
     }
     impl(request as never, traceContextOfMetadata(call.metadata)).then(
-      (reply) => callback(null, (reply as Reply | undefined) ?? EMPTY),
-      (err: unknown) => callback(grpcStatusOf(err)),
+      (reply) => {
+        callback(null, (reply as Reply | undefined) ?? EMPTY);
+        done?.(gidOf(request), GrpcStatus.OK, performance.now() - started);
+      },
+      (err: unknown) => {
+        const status = grpcStatusOf(err);
+        callback(status);
+        done?.(gidOf(request), status.code ?? GrpcStatus.UNKNOWN, performance.now() - started);
+      },
     );
   };
+}
+
+/** The gid of a decoded request (DtmRequest, DtmBranchRequest), '' when it has none. */
+function gidOf(request: unknown): string {
+  const gid = (request as { Gid?: unknown } | null)?.Gid;
+  return typeof gid === 'string' ? gid.slice(0, 128) : '';
 }
 
 /** The W3C trace context of a call's metadata (`traceparent`, `tracestate`), when it carries a valid one. */

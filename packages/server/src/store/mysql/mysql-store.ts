@@ -11,6 +11,7 @@ import {
   BRANCH_COLUMNS,
   BRANCH_INSERT_COLUMNS,
   branchFromRow,
+  countUnfinishedSql,
   FINISHED_STATUSES,
   GLOBAL_COLUMNS,
   GLOBAL_INSERT_COLUMNS,
@@ -19,7 +20,6 @@ import {
   KV_COLUMNS,
   kvFromRow,
   payload,
-  countUnfinishedSql,
   UNFINISHED_STATUSES,
   unfinishedCountOf,
 } from '../sql/rows.js';

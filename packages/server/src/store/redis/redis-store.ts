@@ -343,7 +343,9 @@ export class RedisStore implements Store {
     const groups = new Map<string, UnfinishedCount>();
     const PAGE = 500;
     for (let start = 0; ; start += PAGE) {
-      const flat = await this.cmd((r) => r.zrange(this.keys.due, String(start), String(start + PAGE - 1), 'WITHSCORES'));
+      const flat = await this.cmd((r) =>
+        r.zrange(this.keys.due, String(start), String(start + PAGE - 1), 'WITHSCORES'),
+      );
       const entries = pairs(flat);
       const rows = await Promise.all(
         entries.map(([gid]) => this.cmd((r) => r.hmgetBuffer(this.keys.trans(gid), 'g', 'status'))),

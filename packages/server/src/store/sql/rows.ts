@@ -1,7 +1,7 @@
 import type { BranchStatus, GlobalStatus } from '@dtx/protocol';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
-import { optionalTime, requiredTime } from './time.js';
 import type { UnfinishedCount } from '../store.js';
+import { optionalTime, requiredTime } from './time.js';
 
 /**
  * DTM's column names (spec §8.3, §8.4), shared by the PostgreSQL and MySQL stores. Columns that old DTM

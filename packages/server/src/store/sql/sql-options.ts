@@ -1,7 +1,7 @@
-import type { StoreObserver } from '../store.js';
 import type { DtxConfig } from '../../config.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../observe/logger.js';
+import type { StoreObserver } from '../store.js';
 import { isConnectionError } from './errors.js';
 
 /** Where a SQL store lives and how it connects: DTM's Store.* keys (spec §10.2). */
