@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
 import type { BranchProtocol, BranchResult, MetricsPort } from '../core/metrics-port.js';
@@ -55,15 +55,132 @@ class Children<C> {
   }
 }
 
-type Inc = { inc(n?: number): void };
+/** A counter cell: one label tuple's value. */
+interface CounterCell {
+  /** `a="x",b="y"`, escaped, rendered once. */
+  readonly labels: string;
+  value: number;
+}
+
+/** A histogram cell: per-bucket (not cumulative) counts, sum and count. */
+interface HistogramCell {
+  readonly labels: string;
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+type Inc = { inc(): void };
 type Obs = { observe(v: number): void };
 
-/** What one API route records: DTM's request counter (ok, fail) and duration histogram. */
-interface RouteChildren {
-  ok: Inc;
-  fail: Inc;
-  duration: Obs;
+const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+function labelText(names: readonly string[], values: readonly string[]): string {
+  return names.map((n, i) => `${n}="${escapeLabel(values[i] ?? '')}"`).join(',');
 }
+
+/**
+ * A counter family. Its cells are plain numbers resolved once per label tuple, so recording is an increment
+ * (prom-client's children hash their labels on every call, too much for the saga hot path).
+ */
+class CounterFamily {
+  readonly cells: CounterCell[] = [];
+  readonly children: Children<CounterCell & Inc>;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {
+    this.children = new Children(labelNames.length, (values) => {
+      const cell = {
+        labels: labelText(labelNames, values),
+        value: 0,
+        inc() {
+          this.value++;
+        },
+      };
+      this.cells.push(cell);
+      return cell;
+    });
+  }
+
+  render(out: string[]): void {
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
+    for (const c of this.cells) out.push(`${this.name}${c.labels ? `{${c.labels}}` : ''} ${c.value}`);
+  }
+}
+
+/** A histogram family; cells as in {@link CounterFamily}. */
+class HistogramFamily {
+  readonly cells: HistogramCell[] = [];
+  readonly children: Children<HistogramCell & Obs>;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    readonly buckets: readonly number[],
+  ) {
+    const bounds = buckets;
+    this.children = new Children(Math.max(1, labelNames.length), (values) => {
+      const cell = {
+        labels: labelText(labelNames, values),
+        counts: new Float64Array(bounds.length + 1),
+        sum: 0,
+        count: 0,
+        observe(v: number) {
+          let i = 0;
+          while (i < bounds.length && v > bounds[i]!) i++;
+          this.counts[i]!++;
+          this.sum += v;
+          this.count++;
+        },
+      };
+      this.cells.push(cell);
+      return cell;
+    });
+  }
+
+  /** The only cell of a family without labels. */
+  get single(): Obs {
+    return this.children.get('');
+  }
+
+  render(out: string[]): void {
+    const n = this.name;
+    out.push(`# HELP ${n} ${this.help}`, `# TYPE ${n} histogram`);
+    for (const c of this.cells) {
+      const sep = c.labels ? `${c.labels},` : '';
+      let cum = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        cum += c.counts[i]!;
+        out.push(`${n}_bucket{${sep}le="${this.buckets[i]}"} ${cum}`);
+      }
+      out.push(`${n}_bucket{${sep}le="+Inf"} ${c.count}`);
+      const l = c.labels ? `{${c.labels}}` : '';
+      out.push(`${n}_sum${l} ${c.sum}`, `${n}_count${l} ${c.count}`);
+    }
+  }
+}
+
+/** A gauge rendered from values computed at scrape time. */
+function renderGauge(
+  out: string[],
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  rows: readonly [readonly string[], number][],
+): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+  for (const [values, v] of rows) {
+    const l = labelNames.length === 0 ? '' : `{${labelText(labelNames, values)}}`;
+    out.push(`${name}${l} ${v}`);
+  }
+}
+
+/** Prometheus' default buckets (DTM's histograms use them). */
+const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface MetricsOptions {
   clock: Clock;
@@ -79,6 +196,7 @@ export interface MetricsOptions {
  * (spec §11.1, with bounded `api` values), dtx's `dtx_*` and the standard process metrics.
  */
 export class DtxMetrics implements MetricsPort, StoreObserver {
+  /** The standard process metrics (prom-client's collectors on a registry of this server's own). */
   readonly registry = new Registry();
   private store: Store | undefined;
   private stuckProvider: (() => Promise<{ reason: string; count: number }[]>) | undefined;
@@ -86,175 +204,159 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
   private cachedAt = Number.NEGATIVE_INFINITY;
   private refreshing: Promise<void> | undefined;
 
-  private readonly serverProcess: Counter<'type' | 'api' | 'status'>;
-  private readonly serverDuration: Histogram<'type' | 'api'>;
-  private readonly routes: Children<RouteChildren>;
-  private readonly transProcess: Children<Inc>;
-  private readonly handled: Children<Obs>;
-  private readonly branchProcess: Children<Inc>;
-  private readonly branchDuration: Children<Obs>;
-  private readonly branchFailures: Children<Inc>;
-  private readonly retries: Children<Inc>;
-  private readonly finishedTotal: Children<Inc>;
-  private readonly storeWrite: Children<Obs>;
-  private readonly batchSize: Histogram;
-  private readonly alerts: Children<Inc>;
-  private readonly auth: Children<Inc>;
+  private readonly serverProcess = new CounterFamily(
+    'dtm_server_process_total',
+    'API requests by transport (http, grpc), route name and status (ok, fail)',
+    ['type', 'api', 'status'],
+  );
+  private readonly serverDuration = new HistogramFamily(
+    'dtm_server_response_duration',
+    'Seconds to answer an API request, by transport and route name',
+    ['type', 'api'],
+    DEFAULT_BUCKETS,
+  );
+  private readonly transProcess = new CounterFamily(
+    'dtm_transaction_process_total',
+    'Process calls of the API (submit, abort) by trans_type and status (ok, fail); async ones count ok',
+    ['model', 'status'],
+  );
+  private readonly handled = new HistogramFamily(
+    'dtm_transaction_handled_duration',
+    "Seconds from a transaction's creation to the end of each processing pass, by trans_type",
+    ['model'],
+    DEFAULT_BUCKETS,
+  );
+  private readonly branchProcess = new CounterFamily(
+    'dtm_branch_process_total',
+    'Branch calls by trans_type, branch_id, op and status (ok = the branch succeeded)',
+    ['model', 'branchid', 'branchtype', 'status'],
+  );
+  private readonly branchDuration = new HistogramFamily(
+    'dtx_branch_call_duration_seconds',
+    'Seconds of one branch call, by trans_type, op and protocol (http, grpc, json-rpc)',
+    ['trans_type', 'op', 'protocol'],
+    BRANCH_BUCKETS,
+  );
+  private readonly branchFailures = new CounterFamily(
+    'dtx_branch_failures_total',
+    'Branch calls that did not succeed, by trans_type, op and reason (error, timeout, failure, ongoing)',
+    ['trans_type', 'op', 'reason'],
+  );
+  private readonly retries = new CounterFamily(
+    'dtx_retries_total',
+    'Passes the cron started over unfinished transactions (retries), by trans_type',
+    ['trans_type'],
+  );
+  private readonly finishedTotal = new CounterFamily(
+    'dtx_transactions_finished_total',
+    'Transactions that reached a final status, by trans_type and outcome (succeed, failed)',
+    ['trans_type', 'outcome'],
+  );
+  private readonly storeWrite = new HistogramFamily(
+    'dtx_store_write_duration_seconds',
+    'Seconds of one store write until it is durable, by store operation',
+    ['op'],
+    STORE_BUCKETS,
+  );
+  private readonly batchSize = new HistogramFamily(
+    'dtx_store_batch_size',
+    'Writes per group commit (SQL, SQLite) or commands per pipelined flush (Redis)',
+    [],
+    BATCH_BUCKETS,
+  );
+  private readonly batchCell = this.batchSize.single;
+  private readonly alerts = new CounterFamily(
+    'dtx_alert_deliveries_total',
+    'Alert webhook deliveries by result (ok = HTTP 200, fail)',
+    ['result'],
+  );
+  private readonly auth = new CounterFamily(
+    'dtx_auth_failures_total',
+    'Requests refused for a missing or wrong token, by transport (http, grpc, jsonrpc)',
+    ['transport'],
+  );
+  private readonly info: string;
 
   constructor(private readonly o: MetricsOptions) {
-    const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'dtm_server_info',
-      help: 'The server is up (1), with the versions of its HTTP and gRPC libraries',
-      labelNames: ['gin_version', 'grpc_version'],
-      registers,
-    }).set(o.serverInfo, 1);
-    this.serverProcess = new Counter({
-      name: 'dtm_server_process_total',
-      help: 'API requests by transport (http, grpc), route name and status (ok, fail)',
-      labelNames: ['type', 'api', 'status'],
-      registers,
-    });
-    this.serverDuration = new Histogram({
-      name: 'dtm_server_response_duration',
-      help: 'Seconds to answer an API request, by transport and route name',
-      labelNames: ['type', 'api'],
-      registers,
-    });
-    this.routes = new Children(2, ([type, api]) => ({
-      ok: this.serverProcess.labels(type!, api!, 'ok'),
-      fail: this.serverProcess.labels(type!, api!, 'fail'),
-      duration: this.serverDuration.labels(type!, api!),
-    }));
-    const transProcess = new Counter({
-      name: 'dtm_transaction_process_total',
-      help: 'Process calls of the API (submit, abort) by trans_type and status (ok, fail); async ones count ok',
-      labelNames: ['model', 'status'],
-      registers,
-    });
-    this.transProcess = new Children(2, ([m, s]) => transProcess.labels(m!, s!));
-    const handled = new Histogram({
-      name: 'dtm_transaction_handled_duration',
-      help: "Seconds from a transaction's creation to the end of each processing pass, by trans_type",
-      labelNames: ['model'],
-      registers,
-    });
-    this.handled = new Children(1, ([m]) => handled.labels(m!));
-    const branchProcess = new Counter({
-      name: 'dtm_branch_process_total',
-      help: 'Branch calls by trans_type, branch_id, op and status (ok = the branch succeeded)',
-      labelNames: ['model', 'branchid', 'branchtype', 'status'],
-      registers,
-    });
-    this.branchProcess = new Children(4, ([m, b, t, s]) => branchProcess.labels(m!, b!, t!, s!));
-    const branchDuration = new Histogram({
-      name: 'dtx_branch_call_duration_seconds',
-      help: 'Seconds of one branch call, by trans_type, op and protocol (http, grpc, json-rpc)',
-      labelNames: ['trans_type', 'op', 'protocol'],
-      buckets: BRANCH_BUCKETS,
-      registers,
-    });
-    this.branchDuration = new Children(3, ([t, op, p]) => branchDuration.labels(t!, op!, p!));
-    const branchFailures = new Counter({
-      name: 'dtx_branch_failures_total',
-      help: 'Branch calls that did not succeed, by trans_type, op and reason (error, timeout, failure, ongoing)',
-      labelNames: ['trans_type', 'op', 'reason'],
-      registers,
-    });
-    this.branchFailures = new Children(3, ([t, op, r]) => branchFailures.labels(t!, op!, r!));
-    const retries = new Counter({
-      name: 'dtx_retries_total',
-      help: 'Passes the cron started over unfinished transactions (retries), by trans_type',
-      labelNames: ['trans_type'],
-      registers,
-    });
-    this.retries = new Children(1, ([t]) => retries.labels(t!));
-    const finished = new Counter({
-      name: 'dtx_transactions_finished_total',
-      help: 'Transactions that reached a final status, by trans_type and outcome (succeed, failed)',
-      labelNames: ['trans_type', 'outcome'],
-      registers,
-    });
-    this.finishedTotal = new Children(2, ([t, out]) => finished.labels(t!, out!));
-    const storeWrite = new Histogram({
-      name: 'dtx_store_write_duration_seconds',
-      help: 'Seconds of one store write until it is durable, by store operation',
-      labelNames: ['op'],
-      buckets: STORE_BUCKETS,
-      registers,
-    });
-    this.storeWrite = new Children(1, ([op]) => storeWrite.labels(op!));
-    this.batchSize = new Histogram({
-      name: 'dtx_store_batch_size',
-      help: 'Writes per group commit (SQL, SQLite) or commands per pipelined flush (Redis)',
-      buckets: BATCH_BUCKETS,
-      registers,
-    });
-    const alerts = new Counter({
-      name: 'dtx_alert_deliveries_total',
-      help: 'Alert webhook deliveries by result (ok = HTTP 200, fail)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.alerts = new Children(1, ([r]) => alerts.labels(r!));
-    const auth = new Counter({
-      name: 'dtx_auth_failures_total',
-      help: 'Requests refused for a missing or wrong token, by transport (http, grpc, jsonrpc)',
-      labelNames: ['transport'],
-      registers,
-    });
-    this.auth = new Children(1, ([t]) => auth.labels(t!));
-    const self = this;
-    const unfinished = new Gauge({
-      name: 'dtx_unfinished_transactions',
-      help: 'Unfinished transactions by trans_type and status (read from the store, cached)',
-      labelNames: ['trans_type', 'status'],
-      registers,
-      async collect() {
-        const groups = await self.unfinished();
-        this.reset();
-        for (const g of groups) this.labels(g.transType, g.status).set(g.count);
-      },
-    });
-    void unfinished;
-    new Gauge({
-      name: 'dtx_oldest_unfinished_age_seconds',
-      help: 'Age of the oldest unfinished transaction (0 when there is none)',
-      registers,
-      async collect() {
-        const groups = await self.unfinished();
-        const oldest = Math.min(...groups.map((g) => g.oldestCreateTime));
-        this.set(groups.length === 0 ? 0 : Math.max(0, (self.o.clock.now() - oldest) / 1000));
-      },
-    });
-    new Gauge({
-      name: 'dtx_cron_lag_seconds',
-      help: 'How long the most overdue unfinished transaction has been due for the cron (0 when none is overdue)',
-      registers,
-      async collect() {
-        const groups = await self.unfinished();
-        const due = Math.min(...groups.map((g) => g.oldestNextCronTime));
-        this.set(groups.length === 0 ? 0 : Math.max(0, (self.o.clock.now() - due) / 1000));
-      },
-    });
-    new Gauge({
-      name: 'dtx_stuck_transactions',
-      help: 'Stuck transactions by reason (attempts, age)',
-      labelNames: ['reason'],
-      registers,
-      async collect() {
-        const provider = self.stuckProvider;
-        if (!provider) return;
-        try {
-          const counts = await provider();
-          this.reset();
-          for (const c of counts) this.labels(c.reason).set(c.count);
-        } catch (err) {
-          self.o.log.warn('metrics: cannot count stuck transactions', { error: errorMessage(err) });
-        }
-      },
-    });
+    const infoLabels = labelText(
+      ['gin_version', 'grpc_version'],
+      [o.serverInfo.gin_version, o.serverInfo.grpc_version],
+    );
+    this.info = [
+      '# HELP dtm_server_info The server is up (1), with the versions of its HTTP and gRPC libraries',
+      '# TYPE dtm_server_info gauge',
+      `dtm_server_info{${infoLabels}} 1`,
+    ].join('\n');
+  }
+
+  /** The Prometheus text exposition: dtm_*, dtx_*, then the process metrics. */
+  async text(): Promise<string> {
+    const [groups, stuck, process] = await Promise.all([this.unfinished(), this.stuck(), this.registry.metrics()]);
+    const out: string[] = [this.info];
+    for (const f of [
+      this.serverProcess,
+      this.serverDuration,
+      this.transProcess,
+      this.handled,
+      this.branchProcess,
+      this.branchDuration,
+      this.branchFailures,
+      this.retries,
+      this.finishedTotal,
+      this.storeWrite,
+      this.batchSize,
+      this.alerts,
+      this.auth,
+    ]) {
+      f.render(out);
+    }
+    const now = this.o.clock.now();
+    renderGauge(
+      out,
+      'dtx_unfinished_transactions',
+      'Unfinished transactions by trans_type and status (read from the store, cached)',
+      ['trans_type', 'status'],
+      groups.map((g) => [[g.transType, g.status], g.count]),
+    );
+    const oldest = Math.min(...groups.map((g) => g.oldestCreateTime));
+    const due = Math.min(...groups.map((g) => g.oldestNextCronTime));
+    renderGauge(
+      out,
+      'dtx_oldest_unfinished_age_seconds',
+      'Age of the oldest unfinished transaction (0 when none)',
+      [],
+      [[[], groups.length === 0 ? 0 : Math.max(0, (now - oldest) / 1000)]],
+    );
+    renderGauge(
+      out,
+      'dtx_cron_lag_seconds',
+      'How long the most overdue unfinished transaction has been due for the cron (0 when none is overdue)',
+      [],
+      [[[], groups.length === 0 ? 0 : Math.max(0, (now - due) / 1000)]],
+    );
+    renderGauge(
+      out,
+      'dtx_stuck_transactions',
+      'Stuck transactions by reason (attempts, age)',
+      ['reason'],
+      stuck.map((c) => [[c.reason], c.count]),
+    );
+    out.push(process);
+    return out.join('\n');
+  }
+
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
+
+  private async stuck(): Promise<{ reason: string; count: number }[]> {
+    const provider = this.stuckProvider;
+    if (!provider) return [];
+    try {
+      return await provider();
+    } catch (err) {
+      this.o.log.warn('metrics: cannot count stuck transactions', { error: errorMessage(err) });
+      return [];
+    }
   }
 
   /** The store the unfinished gauges read (set once it is open). */
@@ -290,21 +392,14 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
     return this.cached;
   }
 
-  /** The Prometheus text exposition. */
-  text(): Promise<string> {
-    return this.registry.metrics();
-  }
-
-  get contentType(): string {
-    return this.registry.contentType;
-  }
-
   /** The recorder of one API route: resolve once (at route registration) and call per request. */
   route(type: 'http' | 'grpc', api: string): (ok: boolean, seconds: number) => void {
-    const c = this.routes.get(type, api);
+    const okCell = this.serverProcess.children.get(type, api, 'ok');
+    const failCell = this.serverProcess.children.get(type, api, 'fail');
+    const duration = this.serverDuration.children.get(type, api);
     return (ok, seconds) => {
-      (ok ? c.ok : c.fail).inc();
-      c.duration.observe(seconds);
+      (ok ? okCell : failCell).inc();
+      duration.observe(seconds);
     };
   }
 
@@ -319,46 +414,46 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
     outcome: BranchResult,
   ): void {
     const ok = outcome === 'SUCCESS';
-    this.branchProcess.get(transType, branchId, op, ok ? 'ok' : 'fail').inc();
-    this.branchDuration.get(transType, op, protocol).observe(seconds);
-    if (!ok) this.branchFailures.get(transType, op, REASON[outcome]).inc();
+    this.branchProcess.children.get(transType, branchId, op, ok ? 'ok' : 'fail').inc();
+    this.branchDuration.children.get(transType, op, protocol).observe(seconds);
+    if (!ok) this.branchFailures.children.get(transType, op, REASON[outcome]).inc();
   }
 
   passHandled(transType: string, ageSeconds: number): void {
-    this.handled.get(transType).observe(ageSeconds);
+    this.handled.children.get(transType).observe(ageSeconds);
   }
 
   transProcessed(transType: string, ok: boolean): void {
-    this.transProcess.get(transType, ok ? 'ok' : 'fail').inc();
+    this.transProcess.children.get(transType, ok ? 'ok' : 'fail').inc();
   }
 
   finished(transType: string, outcome: 'succeed' | 'failed'): void {
-    this.finishedTotal.get(transType, outcome).inc();
+    this.finishedTotal.children.get(transType, outcome).inc();
   }
 
   retry(transType: string): void {
-    this.retries.get(transType).inc();
+    this.retries.children.get(transType).inc();
   }
 
   // ------------------------------------------------------------------ hooks of other parts
 
   /** The histogram child of one store operation (see {@link measuredStore}). */
   storeWriteChild(op: string): { observe(seconds: number): void } {
-    return this.storeWrite.get(op);
+    return this.storeWrite.children.get(op);
   }
 
   /** StoreObserver: one group commit carried `size` writes. */
   batch(size: number): void {
-    this.batchSize.observe(size);
+    this.batchCell.observe(size);
   }
 
   alertDelivered(ok: boolean): void {
-    this.alerts.get(ok ? 'ok' : 'fail').inc();
+    this.alerts.children.get(ok ? 'ok' : 'fail').inc();
   }
 
   /** The `onAuthFailure` hook of the auth layer. */
   authFailure(transport: 'http' | 'grpc' | 'jsonrpc'): void {
-    this.auth.get(transport).inc();
+    this.auth.children.get(transport).inc();
   }
 }
 
