@@ -167,6 +167,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       tracer = tracing.tracer;
     }
     const conf = coreConfigOf(c);
+    // the access log's lines are info: below that level the hook does not even build them
+    const accessLog = c.Log.AccessLog && (logLevelOf(c) === 'info' || logLevelOf(c) === 'debug');
     const deps: PassDeps = {
       store: coreStore,
       caller,
@@ -204,7 +206,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       maxMessageBytes: c.HttpBodyLimit,
       limits,
       metrics,
-      accessLog: c.Log.AccessLog,
+      accessLog,
     });
     closers.push(() => grpcApi.close());
     const app = buildHttpApi({
@@ -221,7 +223,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       headersTimeout: c.HttpHeadersTimeout,
       keepAliveTimeout: c.HttpKeepAliveTimeout,
       metrics,
-      accessLog: c.Log.AccessLog,
+      accessLog,
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });

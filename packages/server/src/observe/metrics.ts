@@ -515,13 +515,13 @@ export function measuredStore(store: Store, m: DtxMetrics): Store {
   for (const op of WRITES) {
     const write = (store[op] as (...a: unknown[]) => Promise<unknown>).bind(store);
     const child = m.storeWriteChild(op);
-    out[op] = async (...args: unknown[]) => {
+    // the caller awaits the backend's own promise: no extra async frame on the write path
+    out[op] = (...args: unknown[]) => {
       const started = performance.now();
-      try {
-        return await write(...args);
-      } finally {
-        child.observe((performance.now() - started) / 1000);
-      }
+      const p = write(...args);
+      const done = () => child.observe((performance.now() - started) / 1000);
+      p.then(done, done);
+      return p;
     };
   }
   return out as unknown as Store;
