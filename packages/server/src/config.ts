@@ -39,7 +39,13 @@ export interface DtxConfig {
   UpdateBranchSync: number;
   UpdateBranchAsyncGoroutineNum: number;
   LogLevel: string;
-  Log: { Outputs: string; RotationEnable: number; RotationConfigJSON: string };
+  Log: {
+    Outputs: string;
+    RotationEnable: number;
+    RotationConfigJSON: string;
+    /** dtx: one info line per API request (HTTP, gRPC, JSON-RPC): method, route, status, duration, gid. */
+    AccessLog: boolean;
+  };
   TimeZoneOffset: string;
   ConfigUpdateInterval: number;
   AlertRetryLimit: number;
@@ -120,6 +126,13 @@ export interface DtxConfig {
   HttpTls: TlsConfig;
   /** dtx: gRPC over TLS; when CertFile is empty, the HttpTls files are used (one shared key). */
   GrpcTls: TlsConfig;
+  /** dtx: Prometheus metrics on `GET /api/metrics`. */
+  Metrics: {
+    /** Serve `/api/metrics` and record the metrics; false answers 404 and records nothing. */
+    Enabled: boolean;
+    /** Seconds the unfinished-transaction gauges (read from the store) are cached between scrapes. */
+    UnfinishedRefreshInterval: number;
+  };
   /** dtx: deletion of old finished transactions (SQL and SQLite stores; Redis expires keys itself). */
   Retention: {
     /** Seconds a finished transaction is kept; 0 (the default) keeps them forever, as DTM's SQL stores do. */
@@ -190,7 +203,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   UpdateBranchSync: 1,
   UpdateBranchAsyncGoroutineNum: 1,
   LogLevel: 'info',
-  Log: { Outputs: 'stderr', RotationEnable: 0, RotationConfigJSON: '{}' },
+  Log: { Outputs: 'stderr', RotationEnable: 0, RotationConfigJSON: '{}', AccessLog: true },
   TimeZoneOffset: '',
   ConfigUpdateInterval: 3,
   AlertRetryLimit: 3,
@@ -213,6 +226,7 @@ export const DEFAULT_CONFIG: DtxConfig = {
   CronBatchSize: 16,
   DtxTestMode: false,
   Tracing: { Exporter: 'none', Endpoint: 'http://127.0.0.1:4318/v1/traces', ServiceName: 'dtx', SampleRatio: 1 },
+  Metrics: { Enabled: true, UnfinishedRefreshInterval: 5 },
   Retention: { FinishedAge: 0, Interval: 60, BatchSize: 500 },
   Stuck: { FailedAttempts: 0, UnfinishedAfter: 3600 },
   BranchUrl: { Allow: '', Deny: '' },
@@ -485,6 +499,7 @@ export function validate(c: DtxConfig): void {
     ['CronBatchSize', c.CronBatchSize],
     ['Retention.Interval', c.Retention.Interval],
     ['Retention.BatchSize', c.Retention.BatchSize],
+    ['Metrics.UnfinishedRefreshInterval', c.Metrics.UnfinishedRefreshInterval],
     ['HttpRequestTimeout', c.HttpRequestTimeout],
     ['HttpHeadersTimeout', c.HttpHeadersTimeout],
     ['HttpKeepAliveTimeout', c.HttpKeepAliveTimeout],

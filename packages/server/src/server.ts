@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
 import { type AddressInfo, isIP } from 'node:net';
 import { Authenticator, type AuthTransport, tokenList } from './api/auth.js';
 import { startGrpcApi } from './api/grpc/grpc-api.js';
@@ -22,12 +23,24 @@ import { Topics } from './core/topics.js';
 import { createDiscovery, type Discovery } from './discovery/discovery.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
+import { DtxMetrics, measuredStore } from './observe/metrics.js';
 import type { DtxTracer } from './observe/tracer.js';
 import type { TracingExporter } from './observe/tracing.js';
 import { loadOptional } from './optional-package.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { VERSION } from './version.js';
+
+/** The version of an installed package, for dtm_server_info; '' when it cannot be read. */
+function versionOf(pkg: string): string {
+  try {
+    return (createRequire(import.meta.url)(`${pkg}/package.json`) as { version: string }).version;
+  } catch {
+    return '';
+  }
+}
+const fastifyVersion = versionOf('fastify');
+const grpcVersion = versionOf('@grpc/grpc-js');
 
 export interface StartOptions {
   config: DtxConfig;
@@ -80,6 +93,8 @@ export interface DtxServer {
   store: Store;
   service: TransService;
   cron: Cron;
+  /** The metrics (undefined with `Metrics.Enabled: false`); `setStuckProvider` / `authFailure` are its hooks. */
+  metrics: DtxMetrics | undefined;
   stop(): Promise<void>;
 }
 
@@ -166,13 +181,33 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
   try {
     // bad TLS files and tokens stop the start before anything listens
     const tls = loadListenerTls(c);
-    const auth = authenticatorOf(c, o.onAuthFailure);
+    const metrics = c.Metrics.Enabled
+      ? new DtxMetrics({
+          clock,
+          log,
+          refreshSeconds: c.Metrics.UnfinishedRefreshInterval,
+          serverInfo: { gin_version: `fastify/${fastifyVersion}`, grpc_version: `grpc-js/${grpcVersion}` },
+        })
+      : undefined;
+    const onAuthFailure = o.onAuthFailure;
+    const auth = authenticatorOf(
+      c,
+      metrics || onAuthFailure
+        ? (transport) => {
+            metrics?.authFailure(transport);
+            onAuthFailure?.(transport);
+          }
+        : undefined,
+    );
     // until the store answers, HttpPort says so: /api/ping and every other route answer 503
     const starting =
       o.store || c.HttpPort === 0 ? undefined : await listenWhileStarting(c.HttpHost, c.HttpPort, tls.http);
     if (starting) closers.push(() => starting.close());
-    const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log }));
+    const store = o.store ?? (await openStore(c, { reset: o.resetStore === true, log, observer: metrics }));
     closers.push(() => store.close());
+    metrics?.setStore(store);
+    // the core and the API write through the timed store; DtxServer.store stays the backend itself
+    const coreStore = metrics ? measuredStore(store, metrics) : store;
     await waitForStore(store, log);
     const discovery = o.discovery ?? createDiscovery(c, log);
     closers.push(() => discovery.close());
@@ -224,22 +259,32 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       tracer = tracing.tracer;
     }
     const conf = coreConfigOf(c);
+    // the access log's lines are info: below that level the hook does not even build them
+    const accessLog = c.Log.AccessLog && (logLevelOf(c) === 'info' || logLevelOf(c) === 'debug');
     const deps: PassDeps = {
-      store,
+      store: coreStore,
       caller,
       clock,
       conf,
       log,
-      alert: webhookAlerter(c.AlertWebHook, c.RequestTimeout * 1000, log, alertAgent),
+      alert: webhookAlerter(
+        c.AlertWebHook,
+        c.RequestTimeout * 1000,
+        log,
+        alertAgent,
+        metrics && ((ok) => metrics.alertDelivered(ok)),
+      ),
       tracer,
+      metrics,
     };
     const processor = new Processor(deps);
     closers.push(() => processor.drain());
-    const topics = new Topics(store, clock, log);
+    const topics = new Topics(coreStore, clock, log);
     await topics.refresh();
     topics.start(c.ConfigUpdateInterval);
     closers.push(() => topics.stop());
     const service = new TransService(deps, processor, topics);
+    metrics?.setStuckProvider(() => service.stuckCounts());
     const cron = new Cron(deps, processor);
     const limits = {
       maxSteps: c.Limits.MaxSteps,
@@ -257,6 +302,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       limits,
       auth,
       tls: tls.grpc,
+      metrics,
+      accessLog,
     });
     closers.push(() => grpcApi.close());
     const startedAt = new Date().toISOString();
@@ -284,6 +331,8 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       }),
       auth,
       tls: tls.http,
+      metrics,
+      accessLog,
     });
     await starting?.close();
     await app.listen({ port: c.HttpPort, host: c.HttpHost });
@@ -291,7 +340,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
     httpPort = (app.server.address() as AddressInfo).port;
     cron.start();
     closers.push(() => cron.stop());
-    const retention = new Retention(store, clock, log, {
+    const retention = new Retention(coreStore, clock, log, {
       finishedAge: c.Retention.FinishedAge,
       interval: c.Retention.Interval,
       batchSize: c.Retention.BatchSize,
@@ -324,6 +373,7 @@ export async function startServer(o: StartOptions): Promise<DtxServer> {
       store,
       service,
       cron,
+      metrics,
       stop() {
         stopping ??= closeAll().then(() => log.info('dtx stopped'));
         return stopping;

@@ -921,6 +921,67 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
       });
     });
 
+    describe('scanTrans gidPrefix (admin list filter)', () => {
+      it('keeps gids that start with the prefix exactly: case-sensitive, LIKE wildcards and backslash literal', async () => {
+        for (const gid of ['ord-1', 'ord-2', 'ORD-3', 'or_x', 'or%y', 'orAz', 'o\\rd', 'o\\x', 'xord', 'ord']) {
+          await store.saveNew(makeTrans(gid), []);
+        }
+        const scan = async (gidPrefix: string, limit = 100) => {
+          const out: string[] = [];
+          let position = '';
+          for (let i = 0; i < 20; i++) {
+            const page = await store.scanTrans({ position, limit, gidPrefix });
+            out.push(...gidsOf(page.trans));
+            if (!page.nextPosition) return out.sort();
+            position = page.nextPosition;
+          }
+          assert.fail('scan did not end');
+        };
+        assert.deepEqual(await scan('ord'), ['ord', 'ord-1', 'ord-2']);
+        assert.deepEqual(await scan('ord', 1), ['ord', 'ord-1', 'ord-2'], 'while paging');
+        assert.deepEqual(await scan('ORD'), ['ORD-3']);
+        assert.deepEqual(await scan('or_'), ['or_x'], '_ is no wildcard');
+        assert.deepEqual(await scan('or%'), ['or%y'], '% is no wildcard');
+        assert.deepEqual(await scan('o\\'), ['o\\rd', 'o\\x'], 'a backslash is itself');
+        assert.deepEqual(await scan('zz'), []);
+        const both = await store.scanTrans({ position: '', limit: 100, gidPrefix: 'ord-', status: 'succeed' });
+        assert.deepEqual(both.trans, [], 'combined with the other filters');
+      });
+    });
+
+    describe('countUnfinished (metrics)', () => {
+      it('groups unfinished transactions by trans_type and status with their oldest create and due times', async () => {
+        const rows: [string, string, GlobalStatus, number, number][] = [
+          ['u1', 'saga', 'submitted', at(30), at(100)],
+          ['u2', 'saga', 'submitted', at(10), at(200)],
+          ['u3', 'saga', 'aborting', at(20), at(50)],
+          ['u4', 'msg', 'prepared', at(40), at(60)],
+          ['u5', 'saga', 'succeed', at(1), at(1)],
+          ['u6', 'tcc', 'failed', at(2), at(2)],
+        ];
+        assert.deepEqual(await store.countUnfinished(), [], 'none yet');
+        for (const [gid, transType, status, createTime, nextCronTime] of rows) {
+          await store.saveNew(makeTrans(gid, { transType, status, createTime, nextCronTime }), []);
+        }
+        const sorted = async () =>
+          (await store.countUnfinished()).sort((a, b) =>
+            `${a.transType}/${a.status}`.localeCompare(`${b.transType}/${b.status}`),
+          );
+        assert.deepEqual(await sorted(), [
+          { transType: 'msg', status: 'prepared', count: 1, oldestCreateTime: at(40), oldestNextCronTime: at(60) },
+          { transType: 'saga', status: 'aborting', count: 1, oldestCreateTime: at(20), oldestNextCronTime: at(50) },
+          { transType: 'saga', status: 'submitted', count: 2, oldestCreateTime: at(10), oldestNextCronTime: at(100) },
+        ]);
+        // finishing one moves it out of the counts
+        await store.changeStatus('u3', 'aborting', 'failed', { rollbackTime: at(70) }, at(70));
+        await store.changeStatus('u1', 'submitted', 'succeed', { finishTime: at(70) }, at(70));
+        assert.deepEqual(await sorted(), [
+          { transType: 'msg', status: 'prepared', count: 1, oldestCreateTime: at(40), oldestNextCronTime: at(60) },
+          { transType: 'saga', status: 'submitted', count: 1, oldestCreateTime: at(10), oldestNextCronTime: at(200) },
+        ]);
+      });
+    });
+
     describe('KV (topics, spec §2.11, §2.12, §8.1)', () => {
       it('createKV starts at version 1; an existing (cat, k) is a UniqueConflictError that changes nothing', async () => {
         await store.createKV('topics', 't1', '[{"url":"http://a","remark":""}]', at(1));

@@ -6,6 +6,14 @@ export interface BranchOutcome {
   result: 'SUCCESS' | 'FAILURE' | 'ONGOING' | 'ERROR';
   /** Reply body or error text; kept for rollback_reason and logs. */
   message: string;
+  /** An ERROR because the call ran out of its time (HTTP headers/body timeout, gRPC DEADLINE_EXCEEDED). */
+  timeout?: true;
+}
+
+/** True for the errors of a call that ran out of its time: undici's headers / body timeouts and ours. */
+export function isTimeoutError(err: unknown): boolean {
+  const e = err as { code?: unknown; name?: unknown };
+  return e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'CallTimeoutError';
 }
 
 export interface BranchCall {

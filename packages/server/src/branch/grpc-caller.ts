@@ -172,10 +172,14 @@ export class GrpcBranchCaller implements BranchCaller {
           const details = (err.details ?? err.message ?? '').slice(0, MAX_MESSAGE);
           const result = classifyGrpcStatus(code, details);
           if (this.hideReplies) {
-            resolve({ result, message: grpcErrorText(code, '') });
+            const out = { result, message: grpcErrorText(code, '') };
+            resolve(code === GrpcStatus.DEADLINE_EXCEEDED ? { ...out, timeout: true } : out);
             return;
           }
-          resolve(result === 'ERROR' ? error(grpcErrorText(code, details)) : { result, message: details });
+          if (result !== 'ERROR') resolve({ result, message: details });
+          else if (code === GrpcStatus.DEADLINE_EXCEEDED)
+            resolve({ ...error(grpcErrorText(code, details)), timeout: true });
+          else resolve(error(grpcErrorText(code, details)));
         },
       );
     });

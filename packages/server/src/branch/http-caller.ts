@@ -6,6 +6,7 @@ import {
   type BranchCaller,
   type BranchOutcome,
   extraHeaders,
+  isTimeoutError,
   MAX_MESSAGE,
   MAX_REPLY_READ,
   type ReplyOptions,
@@ -59,7 +60,9 @@ export class HttpBranchCaller implements BranchCaller {
       if (result === 'ERROR') return { result, message: `http status ${res.statusCode}: ${body}` };
       return { result, message: body };
     } catch (err) {
-      return { result: 'ERROR', message: errorMessage(err) };
+      return isTimeoutError(err)
+        ? { result: 'ERROR', message: errorMessage(err), timeout: true }
+        : { result: 'ERROR', message: errorMessage(err) };
     }
   }
 

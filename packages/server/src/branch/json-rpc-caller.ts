@@ -7,6 +7,7 @@ import {
   type BranchCaller,
   type BranchOutcome,
   extraHeaders,
+  isTimeoutError,
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
@@ -101,7 +102,9 @@ export class JsonRpcBranchCaller implements BranchCaller {
       if (out.message.length > MAX_MESSAGE) out.message = out.message.slice(0, MAX_MESSAGE);
       return out;
     } catch (err) {
-      return { result: 'ERROR', message: errorMessage(err) };
+      return isTimeoutError(err)
+        ? { result: 'ERROR', message: errorMessage(err), timeout: true }
+        : { result: 'ERROR', message: errorMessage(err) };
     }
   }
 

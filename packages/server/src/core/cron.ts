@@ -39,6 +39,7 @@ export class Cron {
       due.map(async (t) => {
         if (this.processor.isActive(t.gid)) return; // a pass of this instance is on it already
         t.nextCronTime = leaseUntil; // the lease, whatever the store's row read back says
+        this.deps.metrics?.retry(t.transType);
         try {
           const branches = await store.findBranches(t.gid);
           await this.processor.runPass(t, branches, o.forwardMs ?? 0);

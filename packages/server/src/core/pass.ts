@@ -9,6 +9,7 @@ import type { CallSlots } from './call-slots.js';
 import type { Clock } from './clock.js';
 import type { CoreConfig } from './core-config.js';
 import { errorMessage } from './errors.js';
+import { type BranchResult, branchProtocolOf, type MetricsPort } from './metrics-port.js';
 import { type TransBranch, type TransGlobal, traceContextOf } from './model.js';
 import { replyExcerpt } from './reply-excerpt.js';
 import { stuckReasonOf, stuckRuleOf } from './stuck.js';
@@ -49,6 +50,8 @@ export interface PassDeps {
    * branch receives the transaction's stored trace context unchanged.
    */
   tracer?: DtxTracer | undefined;
+  /** Told of branch calls, passes and final statuses (config `Metrics.Enabled`); nothing is recorded without it. */
+  metrics?: MetricsPort | undefined;
 }
 
 /** Touch kinds of spec §7.1. */
@@ -170,7 +173,8 @@ export class TransPass {
     if (to === 'succeed') c.finishTime = now;
     if (to === 'failed') c.rollbackTime = now;
     await this.deps.store.changeStatus(t.gid, t.status, to, c, now);
-    this.deps.log.debug('status changed', { gid: t.gid, from: t.status, to });
+    this.deps.log.debug('status changed', { gid: t.gid, trans_type: t.transType, from: t.status, to });
+    if (to === 'succeed' || to === 'failed') this.deps.metrics?.finished(t.transType, to);
     t.status = to;
     t.updateTime = now;
     if (c.rollbackReason) t.rollbackReason = c.rollbackReason;
@@ -235,7 +239,21 @@ export class TransPass {
       const needed = this.deps.clock.now() + 2 * this.callTimeoutMs + LEASE_MARGIN_MS;
       if (needed > this.leaseNeeded) this.leaseNeeded = needed;
       await this.leaseUntil(needed);
-      return await this.startCall(url, branchId, op, payload);
+      const metrics = this.deps.metrics;
+      if (metrics === undefined) return await this.startCall(url, branchId, op, payload);
+      const started = performance.now();
+      const out = await this.startCall(url, branchId, op, payload);
+      const t = this.trans;
+      const result: BranchResult = out.timeout ? 'TIMEOUT' : out.result;
+      metrics.branchCall(
+        t.transType,
+        branchId,
+        op,
+        branchProtocolOf(t.protocol, url),
+        (performance.now() - started) / 1000,
+        result,
+      );
+      return out;
     } finally {
       if (slotted) this.slots!.release();
     }

@@ -70,6 +70,7 @@ export class Processor {
         await mode(pass);
       } finally {
         await pass.settle();
+        this.deps.metrics?.passHandled(trans.transType, (this.deps.clock.now() - trans.createTime) / 1000);
       }
     })();
     this.active.set(gid, run);
@@ -106,6 +107,28 @@ export class Processor {
    * another error for the reply.
    */
   async process(trans: TransGlobal, branches: TransBranch[], isSubmit: boolean, o: ProcessOptions): Promise<void> {
+    const metrics = this.deps.metrics;
+    if (metrics === undefined || !o.waitResult) {
+      await this.processOnce(trans, branches, isSubmit, o);
+      // DTM counts a submit that is not waited for as ok
+      metrics?.transProcessed(trans.transType, true);
+      return;
+    }
+    try {
+      await this.processOnce(trans, branches, isSubmit, o);
+    } catch (err) {
+      metrics.transProcessed(trans.transType, false);
+      throw err;
+    }
+    metrics.transProcessed(trans.transType, true);
+  }
+
+  private async processOnce(
+    trans: TransGlobal,
+    branches: TransBranch[],
+    isSubmit: boolean,
+    o: ProcessOptions,
+  ): Promise<void> {
     if (!o.waitResult) {
       if (this.running.size >= this.deps.conf.maxBackgroundPasses) {
         // stored and due already: the cron runs it as soon as it has room

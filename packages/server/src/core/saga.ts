@@ -178,5 +178,5 @@ export async function processSaga(p: TransPass): Promise<void> {
     await p.changeStatus('failed');
     return;
   }
-  p.deps.log.debug('saga compensation incomplete', { gid: t.gid, succeeded, toStart });
+  p.deps.log.debug('saga compensation incomplete', { gid: t.gid, trans_type: t.transType, succeeded, toStart });
 }

@@ -13,6 +13,8 @@ export function webhookAlerter(
   timeoutMs: number,
   log: Logger,
   dispatcher?: Dispatcher,
+  /** Told of each delivery: ok when the webhook answered 200 (dtx_alert_deliveries_total). */
+  delivered?: (ok: boolean) => void,
 ): (a: AlertPayload) => void {
   return (a) => {
     if (!url) return;
@@ -26,8 +28,12 @@ export function webhookAlerter(
     })
       .then(async (res) => {
         await res.body.dump();
+        delivered?.(res.statusCode === 200);
         if (res.statusCode !== 200) log.warn('alert webhook answered an error', { gid: a.gid, status: res.statusCode });
       })
-      .catch((err: unknown) => log.warn('alert webhook failed', { gid: a.gid, error: errorMessage(err) }));
+      .catch((err: unknown) => {
+        delivered?.(false);
+        log.warn('alert webhook failed', { gid: a.gid, error: errorMessage(err) });
+      });
   };
 }

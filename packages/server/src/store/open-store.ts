@@ -2,12 +2,14 @@ import { ConfigError, type DtxConfig } from '../config.js';
 import type { Logger } from '../observe/logger.js';
 import { loadOptional } from '../optional-package.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
-import type { Store } from './store.js';
+import type { Store, StoreObserver } from './store.js';
 
 export interface OpenStoreOptions {
   /** Drop and recreate the store's tables / keys first (DTM's `-r`; tests only). */
   reset?: boolean;
   log?: Logger;
+  /** Told of the store's group commits (metrics). */
+  observer?: StoreObserver | undefined;
 }
 
 /**
@@ -19,7 +21,7 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
   switch (driver) {
     case 'sqlite':
     case 'boltdb':
-      return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true });
+      return new SqliteStore({ path: config.Store.SqlitePath, reset: o.reset === true, observer: o.observer });
     case 'redis': {
       // loaded on demand: ioredis and the Lua scripts are only read when Redis is the store
       const { openRedisStore } = await loadOptional(
@@ -27,7 +29,7 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
         ['ioredis'],
         () => import('./redis/redis-store.js'),
       );
-      return openRedisStore(config, { reset: o.reset === true, log: o.log });
+      return openRedisStore(config, { reset: o.reset === true, log: o.log, observer: o.observer });
     }
     case 'postgres': {
       // loaded on demand: pg is only read when PostgreSQL is the store
@@ -37,7 +39,12 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
         () => import('./postgres/postgres-store.js'),
       );
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return PostgresStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+      return PostgresStore.open({
+        ...sqlOptionsFromConfig(config.Store),
+        reset: o.reset === true,
+        log: o.log,
+        observer: o.observer,
+      });
     }
     case 'mysql': {
       // loaded on demand: mysql2 is only read when MySQL / MariaDB is the store
@@ -47,7 +54,12 @@ export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Pr
         () => import('./mysql/mysql-store.js'),
       );
       const { sqlOptionsFromConfig } = await import('./sql/sql-options.js');
-      return MysqlStore.open({ ...sqlOptionsFromConfig(config.Store), reset: o.reset === true, log: o.log });
+      return MysqlStore.open({
+        ...sqlOptionsFromConfig(config.Store),
+        reset: o.reset === true,
+        log: o.log,
+        observer: o.observer,
+      });
     }
     default:
       throw new ConfigError(

@@ -10,14 +10,35 @@ export interface Condition {
  * The filters of the admin list (spec §2.9) for every SQL store: cursor (`id <` position), status, trans_type and an
  * inclusive create_time range. `time` turns epoch ms into what the dialect stores.
  */
-export function scanConditions(q: ScanQuery, time: (ms: number) => unknown): Condition[] {
+export function scanConditions(
+  q: ScanQuery,
+  time: (ms: number) => unknown,
+  prefix: (p: string) => Condition = likePrefix,
+): Condition[] {
   const c: Condition[] = [];
   if (q.position) c.push({ sql: 'id < ?', value: Number(q.position) });
   if (q.status) c.push({ sql: 'status = ?', value: q.status });
   if (q.transType) c.push({ sql: 'trans_type = ?', value: q.transType });
   if (q.createTimeStart !== undefined) c.push({ sql: 'create_time >= ?', value: time(q.createTimeStart) });
   if (q.createTimeEnd !== undefined) c.push({ sql: 'create_time <= ?', value: time(q.createTimeEnd) });
+  if (q.gidPrefix) c.push(prefix(q.gidPrefix));
   return c;
+}
+
+/**
+ * `gid LIKE ?` with `%`, `_` and backslash of the prefix escaped by a backslash (the default LIKE escape of PostgreSQL
+ * and MySQL; both compare the gid column exactly).
+ */
+export function likePrefix(prefix: string): Condition {
+  return { sql: 'gid LIKE ?', value: `${prefix.replace(/[\\%_]/g, '\\$&')}%` };
+}
+
+/**
+ * SQLite's LIKE ignores ASCII case and has no default escape: the prefix is compared as the first characters of
+ * the gid instead (the length is a number this code computed, not input).
+ */
+export function substrPrefix(prefix: string): Condition {
+  return { sql: `substr(gid, 1, ${[...prefix].length}) = ?`, value: prefix };
 }
 
 /** findKV's filters: an empty cat or key means "any". */

@@ -9,6 +9,28 @@ export interface ScanQuery {
   transType?: string | undefined;
   createTimeStart?: number | undefined;
   createTimeEnd?: number | undefined;
+  /** Only gids that start with this text (compared exactly, case-sensitive; no wildcards). */
+  gidPrefix?: string | undefined;
+}
+
+/** One group of unfinished transactions (the metrics' gauges). Times are epoch ms. */
+export interface UnfinishedCount {
+  transType: string;
+  status: GlobalStatus;
+  count: number;
+  /** Smallest create_time of the group. */
+  oldestCreateTime: number;
+  /** Smallest next_cron_time of the group: when the cron is due to pick its most overdue one. */
+  oldestNextCronTime: number;
+}
+
+/**
+ * Told of the store's group commits (metrics). Called on the store's hot path: implementations must be cheap
+ * and must not throw.
+ */
+export interface StoreObserver {
+  /** One database transaction (or Redis pipeline flush) of the group commit carried `size` writes. */
+  batch(size: number): void;
 }
 
 /** Columns a status change may write besides status and update_time. */
@@ -53,6 +75,11 @@ export interface Store {
 
   findTrans(gid: string): Promise<TransGlobal | undefined>;
   scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }>;
+  /**
+   * Unfinished transactions (prepared, submitted, aborting) grouped by (trans_type, status), in no particular order;
+   * groups with no transaction are left out. Read on a metrics scrape (cached by the caller), never on the hot path.
+   */
+  countUnfinished(): Promise<UnfinishedCount[]>;
   /** All branch rows of gid in insertion order; [] when none. */
   findBranches(gid: string): Promise<TransBranch[]>;
 

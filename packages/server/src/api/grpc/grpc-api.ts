@@ -25,6 +25,7 @@ import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
+import type { DtxMetrics } from '../../observe/metrics.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
 import { type Authenticator, AuthOutcome, OPEN_AUTH, type Role } from '../auth.js';
 import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
@@ -48,6 +49,35 @@ export interface GrpcApiOptions {
   auth?: Authenticator;
   /** gRPC over TLS (config `GrpcTls.*`, else `HttpTls.*`); with `ca`, client certificates are required (mTLS). */
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
+  /** Counts and times each call (dtm_server_process_total / dtm_server_response_duration, type grpc). */
+  metrics?: Pick<DtxMetrics, 'route'> | undefined;
+  /** One info line per call (Log.AccessLog). */
+  accessLog?: boolean | undefined;
+}
+
+/** Told of each call's end: the request's gid ('' when none or undecodable), its status code and duration. */
+type CallDone = (gid: string, code: number, ms: number) => void;
+
+/** The end-of-call hook of one method: metrics and the access log line; undefined when neither is on. */
+function callDone(o: GrpcApiOptions, path: string, name: string): CallDone | undefined {
+  const api = name.toLowerCase();
+  const record = o.metrics?.route('grpc', api);
+  const log = o.accessLog === true ? o.log : undefined;
+  if (!record && !log) return undefined;
+  return (gid, code, ms) => {
+    record?.(code === GrpcStatus.OK, ms / 1000);
+    if (log) {
+      const fields: Record<string, unknown> = {
+        transport: 'grpc',
+        method: path,
+        route: api,
+        status: grpcCodeName(code),
+        duration_ms: Math.round(ms * 1000) / 1000,
+      };
+      if (gid) fields.gid = gid;
+      log.info('request', fields);
+    }
+  };
 }
 
 /** What each method needs: the client role for a transaction's calls, admin for the topic calls. */
@@ -133,6 +163,7 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
       impl,
       o.auth ?? OPEN_AUTH,
       METHOD_ROLES[name] ?? 'admin',
+      callDone(o, def.path, name),
     );
   }
 
@@ -189,6 +220,7 @@ function unary(
   impl: Impl,
   auth: Authenticator,
   role: Role,
+  done?: CallDone,
 ): handleUnaryCall<Buffer, Reply> {
   const typeName = def.path.slice(def.path.lastIndexOf('/') + 1);
   return (call, callback) => {
@@ -201,6 +233,7 @@ function unary(
         return;
       }
     }
+    const started = done ? performance.now() : 0;
     let request: unknown;
     try {
       // a plain Uint8Array view: protobufjs then checks every length (its Buffer reader would silently
@@ -214,11 +247,19 @@ function unary(
         code: GrpcStatus.INVALID_ARGUMENT,
         details: `malformed ${typeName} request message: ${errorMessage(err)}`,
       });
+      done?.('', GrpcStatus.INVALID_ARGUMENT, performance.now() - started);
       return;
     }
     impl(request as never, traceContextOfMetadata(call.metadata)).then(
-      (reply) => callback(null, (reply as Reply | undefined) ?? EMPTY),
-      (err: unknown) => callback(grpcStatusOf(err)),
+      (reply) => {
+        callback(null, (reply as Reply | undefined) ?? EMPTY);
+        done?.(gidOf(request), GrpcStatus.OK, performance.now() - started);
+      },
+      (err: unknown) => {
+        const status = grpcStatusOf(err);
+        callback(status);
+        done?.(gidOf(request), status.code ?? GrpcStatus.UNKNOWN, performance.now() - started);
+      },
     );
   };
 }
@@ -239,6 +280,11 @@ const peerAddress = (call: { getPeer(): string }): string => {
   const colon = peer.lastIndexOf(':');
   return colon > 0 && !peer.endsWith(']') ? peer.slice(0, colon) : peer;
 };
+/** The gid of a decoded request (DtmRequest, DtmBranchRequest), '' when it has none. */
+function gidOf(request: unknown): string {
+  const gid = (request as { Gid?: unknown } | null)?.Gid;
+  return typeof gid === 'string' ? gid.slice(0, 128) : '';
+}
 
 /** The W3C trace context of a call's metadata (`traceparent`, `tracestate`), when it carries a valid one. */
 function traceContextOfMetadata(md: Metadata): TraceContext | undefined {

@@ -7,6 +7,7 @@ import { DEFAULT_REDACTOR, type HeaderRedactor } from '../../core/redact.js';
 import type { TransService } from '../../core/service.js';
 import { checkStoredText } from '../../core/stored-text.js';
 import type { Logger } from '../../observe/logger.js';
+import { apiLabelOf, type DtxMetrics } from '../../observe/metrics.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import type { Store } from '../../store/store.js';
 import { type Authenticator, OPEN_AUTH } from '../auth.js';
@@ -60,6 +61,10 @@ export interface HttpApiOptions {
    * verified against it (mTLS). Default: plain HTTP.
    */
   tls?: HttpTlsOptions;
+  /** Serve `GET /api/metrics` and count and time every request; neither when undefined (Metrics.Enabled). */
+  metrics?: Pick<DtxMetrics, 'route' | 'text' | 'contentType'> | undefined;
+  /** One info line per request: method, route, status, duration_ms, gid (Log.AccessLog). */
+  accessLog?: boolean | undefined;
 }
 
 /** `GET /api/dtmsvr/info`: what an operator (and the admin UI) wants to know about this server. */
@@ -79,6 +84,16 @@ export interface HttpTlsOptions {
   cert: SecureContextOptions['cert'];
   ca?: SecureContextOptions['ca'];
 }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The gid the request names, once a route decoded it ('' otherwise); for the access log. */
+    dtxGid: string;
+  }
+}
+
+/** Longest gid kept for the access log (the gid column's size). */
+const MAX_LOGGED_GID = 128;
 
 const SUCCESS = { dtm_result: 'SUCCESS' } as const;
 
@@ -176,6 +191,59 @@ async function sendError(err: unknown, reply: FastifyReply, log: Logger, req: Fa
   return reply.code(r.status).send(r.body);
 }
 
+/** `all`'s gidPrefix: a gid's beginning (at most 128 characters, no control characters); undefined when empty. */
+function gidPrefixOf(v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (v.length > 128) throw new InputError('gidPrefix', `longer than a gid can be (128 characters): ${v.length}`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(v)) throw new InputError('gidPrefix', 'must not contain control characters');
+  return v;
+}
+
+/**
+ * Per request, once it is answered: DTM's request counter and duration (type http, `api` the last segment of the
+ * route's pattern, never of the URL) and the access log line. Each route's recorder is resolved once.
+ */
+function observeRequests(app: FastifyInstance, o: HttpApiOptions): void {
+  const metrics = o.metrics;
+  const log = o.accessLog === true ? o.log : undefined;
+  if (!metrics && !log) return;
+  app.decorateRequest('dtxGid', '');
+  const recorders = new Map<string | undefined, ((ok: boolean, seconds: number) => void) | undefined>();
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url;
+    const ms = reply.elapsedTime;
+    const status = reply.statusCode;
+    if (metrics) {
+      let record = recorders.get(route);
+      if (record === undefined) {
+        record = metrics.route('http', apiLabelOf(route));
+        recorders.set(route, record);
+      }
+      record(status < 400, ms / 1000);
+    }
+    if (log) {
+      const fields: Record<string, unknown> = {
+        transport: 'http',
+        method: req.method,
+        route: route ?? '',
+        status,
+        duration_ms: Math.round(ms * 1000) / 1000,
+      };
+      const gid = req.dtxGid || queryGid(req);
+      if (gid) fields.gid = gid;
+      log.info('request', fields);
+    }
+    done();
+  });
+}
+
+/** The gid of a query string (`all`, `query` refused before the route noted it), cut to a gid's length. */
+function queryGid(req: FastifyRequest): string {
+  const g = (req.query as RawQuery | undefined)?.gid;
+  return typeof g === 'string' ? g.slice(0, MAX_LOGGED_GID) : '';
+}
+
 /**
  * DTM's HTTP API (spec §2) as thin routes over the service functions. Bodies arrive as bytes and are
  * parsed once, whatever the content type (curl's default form type included).
@@ -218,6 +286,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   app.setNotFoundHandler((_req, reply) => {
     reply.code(404).type('text/plain').send('404 page not found');
   });
+  observeRequests(app, o);
 
   const s = o.service;
   const body = (req: FastifyRequest) => parseJson(req.body as Buffer | undefined);
@@ -228,7 +297,17 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     return input;
   };
   const q = (req: FastifyRequest) => new Params(req.query as RawQuery);
-  const trans = (req: FastifyRequest) => decodeTrans(body(req), { escapeGid: true, limits });
+  const trans = (req: FastifyRequest) => named(req, decodeTrans(body(req), { escapeGid: true, limits }));
+  /** Notes the gid for the access log. */
+  const named = <T extends { gid: string }>(req: FastifyRequest, input: T): T => {
+    req.dtxGid = input.gid;
+    return input;
+  };
+  const gidBody = (req: FastifyRequest) => {
+    const gid = decodeGidBody(body(req));
+    req.dtxGid = gid;
+    return gid;
+  };
   const base = '/api/dtmsvr';
 
   app.get(`${base}/version`, async () => ({ version: o.version }));
@@ -247,12 +326,12 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     return SUCCESS;
   });
   app.post(`${base}/forceStop`, async (req) => {
-    await s.forceStop(decodeGidBody(body(req)), traceContextOfHeaders(req.headers));
+    await s.forceStop(gidBody(req), traceContextOfHeaders(req.headers));
     return SUCCESS;
   });
   for (const route of ['registerBranch', 'registerXaBranch', 'registerTccBranch']) {
     app.post(`${base}/${route}`, async (req) => {
-      await s.registerBranch(traced(req, decodeBranch(body(req), { escapeGid: true, limits })));
+      await s.registerBranch(traced(req, named(req, decodeBranch(body(req), { escapeGid: true, limits }))));
       return SUCCESS;
     });
   }
@@ -261,6 +340,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   app.get(`${base}/query`, async (req) => {
     const gid = checkGid(cleanGid(q(req).get('gid') ?? ''));
+    req.dtxGid = gid;
     const { trans, branches } = await s.query(gid);
     return { transaction: trans ? shown(trans) : null, branches: branches.map(renderBranch) };
   });
@@ -291,6 +371,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
       transType: p.get('transType') || undefined,
       createTimeStart: ms('createTimeStart'),
       createTimeEnd: ms('createTimeEnd'),
+      gidPrefix: gidPrefixOf(p.get('gidPrefix')),
     });
     return { transactions: page.trans.map(shown), next_position: page.nextPosition };
   });
@@ -306,7 +387,7 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
     return { has_remaining: r.hasRemaining, succeed_count: r.count };
   });
   app.post(`${base}/resetNextCronTime`, async (req) => {
-    await s.resetNextCronTime(decodeGidBody(body(req)));
+    await s.resetNextCronTime(gidBody(req));
     return SUCCESS;
   });
   app.get(`${base}/subscribe`, async (req) => {
@@ -338,6 +419,13 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
   });
   // DTM's JSON-RPC API (spec §3) on the same port
   new JsonRpcApi(s, o.log, limits, auth).register(app);
+  const metrics = o.metrics;
+  if (metrics) {
+    app.get('/api/metrics', async (_req, reply) => {
+      const text = await metrics.text();
+      return reply.type(metrics.contentType).send(text);
+    });
+  }
   app.all('/api/ping', async (_req, reply) => {
     try {
       await o.store.ping();

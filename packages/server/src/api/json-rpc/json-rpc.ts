@@ -116,7 +116,12 @@ export class JsonRpcApi {
    * Answer one request body. Never throws.
    * @param trace the W3C trace context of the HTTP request's headers, when it carried one
    */
-  async handle(body: Buffer | undefined, trace?: TraceContext): Promise<JsonRpcReply> {
+  async handle(
+    body: Buffer | undefined,
+    trace?: TraceContext,
+    /** Told the gid the params name, when they name one (the access log). */
+    noteGid?: (gid: string) => void,
+  ): Promise<JsonRpcReply> {
     let req: unknown;
     try {
       req = JSON.parse(body ? body.toString('utf8') : '');
@@ -141,6 +146,8 @@ export class JsonRpcApi {
       const echo = JSON.stringify({ method: method ?? '', jsonrpc: jsonrpc ?? '', params: params ?? null, id: rid });
       return fail(rid, JsonRpcError.InvalidRequest, `Bad json request: ${echo.slice(0, 1000)}`);
     }
+    const gid = (params as { gid?: unknown } | null | undefined)?.gid;
+    if (noteGid && typeof gid === 'string') noteGid(gid.slice(0, 128));
     const m = typeof method === 'string' && Object.hasOwn(this.methods, method) ? this.methods[method] : undefined;
     if (!m) return fail(rid, JsonRpcError.MethodNotFound, `Method not found: ${method ?? ''}`);
     try {
@@ -186,7 +193,10 @@ export class JsonRpcApi {
         }
         return reply.code(200).send(fail(null, JsonRpcError.InvalidRequest, `Bad json request: ${errorMessage(err)}`));
       },
-      handler: async (req) => this.handle(req.body as Buffer | undefined, traceContextOfHeaders(req.headers)),
+      handler: async (req) =>
+        this.handle(req.body as Buffer | undefined, traceContextOfHeaders(req.headers), (gid) => {
+          req.dtxGid = gid;
+        }),
     });
   }
 }

@@ -4,7 +4,7 @@ import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
 import { stuckReasonOf } from '../../core/stuck.js';
 import { nextPositionOf } from '../scan-query.js';
-import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule, UnfinishedCount } from '../store.js';
 
 const copyTrans = (t: TransGlobal): TransGlobal => ({ ...t, opts: { ...t.opts } });
 const copyBranch = (b: TransBranch): TransBranch => ({ ...b, binData: b.binData.slice() });
@@ -41,10 +41,34 @@ export class MemoryStore implements Store {
       .filter((t) => !q.transType || t.transType === q.transType)
       .filter((t) => q.createTimeStart === undefined || t.createTime >= q.createTimeStart)
       .filter((t) => q.createTimeEnd === undefined || t.createTime <= q.createTimeEnd)
+      .filter((t) => !q.gidPrefix || t.gid.startsWith(q.gidPrefix))
       .sort((a, b) => (b.id ?? 0) - (a.id ?? 0))
       .slice(0, q.limit)
       .map(copyTrans);
     return { trans: rows, nextPosition: nextPositionOf(rows, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    const groups = new Map<string, UnfinishedCount>();
+    for (const t of this.globals.values()) {
+      if (!UNFINISHED_STATUSES.includes(t.status)) continue;
+      const key = `${t.transType}\n${t.status}`;
+      const g = groups.get(key);
+      if (!g) {
+        groups.set(key, {
+          transType: t.transType,
+          status: t.status,
+          count: 1,
+          oldestCreateTime: t.createTime,
+          oldestNextCronTime: t.nextCronTime,
+        });
+        continue;
+      }
+      g.count++;
+      if (t.createTime < g.oldestCreateTime) g.oldestCreateTime = t.createTime;
+      if (t.nextCronTime < g.oldestNextCronTime) g.oldestNextCronTime = t.nextCronTime;
+    }
+    return [...groups.values()];
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {

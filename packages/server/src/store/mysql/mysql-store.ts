@@ -11,6 +11,7 @@ import {
   BRANCH_COLUMNS,
   BRANCH_INSERT_COLUMNS,
   branchFromRow,
+  countUnfinishedSql,
   FINISHED_STATUSES,
   GLOBAL_COLUMNS,
   GLOBAL_INSERT_COLUMNS,
@@ -20,10 +21,11 @@ import {
   kvFromRow,
   payload,
   UNFINISHED_STATUSES,
+  unfinishedCountOf,
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { toMysqlDatetime } from '../sql/time.js';
-import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule, UnfinishedCount } from '../store.js';
 import { MY_DROP_ALL, MY_MIGRATIONS, MY_MIGRATIONS_TABLE, type MyMigrationConn } from './schema.js';
 
 type Row = Record<string, unknown>;
@@ -163,6 +165,7 @@ export class MysqlStore implements Store {
     }
     this.writer = new GroupCommit<MyWrite>((batch) => this.runBatch(batch), {
       maxBatch: o.maxBatch ?? 256,
+      observer: o.observer,
       maxInFlight: inFlight,
       weight: (w) => w.weight,
       maxBatchWeight: MAX_BATCH_TEXT,
@@ -452,6 +455,10 @@ export class MysqlStore implements Store {
     );
     const trans = r.map(globalFromRow);
     return { trans, nextPosition: nextPositionOf(trans, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    return rows(await this.q(countUnfinishedSql('trans_global'))).map(unfinishedCountOf);
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {

@@ -11,6 +11,7 @@ import {
   BRANCH_COLUMNS,
   BRANCH_INSERT_COLUMNS,
   branchFromRow,
+  countUnfinishedSql,
   FINISHED_STATUSES,
   GLOBAL_COLUMNS,
   GLOBAL_INSERT_COLUMNS,
@@ -20,10 +21,11 @@ import {
   kvFromRow,
   payload,
   UNFINISHED_STATUSES,
+  unfinishedCountOf,
 } from '../sql/rows.js';
 import { type SqlStoreOptions, untilReachable } from '../sql/sql-options.js';
 import { parseSqlTime, toIsoUtc } from '../sql/time.js';
-import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
+import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule, UnfinishedCount } from '../store.js';
 import { PG_MIGRATIONS, pgDropAll, pgMigrationsTable } from './schema.js';
 
 /**
@@ -172,6 +174,7 @@ export class PostgresStore implements Store {
     }
     this.writer = new GroupCommit<PgWrite>((batch) => this.runBatch(batch), {
       maxBatch: o.maxBatch ?? 256,
+      observer: o.observer,
       maxInFlight: this.maxInFlight,
     });
   }
@@ -414,6 +417,11 @@ export class PostgresStore implements Store {
     );
     const trans = r.rows.map(globalFromRow);
     return { trans, nextPosition: nextPositionOf(trans, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    const r = await this.q(countUnfinishedSql(`${this.s}.trans_global`));
+    return r.rows.map(unfinishedCountOf);
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {

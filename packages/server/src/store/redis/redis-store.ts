@@ -6,7 +6,15 @@ import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../.
 import { stuckReasonOf } from '../../core/stuck.js';
 import type { Logger } from '../../observe/logger.js';
 import { nextPositionOf } from '../scan-query.js';
-import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
+import type {
+  FailedAttempt,
+  ScanQuery,
+  StatusChange,
+  Store,
+  StoreObserver,
+  StuckRule,
+  UnfinishedCount,
+} from '../store.js';
 import { createRedisClient, type RedisClient } from './connect.js';
 import { hashTagOf, RedisKeys } from './keys.js';
 import { type LuaScript, loadScripts, pack, type ScriptName, unpack } from './scripts.js';
@@ -183,6 +191,8 @@ export interface RedisStoreOptions {
   /** Used to name the server in errors, e.g. `127.0.0.1:6379`. */
   where?: string | undefined;
   log?: Logger | undefined;
+  /** Told of the commands written together in each corked event-loop turn (metrics). */
+  observer?: StoreObserver | undefined;
 }
 
 /**
@@ -211,6 +221,8 @@ export class RedisStore implements Store {
   /** The client when it is one Redis (not a cluster): its socket is corked per event-loop turn. */
   private readonly standalone: Redis | undefined;
   private corked = false;
+  /** Commands written in the current corked turn (the batch size told to the observer). */
+  private heldCommands = 0;
   /** The latest connection error since the connection was last ready, for error messages. */
   private connectionError: string | undefined;
   private readonly background = new Set<Promise<unknown>>();
@@ -294,14 +306,19 @@ export class RedisStore implements Store {
    * cluster (one socket per node) ioredis' per-node pipelining is left to do the work.
    */
   private hold(): void {
-    if (this.corked) return;
+    if (this.corked) {
+      this.heldCommands++;
+      return;
+    }
     const stream = this.standalone?.stream as { cork(): void; uncork(): void; writable: boolean } | undefined;
     if (!stream?.writable) return;
     stream.cork();
     this.corked = true;
+    this.heldCommands = 1;
     setImmediate(() => {
       this.corked = false;
       stream.uncork();
+      this.o.observer?.batch(this.heldCommands);
     });
   }
 
@@ -339,6 +356,46 @@ export class RedisStore implements Store {
     return v[1] && v[2] ? decodeGlobal(v) : undefined;
   }
 
+  /**
+   * Walks the cron's due set (every unfinished gid, scored by next_cron_time) in pages and reads the trans_type,
+   * create_time and status of each: O(unfinished transactions) per call, pipelined. The metrics cache the answer
+   * (Metrics.UnfinishedRefreshInterval), so a scrape does not pay it each time.
+   */
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    const groups = new Map<string, UnfinishedCount>();
+    const PAGE = 500;
+    for (let start = 0; ; start += PAGE) {
+      const flat = await this.cmd((r) =>
+        r.zrange(this.keys.due, String(start), String(start + PAGE - 1), 'WITHSCORES'),
+      );
+      const entries = pairs(flat);
+      const rows = await Promise.all(
+        entries.map(([gid]) => this.cmd((r) => r.hmgetBuffer(this.keys.trans(gid), 'g', 'status'))),
+      );
+      for (let i = 0; i < entries.length; i++) {
+        const [g, status] = rows[i]!;
+        if (!g || !status) continue; // a creation in flight, or a stale index entry
+        const st = status.toString() as GlobalStatus;
+        if (isFinished(st)) continue;
+        const [, transType, , , createTime] = unpack(g);
+        const tt = str(transType);
+        const created = Number(str(createTime));
+        const due = Number(entries[i]![1]);
+        const key = `${tt}\n${st}`;
+        const c = groups.get(key);
+        if (!c) {
+          groups.set(key, { transType: tt, status: st, count: 1, oldestCreateTime: created, oldestNextCronTime: due });
+          continue;
+        }
+        c.count++;
+        if (created < c.oldestCreateTime) c.oldestCreateTime = created;
+        if (due < c.oldestNextCronTime) c.oldestNextCronTime = due;
+      }
+      if (entries.length < PAGE) break;
+    }
+    return [...groups.values()];
+  }
+
   async findBranches(gid: string): Promise<TransBranch[]> {
     const flat = (await this.runBuffer('branches', [this.keys.trans(gid)], [])) as Buffer[];
     const out: TransBranch[] = [];
@@ -371,7 +428,8 @@ export class RedisStore implements Store {
   async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
     const out: TransGlobal[] = [];
     if (q.limit <= 0) return { trans: out, nextPosition: '' };
-    const filtered = q.status || q.transType || q.createTimeStart !== undefined || q.createTimeEnd !== undefined;
+    const filtered =
+      q.status || q.transType || q.gidPrefix || q.createTimeStart !== undefined || q.createTimeEnd !== undefined;
     const from = q.position ? Number(q.position) : Number.POSITIVE_INFINITY;
     if (Number.isNaN(from)) return { trans: out, nextPosition: '' };
     let max = from === Number.POSITIVE_INFINITY ? '+inf' : `(${from}`;
@@ -391,6 +449,7 @@ export class RedisStore implements Store {
         if (!t) continue; // expired, or a creation in flight
         if (q.status && t.status !== q.status) continue;
         if (q.transType && t.transType !== q.transType) continue;
+        if (q.gidPrefix && !t.gid.startsWith(q.gidPrefix)) continue;
         if (q.createTimeStart !== undefined && t.createTime < q.createTimeStart) continue;
         if (q.createTimeEnd !== undefined && t.createTime > q.createTimeEnd) continue;
         out.push(t);
@@ -780,7 +839,7 @@ export async function deleteKeys(client: RedisClient, pattern: string): Promise<
 /** The Redis store of a configuration (Store.Driver redis); connects in the background. */
 export async function openRedisStore(
   config: DtxConfig,
-  o: { reset?: boolean | undefined; log?: Logger | undefined } = {},
+  o: { reset?: boolean | undefined; log?: Logger | undefined; observer?: StoreObserver | undefined } = {},
 ): Promise<RedisStore> {
   const s = config.Store;
   const client = createRedisClient({
@@ -796,6 +855,7 @@ export async function openRedisStore(
     finishedDataExpire: s.FinishedDataExpire,
     where: s.Host.includes(',') ? `cluster ${s.Host}` : `${s.Host}:${s.Port}`,
     log: o.log,
+    observer: o.observer,
   });
   if (o.reset) {
     try {

@@ -1,3 +1,5 @@
+import type { StoreObserver } from '../store.js';
+
 /** One queued write and the promise of its caller. */
 export interface Pending<W> {
   readonly write: W;
@@ -20,6 +22,8 @@ export interface GroupCommitOptions<W> {
   weight?: (w: W) => number;
   /** A batch stops growing once it reaches this weight (a heavier write still goes, alone). Default unlimited. */
   maxBatchWeight?: number;
+  /** Told of every batch (metrics). */
+  observer?: StoreObserver | undefined;
 }
 
 /**
@@ -38,6 +42,7 @@ export class GroupCommit<W> {
   private readonly maxInFlight: number;
   private readonly weight: (w: W) => number;
   private readonly maxWeight: number;
+  private readonly observer: StoreObserver | undefined;
 
   constructor(
     private readonly run: BatchRunner<W>,
@@ -47,6 +52,7 @@ export class GroupCommit<W> {
     this.maxInFlight = o.maxInFlight ?? 1;
     this.weight = o.weight ?? (() => 1);
     this.maxWeight = o.maxBatchWeight ?? Number.POSITIVE_INFINITY;
+    this.observer = o.observer;
   }
 
   /** Queue a write; settles once its batch committed (or failed). */
@@ -92,6 +98,7 @@ export class GroupCommit<W> {
   private flush(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
       const batch = this.take();
+      this.observer?.batch(batch.length);
       this.inFlight++;
       this.run(batch)
         .catch((err: unknown) => {

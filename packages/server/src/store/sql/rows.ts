@@ -1,5 +1,6 @@
 import type { BranchStatus, GlobalStatus } from '@dtx/protocol';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
+import type { UnfinishedCount } from '../store.js';
 import { optionalTime, requiredTime } from './time.js';
 
 /**
@@ -184,4 +185,24 @@ export function assignBranchIds(branches: TransBranch[], rows: Row[]): void {
     if (id === undefined) throw new Error(`store: no id returned for branch ${b.branchId}/${b.op} of ${b.gid}`);
     b.id = id;
   }
+}
+
+/**
+ * countUnfinished's query over `table`: its condition is that of the partial index trans_global_due (PostgreSQL) and
+ * a range of the status_next_cron_time key (MySQL), so only unfinished rows are visited.
+ */
+export function countUnfinishedSql(table: string): string {
+  return `SELECT trans_type, status, COUNT(*) AS n, MIN(create_time) AS oldest, MIN(next_cron_time) AS due
+    FROM ${table} WHERE status IN ${UNFINISHED_STATUSES} GROUP BY trans_type, status`;
+}
+
+/** A row of {@link countUnfinishedSql}. */
+export function unfinishedCountOf(r: Record<string, unknown>): UnfinishedCount {
+  return {
+    transType: String(r.trans_type),
+    status: String(r.status) as GlobalStatus,
+    count: Number(r.n),
+    oldestCreateTime: requiredTime(r.oldest),
+    oldestNextCronTime: requiredTime(r.due),
+  };
 }

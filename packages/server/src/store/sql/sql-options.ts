@@ -1,6 +1,7 @@
 import type { DtxConfig } from '../../config.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../observe/logger.js';
+import type { StoreObserver } from '../store.js';
 import { isConnectionError } from './errors.js';
 
 /** Where a SQL store lives and how it connects: DTM's Store.* keys (spec §10.2). */
@@ -22,6 +23,8 @@ export interface SqlStoreOptions {
   /** Drop and recreate the tables first (DTM's `-r`; deletes all data). Default false. */
   reset?: boolean | undefined;
   log?: Logger | undefined;
+  /** Told of every group commit (metrics). */
+  observer?: StoreObserver | undefined;
   /**
    * While the server cannot be reached at open, retry every this many ms, logging each attempt. Default
    * 3000 (the server's ping interval). 0 fails at once instead.

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import type { StoreObserver } from '../store.js';
 
 interface Job {
   run: () => unknown;
@@ -26,6 +27,7 @@ export class GroupCommit {
   constructor(
     private readonly db: Database,
     maxBatch = 512,
+    private readonly observer?: StoreObserver,
   ) {
     this.maxBatch = maxBatch;
   }
@@ -48,6 +50,7 @@ export class GroupCommit {
       setImmediate(() => this.flush());
     }
     if (jobs.length === 0) return;
+    this.observer?.batch(jobs.length);
     let results: { ok: boolean; value: unknown }[];
     try {
       results = this.runBatch(jobs);

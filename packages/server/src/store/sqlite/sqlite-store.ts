@@ -5,8 +5,16 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
-import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
-import type { FailedAttempt, ScanQuery, StatusChange, Store, StuckRule } from '../store.js';
+import { kvConditions, nextPositionOf, scanConditions, substrPrefix, whereOf } from '../scan-query.js';
+import type {
+  FailedAttempt,
+  ScanQuery,
+  StatusChange,
+  Store,
+  StoreObserver,
+  StuckRule,
+  UnfinishedCount,
+} from '../store.js';
 import { GroupCommit } from './group-commit.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -126,6 +134,8 @@ export interface SqliteStoreOptions {
   path: string;
   /** Drop and recreate the tables at open (DTM's `-r`). Default false. */
   reset?: boolean;
+  /** Told of every group commit (metrics). */
+  observer?: StoreObserver | undefined;
 }
 
 /**
@@ -148,7 +158,7 @@ export class SqliteStore implements Store {
         'DROP TABLE IF EXISTS trans_global; DROP TABLE IF EXISTS trans_branch_op; DROP TABLE IF EXISTS kv; PRAGMA user_version = 0;',
       );
     this.migrate();
-    this.writer = new GroupCommit(this.db);
+    this.writer = new GroupCommit(this.db, 512, opts.observer);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       findTrans: p('SELECT * FROM trans_global WHERE gid = ?'),
@@ -184,6 +194,9 @@ export class SqliteStore implements Store {
       ),
       touchReset: p(`UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
         failed_attempts = 0 WHERE gid = ? AND status = ?`),
+      // visits only the rows of the partial index trans_global_due (same condition)
+      countUnfinished: p(`SELECT trans_type, status, COUNT(*) AS n, MIN(create_time) AS oldest,
+        MIN(next_cron_time) AS due FROM trans_global WHERE ${UNFINISHED} GROUP BY trans_type, status`),
       due: p(`SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time < ? ORDER BY next_cron_time LIMIT ?`),
       lease: p(`UPDATE trans_global SET owner = ?, next_cron_time = ?, update_time = ?
         WHERE id = ? AND ${UNFINISHED} AND next_cron_time < ? RETURNING *`),
@@ -230,11 +243,28 @@ export class SqliteStore implements Store {
   }
 
   async scanTrans(q: ScanQuery): Promise<{ trans: TransGlobal[]; nextPosition: string }> {
-    const { where, values } = whereOf(scanConditions(q, (ms) => ms));
+    const { where, values } = whereOf(scanConditions(q, (ms) => ms, substrPrefix));
     const rows = this.db
       .prepare(`SELECT * FROM trans_global ${where} ORDER BY id DESC LIMIT ?`)
       .all(...values, q.limit) as GlobalRow[];
     return { trans: rows.map(toGlobal), nextPosition: nextPositionOf(rows, q.limit) };
+  }
+
+  async countUnfinished(): Promise<UnfinishedCount[]> {
+    const rows = this.st.countUnfinished!.all() as {
+      trans_type: string;
+      status: GlobalStatus;
+      n: number;
+      oldest: number;
+      due: number;
+    }[];
+    return rows.map((r) => ({
+      transType: r.trans_type,
+      status: r.status,
+      count: r.n,
+      oldestCreateTime: r.oldest,
+      oldestNextCronTime: r.due,
+    }));
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
