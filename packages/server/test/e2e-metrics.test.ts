@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG } from '../src/config.js';
 import { Busi } from './support/busi.js';
 import { startTestDtx, type TestDtx } from './support/dtx.js';
 import { DtmGrpcClient } from './support/grpc-busi.js';
@@ -43,10 +44,11 @@ describe('metrics: GET /api/metrics after a scripted scenario', () => {
     dtx = await startTestDtx({
       AlertWebHook: `${busi.url}/Alert`,
       AlertRetryLimit: 0,
+      // stuck at the first failed attempt: 3 and 4 each send a stuck alert, then a recovered one
+      Stuck: { FailedAttempts: 1, UnfinishedAfter: 0 },
       // read once: the gauges below are those of the first scrape, and the second must show the cache
       Metrics: { Enabled: true, UnfinishedRefreshInterval: 3600 },
     });
-    dtx.server.metrics!.setStuckProvider(async () => [{ reason: 'attempts', count: 2 }]);
     const submit = (body: Record<string, unknown>) => call('POST', `${dtx.api}/submit`, body);
     // 1. succeeds
     assert.equal((await submit(sagaBody(busi, gids.ok, { wait_result: true }))).status, 200);
@@ -76,11 +78,11 @@ describe('metrics: GET /api/metrics after a scripted scenario', () => {
     await grpc.call('NewGid', {});
     grpc.close();
     dtx.server.metrics!.authFailure('http');
-    // alert deliveries are fire-and-forget: one per failed attempt (3 and 4)
-    await waitFor('two alerts delivered', () => busi.calls.filter((c) => c.name === 'Alert').length === 2);
+    // alert deliveries are fire-and-forget: stuck, then recovered, for 3 and 4
+    await waitFor('four alerts delivered', () => busi.calls.filter((c) => c.name === 'Alert').length === 4);
     await waitFor('alert deliveries counted', async () => {
       const r = await call('GET', `${dtx.base}/api/metrics`);
-      return parseSamples(String(r.text)).get(sampleKey('dtx_alert_deliveries_total', { result: 'ok' })) === 2;
+      return parseSamples(String(r.text)).get(sampleKey('dtx_alert_deliveries_total', { result: 'ok' })) === 4;
     });
     const r = await fetch(`${dtx.base}/api/metrics`);
     assert.equal(r.status, 200);
@@ -152,7 +154,9 @@ describe('metrics: GET /api/metrics after a scripted scenario', () => {
     );
     assert.ok(v('dtx_oldest_unfinished_age_seconds')! >= 0);
     assert.equal(v('dtx_cron_lag_seconds'), 0, 'the prepared msg is not due yet');
-    assert.equal(v('dtx_stuck_transactions', { reason: 'attempts' }), 2);
+    // the service's own counts: 3 and 4 were stuck and have ended, the prepared msg has failed no attempt
+    assert.equal(v('dtx_stuck_transactions', { reason: 'attempts' }), 0);
+    assert.equal(v('dtx_stuck_transactions', { reason: 'age' }), 0);
   });
 
   it('dtx store, alert and auth metrics', () => {
@@ -163,7 +167,7 @@ describe('metrics: GET /api/metrics after a scripted scenario', () => {
     const batches = v('dtx_store_batch_size_count')!;
     assert.ok(batches > 0);
     assert.ok(v('dtx_store_batch_size_sum')! >= batches, 'a batch carries at least one write');
-    assert.equal(v('dtx_alert_deliveries_total', { result: 'ok' }), 2);
+    assert.equal(v('dtx_alert_deliveries_total', { result: 'ok' }), 4);
     assert.equal(v('dtx_alert_deliveries_total', { result: 'fail' }), undefined);
     assert.equal(v('dtx_auth_failures_total', { transport: 'http' }), 1);
   });
@@ -219,5 +223,44 @@ describe('metrics: off with Metrics.Enabled false', () => {
       await dtx.stop();
       await busi.stop();
     }
+  });
+});
+
+// The wiring of startServer: dtx_stuck_transactions from the store's stuck rows, dtx_auth_failures_total from the
+// token check of a real request.
+describe('metrics: stuck transactions and auth failures as a running server counts them', () => {
+  const ADMIN = 'admin-token-0123456789abcdef';
+  const auth = { authorization: `Bearer ${ADMIN}` };
+  let dtx: TestDtx;
+  let busi: Busi;
+
+  before(async () => {
+    busi = await new Busi().start();
+    dtx = await startTestDtx({
+      Stuck: { FailedAttempts: 1, UnfinishedAfter: 0 },
+      Auth: { ...DEFAULT_CONFIG.Auth, AdminToken: ADMIN },
+    });
+  });
+  after(async () => {
+    await dtx?.stop();
+    await busi?.stop();
+  });
+
+  it('counts a saga whose branch keeps failing as stuck, and a request without a token as an auth failure', async () => {
+    const gid = gidFor('m-stuck');
+    busi.answer = (c) => (c.query.gid === gid ? { status: 500, body: 'down' } : undefined);
+    const r = await call('POST', `${dtx.api}/submit`, sagaBody(busi, gid, { wait_result: true }), auth);
+    assert.equal(r.status, 425, r.text);
+    assert.equal((await call('GET', `${dtx.api}/all`)).status, 401);
+    const scrape = await call('GET', `${dtx.base}/api/metrics`, undefined, auth);
+    assert.equal(scrape.status, 200, scrape.text);
+    const m = parseSamples(String(scrape.text));
+    assert.equal(m.get(sampleKey('dtx_stuck_transactions', { reason: 'attempts' })), 1);
+    assert.equal(m.get(sampleKey('dtx_auth_failures_total', { transport: 'http' })), 1);
+    const stuck = await call('GET', `${dtx.api}/stuck`, undefined, auth);
+    assert.deepEqual(
+      stuck.json.transactions.map((t: { gid: string }) => t.gid),
+      [gid],
+    );
   });
 });
