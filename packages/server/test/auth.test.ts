@@ -6,7 +6,6 @@
  * line and the warning of an open coordinator on a non-loopback address.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { ConfigError, DEFAULT_CONFIG, type DtxConfig, loadConfig } from '../src/
 import { FakeClock } from '../src/core/clock.js';
 import { createLogger } from '../src/observe/logger.js';
 import { isLoopbackHost } from '../src/server.js';
+import { issueCert, makeCa } from './support/certs.js';
 import { startTestDtx, type TestDtx } from './support/dtx.js';
 import { DtmGrpcClient } from './support/grpc-busi.js';
 import { call } from './support/http.js';
@@ -357,72 +357,17 @@ describe('TLS and mTLS', () => {
   const f = (name: string) => join(dir, name);
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'dtx-tls-'));
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     // a CA, a server certificate for 127.0.0.1 / localhost, a client certificate, all signed by the CA
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=dtx test CA',
-    );
-    writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    writeFileSync(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
-    for (const who of ['server', 'client']) {
-      ssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${who}.key`,
-        '-out',
-        `${who}.csr`,
-        '-subj',
-        `/CN=${who === 'server' ? 'localhost' : 'dtx test client'}`,
-      );
-      ssl(
-        'x509',
-        '-req',
-        '-in',
-        `${who}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${who}.pem`,
-        '-days',
-        '2',
-        '-extfile',
-        `${who}.ext`,
-      );
-    }
+    makeCa(dir, 'ca', 'dtx test CA');
+    issueCert(dir, {
+      name: 'server',
+      cn: 'localhost',
+      ca: 'ca',
+      ext: 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth',
+    });
+    issueCert(dir, { name: 'client', cn: 'dtx test client', ca: 'ca', ext: 'extendedKeyUsage=clientAuth' });
     // another CA that signed nothing here
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'other.key',
-      '-out',
-      'other.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=other CA',
-    );
+    makeCa(dir, 'other', 'other CA');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
@@ -14,6 +13,7 @@ import { JsonRpcBranchCaller } from '../src/branch/json-rpc-caller.js';
 import { type LookupAll, targetOf, UrlPolicy, UrlPolicyError } from '../src/branch/url-policy.js';
 import { ConfigError, DEFAULT_CONFIG, type DtxConfig, loadConfig, validate } from '../src/config.js';
 import type { TransGlobal } from '../src/core/model.js';
+import { issueCert, makeCa } from './support/certs.js';
 
 /** A resolver for tests: names map to fixed (loopback or never-dialled) addresses; every lookup is recorded. */
 function testLookup(names: Record<string, string[]>): LookupAll & { asked: string[] } {
@@ -319,41 +319,8 @@ describe('outbound TLS (BranchTls.CaFile)', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dtx-tls-'));
     // a private CA and a server certificate for 127.0.0.1 signed by it
-    const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    sh([
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=dtx test CA',
-    ]);
-    sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1']);
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    sh([
-      'x509',
-      '-req',
-      '-in',
-      'srv.csr',
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'srv.pem',
-      '-days',
-      '1',
-      '-extfile',
-      'ext.cnf',
-    ]);
+    makeCa(dir, 'ca', 'dtx test CA');
+    issueCert(dir, { name: 'srv', cn: '127.0.0.1', ca: 'ca', ext: 'subjectAltName=IP:127.0.0.1' });
     ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
     server = createHttpsServer(
       { key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.pem')) },
