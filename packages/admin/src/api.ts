@@ -51,7 +51,7 @@ async function request(method: string, path: string, body?: unknown): Promise<Re
   });
   if (r.status === 401) {
     onUnauthorized();
-    throw new HttpError(401, 'Unauthorized: log in with the admin token.');
+    throw new HttpError(401, 'Log in with an admin token to see this page.');
   }
   if (r.status === 403) throw new HttpError(403, 'Forbidden: this token is not an admin token.');
   if (!r.ok) {

@@ -459,6 +459,12 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
       assert.equal(await page.isVisible('dialog.login-dialog .login-error'), false);
       assert.equal(await page.$(`table.trans tbody tr[data-gid="${gid}"]`), null, 'the list is not shown');
       await shot('logged-out');
+
+      // a saved token the server stopped accepting (rotated away): dropped, and the form says why
+      await page.evaluate("sessionStorage.setItem('dtx-admin-token', 'rotated-away')");
+      await page.reload();
+      await page.waitForSelector('dialog.login-dialog[open] .login-error:has-text("no longer accepts")');
+      assert.equal(await stored(), null);
     } finally {
       page.off('response', onResponse);
       await secured.stop();
