@@ -19,6 +19,19 @@ export function setToken(t: string | null): void {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+/**
+ * What the server says of a token before the UI keeps it: the status of an admin route called with it
+ * (200 admin, 401 not accepted, 403 a client token, 429 this address failed too often).
+ */
+export async function checkToken(t: string): Promise<number> {
+  const r = await fetch(`${API}/info`, {
+    headers: { authorization: `Bearer ${t}` },
+    signal: AbortSignal.timeout(30_000),
+  });
+  await r.body?.cancel();
+  return r.status;
+}
+
 /** Called on a 401 (the UI shows its login form). */
 let onUnauthorized: () => void = () => {};
 export function whenUnauthorized(f: () => void): void {
@@ -38,7 +51,7 @@ async function request(method: string, path: string, body?: unknown): Promise<Re
   });
   if (r.status === 401) {
     onUnauthorized();
-    throw new HttpError(401, 'Unauthorized: log in with the admin token.');
+    throw new HttpError(401, 'Log in with an admin token to see this page.');
   }
   if (r.status === 403) throw new HttpError(403, 'Forbidden: this token is not an admin token.');
   if (!r.ok) {

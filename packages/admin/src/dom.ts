@@ -44,6 +44,9 @@ export function time(iso: string | undefined | null): HTMLElement {
 }
 
 export function errorBox(err: unknown): HTMLElement {
+  // a 401 is not a failure of the page: the login form is open over it
+  if ((err as { status?: number } | null)?.status === 401)
+    return h('div', { class: 'notice login-needed' }, (err as Error).message);
   return h('div', { class: 'error', role: 'alert' }, err instanceof Error ? err.message : String(err));
 }
 

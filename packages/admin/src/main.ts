@@ -1,6 +1,7 @@
 import {
   API,
   type Branch,
+  checkToken,
   del,
   getJson,
   getText,
@@ -118,9 +119,9 @@ function transTable(list: Trans[], withStuck = false): HTMLElement {
           h('td', {}, FINAL.has(t.status ?? '') ? h('span', { class: 'muted' }, '—') : time(t.next_cron_time)),
           h(
             'td',
-            {},
+            { class: withStuck ? 'why-stuck' : 'failures' },
             withStuck
-              ? (t.stuck_reason ?? '—')
+              ? whyStuck(t)
               : t.failed_attempts
                 ? h('span', { title: t.last_error ?? '' }, String(t.failed_attempts))
                 : h('span', { class: 'muted' }, '—'),
@@ -129,6 +130,16 @@ function transTable(list: Trans[], withStuck = false): HTMLElement {
       ),
     ),
   );
+}
+
+/** The stuck reason in words: `attempts` (Stuck.FailedAttempts reached) or `age` (Stuck.UnfinishedAfter passed). */
+function whyStuck(t: Trans): Child {
+  if (t.stuck_reason === 'attempts') {
+    const n = t.failed_attempts ?? 0;
+    return h('span', { title: t.last_error ?? '' }, `${n} failed attempt${n === 1 ? '' : 's'} in a row`);
+  }
+  if (t.stuck_reason === 'age') return 'unfinished for too long';
+  return t.stuck_reason ?? '—';
 }
 
 function localInput(ms: string | null): string {
@@ -266,7 +277,7 @@ function opRow(b: Branch): HTMLElement {
       b.attempts !== undefined
         ? h('span', { class: 'attempts' }, `${b.attempts} attempt${b.attempts === 1 ? '' : 's'}`)
         : null,
-      b.last_result ? h('span', { class: 'muted' }, 'last: ', badge(b.last_result)) : null,
+      b.last_result ? h('span', { class: 'muted last-result' }, 'last: ', badge(b.last_result)) : null,
       h('span', { class: 'mono url' }, b.url ?? ''),
     ),
     h('div', { class: 'when' }, when),
@@ -735,7 +746,15 @@ async function serverView(): Promise<void> {
 // ---- login ----
 
 let loginOpen = false;
-function login(): void {
+/** What a failed login is told, by the status of the check (anything else: the status itself). */
+const LOGIN_REFUSED: Record<number, string> = {
+  401: 'The server did not accept this token. Check it and try again.',
+  403: 'This is a client token (Auth.Token). The admin UI needs an admin token (Auth.AdminToken).',
+  429: 'Too many failed attempts from this address. Wait a little, then try again.',
+};
+
+/** The login form, shown on the first 401; `why` says why it is shown again (a token that stopped working). */
+function login(why?: string): void {
   if (loginOpen) return;
   loginOpen = true;
   const input = h('input', {
@@ -743,20 +762,43 @@ function login(): void {
     name: 'token',
     required: true,
     autocomplete: 'current-password',
-    placeholder: 'admin token',
+    placeholder: 'Admin token',
+    'aria-label': 'Admin token',
   });
+  const message = h('div', { class: 'login-error', role: 'alert', hidden: !why }, why ?? '');
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Log in');
   const form = h(
     'form',
     { class: 'login', method: 'dialog' },
     h('h3', {}, 'Log in to dtx'),
-    h('p', { class: 'muted', style: 'margin:0' }, 'This server needs the admin token (Auth.AdminToken).'),
+    h('p', { class: 'muted' }, 'This server requires a token. Enter an admin token (Auth.AdminToken).'),
     input,
-    h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary' }, 'Log in')),
+    message,
+    h('div', { class: 'row' }, submit),
   );
   const dlg = h('dialog', { class: 'login-dialog' }, form);
-  form.addEventListener('submit', (e) => {
+  const refuse = (text: string) => {
+    message.textContent = text;
+    message.hidden = false;
+    input.select();
+    input.focus();
+  };
+  form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    setToken(input.value.trim());
+    const t = input.value.trim();
+    if (!t) return refuse('Enter the admin token.');
+    submit.disabled = true;
+    message.hidden = true;
+    let status: number;
+    try {
+      status = await checkToken(t);
+    } catch (err) {
+      submit.disabled = false;
+      return refuse(`The server did not answer: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    submit.disabled = false;
+    if (status !== 200) return refuse(LOGIN_REFUSED[status] ?? `The server answered ${status}.`);
+    setToken(t);
     loginOpen = false;
     dlg.close();
     dlg.remove();
@@ -768,8 +810,9 @@ function login(): void {
 }
 
 whenUnauthorized(() => {
+  const had = token() !== null;
   setToken(null);
-  login();
+  login(had ? 'The server no longer accepts the saved token. Log in again.' : undefined);
 });
 
 for (const a of document.querySelectorAll<HTMLAnchorElement>('[data-nav]')) {

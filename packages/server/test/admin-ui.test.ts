@@ -116,7 +116,8 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
 
   before(async () => {
     mkdirSync(OUT, { recursive: true });
-    dtx = await startTestDtx();
+    // stuck after two failed attempts in a row: the saga that keeps failing below is stuck by its third
+    dtx = await startTestDtx({ Stuck: { ...DEFAULT_CONFIG.Stuck, FailedAttempts: 2 } });
     busi = await new Busi().start();
     busi.answer = (c) =>
       c.query.gid === retryGid && c.name === 'TransOut'
@@ -242,20 +243,41 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     assert.equal(hex.text, '000000  70 6c 61 69 6e 20 74 65 78 74'); // "plain text"
   });
 
+  it('lists the saga that keeps failing in the Stuck view with its reason', async () => {
+    const stuck = (await call('GET', `${dtx.api}/stuck`)).json.transactions as { gid: string; stuck_reason: string }[];
+    const listed = stuck.find((t) => t.gid === retryGid);
+    assert.equal(listed?.stuck_reason, 'attempts');
+    await page.goto(`${dtx.base}/admin/stuck`);
+    await page.waitForSelector(`table.trans tbody tr[data-gid="${retryGid}"]`);
+    const row = page.locator(`table.trans tbody tr[data-gid="${retryGid}"]`);
+    assert.match((await row.locator('td:nth-child(3)').textContent()) ?? '', /submitted\s*stuck/);
+    const why = (await row.locator('td.why-stuck').textContent()) ?? '';
+    assert.equal(why, `${busi.callsOf(retryGid).length} failed attempts in a row`);
+    for (const g of [okGid, rbGid]) assert.equal(await page.$(`tr[data-gid="${g}"]`), null, `${g} is not stuck`);
+    await shot('stuck');
+  });
+
   it('shows the retrying saga and its attempts, and force-stops it after confirmation', async () => {
     const q = await dtx.query(retryGid);
+    const calls = busi.callsOf(retryGid).length;
+    const action = q.branches.find((b: { branch_id: string; op: string }) => b.branch_id === '01' && b.op === 'action');
+    assert.equal(action.attempts, calls, 'the API counts every call');
+    assert.equal(action.last_result, 'ERROR');
+    assert.equal(q.transaction.failed_attempts, calls);
+    assert.equal(q.transaction.stuck, true);
     await page.goto(`${dtx.base}/admin/trans/${encodeURIComponent(retryGid)}`);
     await page.waitForSelector('ol.timeline');
-    assert.equal(await textOf('h1 .badge'), 'submitted');
+    assert.equal(await textOf('h1 .badge.submitted'), 'submitted');
+    assert.equal(await textOf('h1 .badge.stuck'), 'stuck (attempts)');
     assert.ok(await page.$('dl.kv dt:has-text("Next retry")'));
-    const action = q.branches.find((b: { branch_id: string; op: string }) => b.branch_id === '01' && b.op === 'action');
-    if (action.attempts !== undefined) {
-      // the attempt fields (another part of the work) are in this build's /query: the UI must show them
-      const li = page.locator('.op-row[data-branch="01/action"]');
-      assert.equal((await li.locator('.attempts').textContent()) ?? '', `${action.attempts} attempts`);
-      assert.match((await li.locator('.lasterr').textContent()) ?? '', /500/);
-      assert.match((await li.locator('.lasterr').textContent()) ?? '', /payment service down/);
-    }
+    assert.equal(await textOf('dl.kv dt:has-text("Failed attempts") + dd'), String(calls));
+    assert.match(await textOf('dl.kv dt:has-text("Last error") + dd'), /500.*payment service down/s);
+    const li = page.locator('.op-row[data-branch="01/action"]');
+    const shown = Number(/^(\d+) attempts$/.exec((await li.locator('.attempts').textContent()) ?? '')?.[1]);
+    assert.ok(shown >= action.attempts, `the page shows ${shown} attempts, the API ${action.attempts}`);
+    assert.equal((await li.locator('.last-result .badge').textContent()) ?? '', 'ERROR');
+    assert.match((await li.locator('.lasterr').textContent()) ?? '', /500/);
+    assert.match((await li.locator('.lasterr').textContent()) ?? '', /payment service down: connection pool exhausted/);
     await shot('detail-retrying');
 
     // retry now: the next attempt is due at once
@@ -302,16 +324,6 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     await page.click('dialog.confirm [data-confirm]');
     await waitFor('topic gone from the page', async () => (await page.$(`.topic[data-topic="${topic}"]`)) === null);
     assert.deepEqual((await call('GET', `${dtx.api}/queryKV?cat=topics&key=${topic}`)).json.kv, []);
-  });
-
-  it('shows the stuck view, or says the server has none', async () => {
-    await page.goto(`${dtx.base}/admin/stuck`);
-    await page.waitForSelector('main h1:has-text("Stuck")');
-    if ((await call('GET', `${dtx.api}/stuck`)).status === 404) {
-      await page.waitForSelector('.notice:has-text("does not list stuck transactions")');
-    } else {
-      await page.waitForSelector('main table.trans, main .empty');
-    }
   });
 
   it('works under an AdminBasePath: page, assets and links below it', async () => {
@@ -393,37 +405,69 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     }
   });
 
-  it('asks for the admin token on a 401, sends it as a bearer token and logs out', async () => {
-    // a loopback stand-in for a server with Auth.AdminToken set: the UI's files, and an API that wants the token
-    const app = Fastify();
-    registerAdminUi(app, { basePath: '' });
-    const seen: string[] = [];
-    app.get('/api/dtmsvr/version', async (req, reply) => {
-      seen.push(req.headers.authorization ?? '');
-      if (req.headers.authorization !== 'Bearer adm1n') return reply.code(401).send({ message: 'unauthorized' });
-      return { version: 'v-auth-test' };
-    });
-    app.get('/api/dtmsvr/info', async (req, reply) =>
-      req.headers.authorization === 'Bearer adm1n'
-        ? { store: 'sqlite', http_port: 1, grpc_port: 2, started_at: new Date().toISOString() }
-        : reply.code(401).send({ message: 'unauthorized' }),
-    );
-    const base = await app.listen({ port: 0, host: '127.0.0.1' });
-    try {
-      await page.goto(`${base}/admin/server`);
-      await page.waitForSelector('dialog.login-dialog[open]');
-      await shot('login');
-      await page.fill('dialog.login-dialog input[name=token]', 'adm1n');
+  it('against a dtx with Auth.AdminToken: the login form on the 401, wrong and client tokens refused, log in, log out', async () => {
+    const admin = `adm-${run}-secret`;
+    const client = `cli-${run}-secret`;
+    const secured = await startTestDtx({ Auth: { ...DEFAULT_CONFIG.Auth, Token: client, AdminToken: admin } });
+    const apiStatuses: number[] = [];
+    const onResponse = (r: { url(): string; status(): number }) => {
+      if (new URL(r.url()).pathname.startsWith('/api/')) apiStatuses.push(r.status());
+    };
+    page.on('response', onResponse);
+    const stored = () => page.evaluate("sessionStorage.getItem('dtx-admin-token')");
+    const loginError = () => textOf('dialog.login-dialog[open] .login-error:not([hidden])');
+    const submitToken = async (t: string) => {
+      await page.fill('dialog.login-dialog input[name=token]', t);
       await page.click('dialog.login-dialog button[type=submit]');
-      await page.waitForSelector('.server-info >> text=v-auth-test');
-      assert.equal(seen.at(-1), 'Bearer adm1n');
-      assert.equal(await page.evaluate("sessionStorage.getItem('dtx-admin-token')"), 'adm1n');
+    };
+    try {
+      const gid = gidFor(`${run}-auth`);
+      const submitted = await call('POST', `${secured.api}/submit`, sagaBody(busi, gid), {
+        authorization: `Bearer ${client}`,
+      });
+      assert.equal(submitted.status, 200, submitted.text);
+
+      await page.goto(`${secured.base}/admin/transactions`);
+      await page.waitForSelector('dialog.login-dialog[open]');
+      assert.ok(apiStatuses.includes(401), `the API answered ${apiStatuses.join()}`);
+      assert.equal(await page.isVisible('dialog.login-dialog .login-error'), false, 'no error before a try');
+      await shot('login');
+
+      await submitToken('not-the-token');
+      await page.waitForSelector('dialog.login-dialog[open] .login-error:not([hidden])');
+      assert.match(await loginError(), /did not accept this token/);
+      assert.equal(await stored(), null);
+      await shot('login-wrong-token');
+
+      await submitToken(client);
+      await page.waitForSelector('dialog.login-dialog[open] .login-error:has-text("client token")');
+      assert.match(await loginError(), /not.*admin token|needs an admin token/);
+      assert.ok(apiStatuses.includes(403), `the API answered ${apiStatuses.join()}`);
+      assert.equal(await stored(), null);
+      await shot('login-client-token');
+
+      await submitToken(admin);
+      await page.waitForSelector(`table.trans tbody tr[data-gid="${gid}"]`);
+      assert.equal(await page.$('dialog.login-dialog'), null, 'the form is gone');
+      assert.equal(await stored(), admin);
+      assert.ok(await page.isVisible('#logout'));
+      await shot('logged-in');
+
       await page.click('#logout');
       await page.waitForSelector('dialog.login-dialog[open]');
-      assert.equal(await page.evaluate("sessionStorage.getItem('dtx-admin-token')"), null);
-      assert.equal(seen.at(-1), '');
+      assert.equal(await stored(), null);
+      assert.equal(await page.isVisible('dialog.login-dialog .login-error'), false);
+      assert.equal(await page.$(`table.trans tbody tr[data-gid="${gid}"]`), null, 'the list is not shown');
+      await shot('logged-out');
+
+      // a saved token the server stopped accepting (rotated away): dropped, and the form says why
+      await page.evaluate("sessionStorage.setItem('dtx-admin-token', 'rotated-away')");
+      await page.reload();
+      await page.waitForSelector('dialog.login-dialog[open] .login-error:has-text("no longer accepts")');
+      assert.equal(await stored(), null);
     } finally {
-      await app.close();
+      page.off('response', onResponse);
+      await secured.stop();
     }
   });
 });
