@@ -136,13 +136,9 @@ export class Msg<Payload = unknown> {
    * @param call `signal`: abandons the submit (and its retries); default: none
    */
   submit(call: CallOptions = {}): SubmitHandle {
-    let submitted: Promise<void>;
-    try {
-      submitted = this.#transport.submit(this.toParts(), call);
-    } catch (err) {
-      submitted = Promise.reject(err);
-    }
-    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, submitted);
+    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, () =>
+      this.#transport.submit(this.toParts(), call),
+    );
   }
 
   /** Drops a prepared message: the coordinator marks it failed and delivers nothing. */

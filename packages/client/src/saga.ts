@@ -153,12 +153,8 @@ export class Saga<Payload = unknown> {
    * @param call `signal`: abandons the submit (and its retries); default: none
    */
   submit(call: CallOptions = {}): SubmitHandle {
-    let submitted: Promise<void>;
-    try {
-      submitted = this.#transport.submit(this.toParts(), call);
-    } catch (err) {
-      submitted = Promise.reject(err);
-    }
-    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, submitted);
+    return submitHandle(this.gid, this.#transport as CoordinatorTransport<never, unknown>, () =>
+      this.#transport.submit(this.toParts(), call),
+    );
   }
 }

@@ -34,12 +34,19 @@ export interface SubmitHandle extends Promise<void> {
   wait(options?: WaitOptions): Promise<void>;
 }
 
-/** Wraps the promise of a submit of `gid` over `transport` into a {@link SubmitHandle}. */
+/** Starts the submit of `gid` over `transport` (`submit`) and wraps its promise into a {@link SubmitHandle}. */
 export function submitHandle(
   gid: string,
   transport: CoordinatorTransport<never, unknown>,
-  submitted: Promise<void>,
+  submit: () => Promise<void>,
 ): SubmitHandle {
+  let submitted: Promise<void>;
+  try {
+    submitted = submit();
+  } catch (err) {
+    // a synchronous throw (e.g. a bad option) rejects the handle like any other failure
+    submitted = Promise.reject(err);
+  }
   const settled = submitted.then(
     () => undefined,
     (err: unknown) => err,
