@@ -693,7 +693,11 @@ async function overviewView(): Promise<void> {
       ),
       h('h2', {}, 'Unfinished by status'),
       unfinished.size === 0
-        ? h('p', { class: 'muted' }, sum(samples, 'dtx_unfinished_transactions') === undefined ? 'n/a' : 'None.')
+        ? h(
+            'p',
+            { class: 'muted' },
+            sum(samples, 'dtx_unfinished_transactions') === undefined && oldest === undefined ? 'n/a' : 'None.',
+          )
         : h(
             'div',
             { class: 'cards' },
