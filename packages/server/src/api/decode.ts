@@ -272,26 +272,21 @@ export interface DecodeTransOptions {
 export const MAX_COMPENSATE_DELAY = 7 * 24 * 3600;
 
 /**
- * dtx: a saga step's `compensate_delay` (seconds, integer 0…{@link MAX_COMPENSATE_DELAY}) is taken out of the step
- * object (the rest stays a map of strings) and pushed to `delays` (0 when absent). A step without it is returned
- * as is, so DTM's bodies cost nothing more.
+ * dtx: a saga step's `compensate_delay` (seconds, integer 0…{@link MAX_COMPENSATE_DELAY}), or undefined when the
+ * step has none (DTM's bodies: nothing is allocated for them).
  */
-function stepWithoutDelay(s: unknown, i: number, transType: string, delays: number[]): unknown {
-  if (!s || typeof s !== 'object' || Array.isArray(s) || !Object.hasOwn(s, 'compensate_delay')) {
-    delays.push(0);
-    return s;
-  }
-  const { compensate_delay: d, ...rest } = s as Record<string, unknown>;
+function compensateDelayOf(s: unknown, i: number, transType: string): number | undefined {
+  if (!s || typeof s !== 'object' || Array.isArray(s) || !Object.hasOwn(s, 'compensate_delay')) return undefined;
+  const d = (s as Record<string, unknown>).compensate_delay;
   const key = `steps[${i}].compensate_delay`;
-  if (transType !== 'saga') throw new InputError(key, `only saga steps have a compensation to delay`);
+  if (transType !== 'saga') throw new InputError(key, 'only saga steps have a compensation to delay');
   if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_COMPENSATE_DELAY) {
     throw new InputError(
       key,
       `expected an integer number of seconds from 0 to ${MAX_COMPENSATE_DELAY} (7 days), got ${typeof d === 'number' ? d : typeName(d)}`,
     );
   }
-  delays.push(d);
-  return rest;
+  return d;
 }
 
 /** A prepare / submit / abort body (spec §2.3). */
@@ -312,7 +307,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   }
 
   const rawSteps = m.get('steps');
-  const compensateDelays: number[] = [];
+  let compensateDelays: number[] | undefined;
   const steps: Record<string, string>[] = [];
   if (rawSteps !== undefined && rawSteps !== null) {
     if (!Array.isArray(rawSteps)) throw new InputError('steps', `expected an array, got ${typeName(rawSteps)}`);
@@ -320,7 +315,15 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       throw new LimitError('steps', `${rawSteps.length} steps, more than Limits.MaxSteps (${limits.maxSteps}) allows`);
     }
     rawSteps.forEach((s, i) => {
-      steps.push(stringMap(stepWithoutDelay(s, i, transType, compensateDelays), `steps[${i}]`, 'data'));
+      const delay = compensateDelayOf(s, i, transType);
+      if (delay === undefined) {
+        steps.push(stringMap(s, `steps[${i}]`, 'data'));
+        return;
+      }
+      if (!compensateDelays) compensateDelays = new Array<number>(rawSteps.length).fill(0);
+      compensateDelays[i] = delay;
+      const { compensate_delay: _d, ...rest } = s as Record<string, unknown>;
+      steps.push(stringMap(rest, `steps[${i}]`, 'data'));
     });
   }
   const rawPayloads = o.binPayloads ? undefined : m.get('payloads');
@@ -378,7 +381,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   if (Object.keys(headers).length > 0) opts.branch_headers = headers;
   const concurrent = bool(m, 'concurrent');
   if (concurrent !== undefined) opts.concurrent = concurrent;
-  if (compensateDelays.some((d) => d > 0)) opts.compensate_delays = compensateDelays;
+  if (compensateDelays?.some((d) => d > 0)) opts.compensate_delays = compensateDelays;
 
   return {
     gid,
