@@ -583,3 +583,46 @@ describe('core: retention', () => {
     assert.equal(await w.status('recent'), 'succeed');
   });
 });
+
+describe('core: delayed compensation (dtx compensate_delay)', () => {
+  // steps 1..3, step 2's compensation waits 600 s after the rollback began; A3 fails
+  const delayed = (gid: string) => saga(gid, 3, { opts: { compensate_delays: [0, 600, 0] } });
+
+  it('waits for the delay, keeps the reverse order, and compensates at the due time', async () => {
+    const w = world({ A3: ['FAILURE'] });
+    const began = w.clock.now();
+    // wait_result: the outcome is decided (rolled back), only the compensation is pending → FAILURE
+    await assert.rejects(w.service.submit(delayed('g')), FailureError);
+    assert.deepEqual(w.caller.calls, ['A1 action', 'A2 action', 'A3 action', 'C3 compensate']);
+    let t = (await w.store.findTrans('g'))!;
+    assert.equal(t.status, 'aborting');
+    assert.equal(t.rollbackTime, began);
+    assert.equal(t.nextCronTime, began + 600_000);
+    assert.deepEqual(await w.statuses('g'), ['prepared', 'succeed', 'prepared', 'succeed', 'succeed', 'failed']);
+
+    // just before the due time: a pass (forced, as after a restart) still calls nothing and re-arms the cron
+    w.clock.advance(599_000);
+    await w.processor.runPass(t, await w.store.findBranches('g'));
+    assert.equal(w.caller.calls.length, 4);
+    t = (await w.store.findTrans('g'))!;
+    assert.equal(t.status, 'aborting');
+    assert.equal(t.nextCronTime, began + 600_000);
+    assert.deepEqual(await w.cron.step(), []);
+
+    // once due (the cron takes rows whose next_cron_time has passed): step 2, then step 1 (no delay of its
+    // own, but behind step 2)
+    w.clock.advance(1001);
+    await w.cron.step();
+    assert.deepEqual(w.caller.calls.slice(4), ['C2 compensate', 'C1 compensate']);
+    assert.equal(await w.status('g'), 'failed');
+  });
+
+  it('a saga that succeeds never waits, and one without delays rolls back at once', async () => {
+    const w = world({ A3: ['SUCCESS', 'FAILURE'] });
+    await w.service.submit(delayed('ok'));
+    assert.equal(await w.status('ok'), 'succeed');
+    await assert.rejects(w.service.submit(saga('plain', 3)), FailureError);
+    assert.equal(await w.status('plain'), 'failed');
+    assert.equal((await w.store.findTrans('plain'))!.opts.compensate_delays, undefined);
+  });
+});

@@ -75,6 +75,29 @@ describe('saga over gRPC', () => {
     );
   });
 
+  it('dtx compensate_delay in the Steps JSON: the delayed compensation waits, a bad one is INVALID_ARGUMENT', async () => {
+    const gid = gidFor('saga-grpc-delay');
+    const steps = (delay: unknown) =>
+      JSON.stringify([
+        { action: busi.url('TransOut'), compensate: busi.url('TransOutRevert'), compensate_delay: delay },
+        { action: busi.url('TransIn'), compensate: busi.url('TransInRevert') },
+      ]);
+    busi.setOnce('TransIn', { code: GrpcStatus.ABORTED, details: 'reason:Insufficient balance' });
+    const err = await dtm.error('Submit', saga(gid, { Steps: steps(600) }, { WaitResult: true }));
+    assert.equal(err.code, GrpcStatus.ABORTED, err.details);
+    assert.deepEqual(busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransInRevert compensate']);
+    const t = (await dtx.query(gid)).transaction;
+    assert.equal(t.status, 'aborting');
+    assert.deepEqual(t.compensate_delays, [600, 0]);
+    await dtx.cronFor(gid, 601, 700);
+    assert.deepEqual(busi.callsOf(gid).slice(3), ['TransOutRevert compensate']);
+    assert.equal(await dtx.status(gid), 'failed');
+
+    const bad = await dtm.error('Submit', saga(gidFor('saga-grpc-delay-bad'), { Steps: steps(-5) }));
+    assert.equal(bad.code, GrpcStatus.INVALID_ARGUMENT, bad.details);
+    assert.match(bad.details, /^Steps\[0\]\.compensate_delay: expected an integer/); // the proto field name, as gRPC errors name it
+  });
+
   it('rollback: Aborted fails the action, FailedPrecondition holds the compensation until the cron', async () => {
     const gid = gidFor('saga-grpc-rollback');
     busi.setOnce('TransIn', { code: GrpcStatus.ABORTED, details: 'reason:Insufficient balance' });

@@ -1,7 +1,7 @@
-import type { TransOptions } from '@dtx/protocol';
 import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
 import { DEFAULT_URL_POLICY, type UrlPolicy } from '../branch/url-policy.js';
 import { InputError, LimitError } from '../core/errors.js';
+import type { StoredOptions } from '../core/model.js';
 import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
 import { isWellFormed } from './well-formed.js';
@@ -268,6 +268,27 @@ export interface DecodeTransOptions {
   limits?: EdgeLimits;
 }
 
+/** The largest `compensate_delay` a saga step may ask for: 7 days, in seconds. */
+export const MAX_COMPENSATE_DELAY = 7 * 24 * 3600;
+
+/**
+ * dtx: a saga step's `compensate_delay` (seconds, integer 0…{@link MAX_COMPENSATE_DELAY}), or undefined when the
+ * step has none (DTM's bodies: nothing is allocated for them).
+ */
+function compensateDelayOf(s: unknown, i: number, transType: string): number | undefined {
+  if (!s || typeof s !== 'object' || Array.isArray(s) || !Object.hasOwn(s, 'compensate_delay')) return undefined;
+  const d = (s as Record<string, unknown>).compensate_delay;
+  const key = `steps[${i}].compensate_delay`;
+  if (transType !== 'saga') throw new InputError(key, 'only saga steps have a compensation to delay');
+  if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_COMPENSATE_DELAY) {
+    throw new InputError(
+      key,
+      `expected an integer number of seconds from 0 to ${MAX_COMPENSATE_DELAY} (7 days), got ${typeof d === 'number' ? d : typeName(d)}`,
+    );
+  }
+  return d;
+}
+
 /** A prepare / submit / abort body (spec §2.3). */
 export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: true }): TransInput {
   const limits = o.limits ?? DEFAULT_EDGE_LIMITS;
@@ -286,6 +307,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   }
 
   const rawSteps = m.get('steps');
+  let compensateDelays: number[] | undefined;
   const steps: Record<string, string>[] = [];
   if (rawSteps !== undefined && rawSteps !== null) {
     if (!Array.isArray(rawSteps)) throw new InputError('steps', `expected an array, got ${typeName(rawSteps)}`);
@@ -293,7 +315,15 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       throw new LimitError('steps', `${rawSteps.length} steps, more than Limits.MaxSteps (${limits.maxSteps}) allows`);
     }
     rawSteps.forEach((s, i) => {
-      steps.push(stringMap(s, `steps[${i}]`, 'data'));
+      const delay = compensateDelayOf(s, i, transType);
+      if (delay === undefined) {
+        steps.push(stringMap(s, `steps[${i}]`, 'data'));
+        return;
+      }
+      if (!compensateDelays) compensateDelays = new Array<number>(rawSteps.length).fill(0);
+      compensateDelays[i] = delay;
+      const { compensate_delay: _d, ...rest } = s as Record<string, unknown>;
+      steps.push(stringMap(rest, `steps[${i}]`, 'data'));
     });
   }
   const rawPayloads = o.binPayloads ? undefined : m.get('payloads');
@@ -339,7 +369,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     if (transType === 'saga') checkSagaOrders(cd, steps.length);
   }
 
-  const opts: TransOptions = {};
+  const opts: StoredOptions = {};
   const wait = bool(m, 'wait_result');
   if (wait !== undefined) opts.wait_result = wait;
   for (const key of ['timeout_to_fail', 'request_timeout', 'retry_interval', 'retry_limit'] as const) {
@@ -351,6 +381,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   if (Object.keys(headers).length > 0) opts.branch_headers = headers;
   const concurrent = bool(m, 'concurrent');
   if (concurrent !== undefined) opts.concurrent = concurrent;
+  if (compensateDelays?.some((d) => d > 0)) opts.compensate_delays = compensateDelays;
 
   return {
     gid,

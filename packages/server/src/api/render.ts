@@ -1,5 +1,6 @@
 import { type KV, publicOptionsText, type TransBranch, type TransGlobal } from '../core/model.js';
 import { DEFAULT_REDACTOR, type HeaderRedactor } from '../core/redact.js';
+import { compensateDue } from '../core/saga.js';
 import { stuckReasonOf } from '../core/stuck.js';
 import type { StuckRule } from '../store/store.js';
 
@@ -58,6 +59,13 @@ export function renderTrans(
     o.branch_headers = redact.headers(opts.branch_headers);
   o.concurrent = opts.concurrent === true;
   put(o, 'retry_limit', opts.retry_limit);
+  if (opts.compensate_delays) {
+    o.compensate_delays = opts.compensate_delays;
+    // while the rollback runs: when each step's compensation may be called (null: no delay)
+    if (t.status === 'aborting' && t.rollbackTime) {
+      o.compensate_due = opts.compensate_delays.map((d, i) => (d > 0 ? formatTime(compensateDue(t, i)) : null));
+    }
+  }
   put(o, 'failed_attempts', t.failedAttempts);
   put(o, 'last_error', t.lastError);
   const reason = rule && stuckReasonOf(t, rule);

@@ -10,6 +10,12 @@ export interface StoredOptions extends TransOptions {
   traceparent?: string;
   /** The `tracestate` that came with it. */
   tracestate?: string;
+  /**
+   * dtx: per saga step, the seconds its compensation waits after the rollback began (`compensate_delay`);
+   * absent when no step has one. The rollback start is the transaction's `rollback_time`, written with the
+   * move to aborting.
+   */
+  compensate_delays?: number[];
 }
 
 /**
@@ -97,6 +103,7 @@ const OPTION_KEYS = [
   // dtx: last, so that the text without them is what DTM's options would be
   'traceparent',
   'tracestate',
+  'compensate_delays',
 ] as const;
 
 /** Serialize options as DTM does: empty ones omitted, except `concurrent`. */
@@ -140,11 +147,12 @@ export function traceContextOf(t: TransGlobal): TraceContext | undefined {
 }
 
 /**
- * The options text a query shows: the stored text, without the trace context dtx keeps there, so that it reads
+ * The options text a query shows: the stored text, without the trace context and step delays dtx keeps there, so that it reads
  * as DTM's would.
  */
 export function publicOptionsText(t: TransGlobal): string {
-  if (t.opts.traceparent === undefined && t.opts.tracestate === undefined) return t.options;
-  const { traceparent: _p, tracestate: _s, ...dtm } = t.opts;
+  const o = t.opts;
+  if (o.traceparent === undefined && o.tracestate === undefined && o.compensate_delays === undefined) return t.options;
+  const { traceparent: _p, tracestate: _s, compensate_delays: _d, ...dtm } = o;
   return encodeOptions(dtm);
 }

@@ -1,5 +1,6 @@
 import { withResultSuffix } from '@dtx/protocol';
 import type { BranchOutcome } from '../branch/caller.js';
+import type { TransGlobal } from './model.js';
 import type { TransPass } from './pass.js';
 import { replyExcerpt } from './reply-excerpt.js';
 
@@ -32,6 +33,16 @@ export function parseSagaCustom(text: string): SagaCustom {
   return out;
 }
 
+/**
+ * dtx: when the compensation of saga step `i` may run (clock ms): the rollback start plus the step's
+ * `compensate_delay`. A saga that began its rollback without a recorded start (none stored) waits no longer.
+ */
+export function compensateDue(t: TransGlobal, i: number): number {
+  const d = t.opts.compensate_delays?.[i] ?? 0;
+  if (d <= 0 || t.rollbackTime === undefined) return 0;
+  return t.rollbackTime + d * 1000;
+}
+
 interface Done {
   index: number;
   out?: BranchOutcome;
@@ -53,9 +64,11 @@ export async function processSaga(p: TransPass): Promise<void> {
   for (const [step, pres] of orders) {
     for (const pre of pres) reverseOrders.set(pre, [...(reverseOrders.get(pre) ?? []), step]);
   }
-  if (t.status === 'submitted' && p.isTimeout()) {
-    await p.changeStatus('aborting', { rollbackReason: p.timeoutReason() });
-  }
+  const delays = t.opts.compensate_delays;
+  // dtx: with step delays, the rollback start is written with the move to aborting (durable: a later pass waits the rest)
+  const abort = (rollbackReason: string) =>
+    p.changeStatus('aborting', delays ? { rollbackReason, rollbackTime: p.deps.clock.now() } : { rollbackReason });
+  if (t.status === 'submitted' && p.isTimeout()) await abort(p.timeoutReason());
 
   // in-memory view: statuses may be assumed (a started action counts as done once we compensate)
   const st = br.map((b) => b.status);
@@ -110,6 +123,7 @@ export async function processSaga(p: TransPass): Promise<void> {
   const compRunnable = (c: number): boolean => {
     // never compensate a step while its action's call is still in flight
     if (started[c] || st[c] !== 'prepared' || rollbacked(c) || inflight.has(c + 1)) return false;
+    if (delays && p.now() < compensateDue(t, c / 2)) return false;
     if (!concurrent && c < n - 2 && !rollbacked(c + 2)) return false;
     for (const s of reverseOrders.get(c / 2) ?? []) if (!rollbacked(2 * s)) return false;
     return true;
@@ -135,9 +149,7 @@ export async function processSaga(p: TransPass): Promise<void> {
         retries.set(c, count + 1);
         started[c] = false;
       } else {
-        await p.changeStatus('aborting', {
-          rollbackReason: `RetryCount is greater than RetryLimit, RetryLimit: ${retryLimit}`,
-        });
+        await abort(`RetryCount is greater than RetryLimit, RetryLimit: ${retryLimit}`);
       }
     }
   }
@@ -149,9 +161,9 @@ export async function processSaga(p: TransPass): Promise<void> {
       return;
     }
     if (anyFailed) {
-      await p.changeStatus('aborting', { rollbackReason: failReason ?? 'fail message lost' });
+      await abort(failReason ?? 'fail message lost');
     } else if (p.isTimeout()) {
-      await p.changeStatus('aborting', { rollbackReason: p.timeoutReason() });
+      await abort(p.timeoutReason());
     }
   }
   if (t.status !== 'aborting') return;
@@ -177,6 +189,19 @@ export async function processSaga(p: TransPass): Promise<void> {
   if (succeeded === toStart) {
     await p.changeStatus('failed');
     return;
+  }
+  if (delays && t.status === 'aborting') {
+    // a compensation waits for its delay: come back when the first pending one is due (the steps behind it wait too)
+    const now = p.now();
+    let due = Number.POSITIVE_INFINITY;
+    for (let c = 0; c < n; c += 2) {
+      const at = !rollbacked(c) && st[c] === 'prepared' ? compensateDue(t, c / 2) : 0;
+      if (at > now && at < due) due = at;
+    }
+    if (Number.isFinite(due)) {
+      await p.touch('keep', due - now);
+      return;
+    }
   }
   p.deps.log.debug('saga compensation incomplete', { gid: t.gid, trans_type: t.transType, succeeded, toStart });
 }

@@ -1,5 +1,5 @@
-import type { TransOptions } from '@dtx/protocol';
 import type { TraceContext } from '../observe/trace-context.js';
+import type { StoredOptions } from './model.js';
 
 /** A prepare / submit / abort request after validation at the edge (spec §2.3). */
 export interface TransInput {
@@ -13,8 +13,8 @@ export interface TransInput {
   protocol: string;
   rollbackReason: string;
   reqExtra: Record<string, string>;
-  /** Only the options the request carried. */
-  opts: TransOptions;
+  /** Only the options the request carried (and dtx's saga step delays). */
+  opts: StoredOptions;
   /** The request's W3C trace context (`traceparent` header or metadata), when it carried a valid one. */
   trace?: TraceContext;
 }
