@@ -39,6 +39,7 @@ const USAGE = `usage: node bench/run.mjs [options]
                         (Authorization: Bearer / authorization metadata): the cost of the token check
   --keep-data           keep the temporary directory (store file, server log)
   --no-save             do not write bench/results/*.json
+  --peers               compare with DTM and dtmrs instead (node bench/run.mjs --peers --help)
   -h, --help`;
 
 function parseCli() {
@@ -279,6 +280,10 @@ async function compareStores(names) {
 }
 
 async function main() {
+  if (process.argv.includes('--peers')) {
+    const { runPeers } = await import('./peers.mjs');
+    return runPeers(process.argv.slice(2));
+  }
   const opts = parseCli();
   if (opts.compare) return compareStores(opts.compare);
   if (!existsSync(opts.serverEntry)) {

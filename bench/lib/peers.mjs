@@ -1,0 +1,201 @@
+// The peers `--peers` compares dtx with: DTM (Go, from the Go module proxy) and dtmrs (Rust, from crates.io).
+// Builds them into a cache directory outside the repository, starts one at a time on loopback ports, and
+// says how each one is configured (store, durability) for the results file.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+
+export const DTM_MODULE = 'github.com/dtm-labs/dtm';
+export const DTM_VERSION = 'v1.19.0';
+export const DTMRS_VERSION = '0.13.0';
+
+export const CACHE_DIR = process.env.DTX_BENCH_PEERS_CACHE ?? join(homedir(), '.cache', 'dtx-bench');
+const dtmBin = () => join(CACHE_DIR, 'dtm', 'dtm');
+const dtmrsBin = () => join(CACHE_DIR, 'dtmrs', 'bin', 'dtmrs');
+
+function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function log(msg) {
+  process.stderr.write(`${msg}\n`);
+}
+
+/**
+ * Builds DTM once. `go install module@version` first; when the proxy refuses the version list it needs
+ * for its deprecation check, builds the downloaded module in its own directory instead (same sources).
+ * @returns {{ bin: string | null, note: string }}
+ */
+export function ensureDtm() {
+  const bin = dtmBin();
+  if (existsSync(bin)) return { bin, note: `cached ${bin}` };
+  if (!onPath('go')) return { bin: null, note: 'go not on PATH: DTM not measured' };
+  mkdirSync(join(CACHE_DIR, 'dtm'), { recursive: true });
+  log(`building DTM ${DTM_VERSION} from the Go module proxy into ${bin} (a few minutes) ...`);
+  const env = { ...process.env, GOBIN: join(CACHE_DIR, 'dtm') };
+  const inst = spawnSync('go', ['install', `${DTM_MODULE}@${DTM_VERSION}`], {
+    cwd: CACHE_DIR,
+    env,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (inst.status === 0 && existsSync(bin)) return { bin, note: `built with go install into ${bin}` };
+  log(
+    `go install failed (${(inst.stderr ?? '').trim().split('\n').slice(-2).join(' / ')}); trying go mod download + go build`,
+  );
+  try {
+    const info = JSON.parse(
+      execFileSync('go', ['mod', 'download', '-json', `${DTM_MODULE}@${DTM_VERSION}`], {
+        cwd: CACHE_DIR,
+        encoding: 'utf8',
+      }),
+    );
+    execFileSync('go', ['build', '-trimpath', '-o', bin, '.'], { cwd: info.Dir, stdio: 'inherit' });
+    return { bin, note: `built with go build in ${info.Dir} into ${bin}` };
+  } catch (e) {
+    return { bin: null, note: `DTM build failed: ${e instanceof Error ? e.message : e}` };
+  }
+}
+
+/**
+ * Builds dtmrs once with cargo (compiles for many minutes on 2 cores).
+ * @returns {{ bin: string | null, note: string }}
+ */
+export function ensureDtmrs() {
+  const bin = dtmrsBin();
+  if (existsSync(bin)) return { bin, note: `cached ${bin}` };
+  if (!onPath('cargo')) return { bin: null, note: 'cargo not on PATH: dtmrs not measured' };
+  log(
+    `building dtmrs ${DTMRS_VERSION} with cargo into ${join(CACHE_DIR, 'dtmrs')} ` +
+      '(compiles for 10+ minutes on 2 cores; skip it with --peer dtm) ...',
+  );
+  const r = spawnSync(
+    'cargo',
+    ['install', 'dtmrs', '--version', DTMRS_VERSION, '--features', 'server,redis', '--root', join(CACHE_DIR, 'dtmrs')],
+    { stdio: 'inherit' },
+  );
+  if (r.status === 0 && existsSync(bin)) return { bin, note: `built with cargo install into ${bin}` };
+  return { bin: null, note: `dtmrs build failed (cargo exit ${r.status}): dtmrs not measured` };
+}
+
+/**
+ * Which store of each peer is measured against which dtx store. `null`: the peer is not run on it.
+ * DTM: its Store.* YAML keys; SQLite has no DTM counterpart, so dtx's SQLite meets DTM's embedded BoltDB.
+ * dtmrs: its DTMRS_DB URL (sqlite: file; no key prefix setting for Redis, so not run on the shared Redis).
+ */
+export const PEER_STORES = {
+  dtm: { sqlite: 'boltdb', redis: 'redis', postgres: null, mysql: null },
+  dtmrs: { sqlite: 'sqlite', redis: null, postgres: null, mysql: null },
+};
+
+/**
+ * Spawns a peer and waits until `readyPath` answers 200 on 127.0.0.1:port.
+ * @param {{ cmd: string, args: string[], cwd: string, env: Record<string, string>, port: number,
+ *   readyPath: string, logFile: string, startTimeoutMs?: number }} o
+ */
+export async function startPeer({ cmd, args, cwd, env, port, readyPath, logFile, startTimeoutMs = 30_000 }) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited = null;
+  const exitPromise = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    }),
+  );
+  const origin = `http://127.0.0.1:${port}`;
+  const logTail = (n = 30) => {
+    try {
+      return readFileSync(logFile, 'utf8').split('\n').slice(-n).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  const handle = {
+    origin,
+    pid: child.pid,
+    logFile,
+    get exited() {
+      return exited;
+    },
+    logTail,
+    async stop(graceMs = 10_000) {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exitPromise;
+        clearTimeout(t);
+      }
+      return exited;
+    },
+    killNow() {
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+  const deadline = Date.now() + startTimeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${cmd} exited during start-up (${JSON.stringify(exited)}); log tail:\n${logTail()}`);
+    try {
+      const res = await request(`${origin}${readyPath}`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await res.body.text();
+      if (res.statusCode === 200) return handle;
+      last = `HTTP ${res.statusCode}`;
+    } catch (e) {
+      last = e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  handle.killNow();
+  throw new Error(`${cmd} did not answer ${readyPath} within ${startTimeoutMs} ms (${last}); log tail:\n${logTail()}`);
+}
+
+/**
+ * DTM's config file for one run: loopback-only ports of the bench's choosing, warn-level logs, synchronous
+ * branch writes (UpdateBranchSync: 1, so a branch result is stored before DTM moves on, like dtx), and the
+ * store. DTM binds all interfaces on its ports; the bench only ever connects to 127.0.0.1.
+ */
+export function writeDtmConfig({ file, store, httpPort, grpcPort, jsonRpcPort, redisPrefix, sync = true }) {
+  const lines = [
+    `HttpPort: ${httpPort}`,
+    `GrpcPort: ${grpcPort}`,
+    `JsonRpcPort: ${jsonRpcPort}`,
+    `UpdateBranchSync: ${sync ? 1 : 0}`,
+    "LogLevel: 'error'",
+    'Store:',
+  ];
+  if (store === 'boltdb') lines.push("  Driver: 'boltdb'");
+  else if (store === 'redis') {
+    const url = new URL(process.env.DTX_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    lines.push(
+      "  Driver: 'redis'",
+      `  Host: '${url.hostname}'`,
+      `  Port: ${Number(url.port || 6379)}`,
+      "  User: ''",
+      "  Password: ''",
+      `  RedisPrefix: '${redisPrefix}'`,
+      '  FinishedDataExpire: 600',
+      '  DataExpire: 600',
+    );
+  } else throw new Error(`DTM store ${store} not wired into the bench`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return lines.join('; ');
+}
+
+/** What the results file says about each side's durability. */
+export const DURABILITY = {
+  dtx: {
+    sqlite: 'WAL + synchronous=FULL (fsync per group commit)',
+    redis: "the Redis server's appendonly/appendfsync",
+  },
+  dtm: {
+    boltdb: 'BoltDB (bbolt) default: fsync per write transaction; UpdateBranchSync: 1',
+    redis: "the Redis server's appendonly/appendfsync; UpdateBranchSync: 1",
+  },
+  dtmrs: {
+    sqlite: 'WAL + synchronous=NORMAL (fixed by dtmrs: a power cut can lose the last commits)',
+  },
+};
