@@ -17,12 +17,11 @@ import {
   ensureDtm,
   ensureDtmrs,
   PEER_STORES,
-  startPeer,
   writeDtmConfig,
 } from './lib/peers.mjs';
 import { table } from './lib/report.mjs';
 import { PAYLOAD, scenarios } from './lib/scenarios.mjs';
-import { freePort, procCpuSeconds, startServer } from './lib/server.mjs';
+import { freePort, procCpuSeconds, startProcess, startServer } from './lib/server.mjs';
 import { stores } from './lib/stores.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -178,7 +177,7 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
       sync: dtmSync,
     });
     // BoltDB lives in ./dtm.bolt of the working directory: a fresh one per run
-    const handle = await startPeer({
+    const handle = await startProcess({
       cmd: bins.dtm,
       args: ['-c', conf],
       cwd: dir,
@@ -210,7 +209,7 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
     };
   }
   const db = `sqlite:${join(dir, 'dtmrs.db')}?mode=rwc`;
-  const handle = await startPeer({
+  const handle = await startProcess({
     cmd: bins.dtmrs,
     args: [],
     cwd: dir,

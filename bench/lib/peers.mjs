@@ -1,11 +1,10 @@
 // The peers `--peers` compares dtx with: DTM (Go, from the Go module proxy) and dtmrs (Rust, from crates.io).
 // Builds them into a cache directory outside the repository, starts one at a time on loopback ports, and
 // says how each one is configured (store, durability) for the results file.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
 
 export const DTM_MODULE = 'github.com/dtm-labs/dtm';
 export const DTM_VERSION = 'v1.19.0';
@@ -89,69 +88,6 @@ export const PEER_STORES = {
   dtm: { sqlite: 'boltdb', redis: 'redis', postgres: null, mysql: null },
   dtmrs: { sqlite: 'sqlite', redis: null, postgres: null, mysql: null },
 };
-
-/**
- * Spawns a peer and waits until `readyPath` answers 200 on 127.0.0.1:port.
- * @param {{ cmd: string, args: string[], cwd: string, env: Record<string, string>, port: number,
- *   readyPath: string, logFile: string, startTimeoutMs?: number }} o
- */
-export async function startPeer({ cmd, args, cwd, env, port, readyPath, logFile, startTimeoutMs = 30_000 }) {
-  const fd = openSync(logFile, 'a');
-  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  let exited = null;
-  const exitPromise = new Promise((resolve) =>
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    }),
-  );
-  const origin = `http://127.0.0.1:${port}`;
-  const logTail = (n = 30) => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-n).join('\n');
-    } catch {
-      return '';
-    }
-  };
-  const handle = {
-    origin,
-    pid: child.pid,
-    logFile,
-    get exited() {
-      return exited;
-    },
-    logTail,
-    async stop(graceMs = 10_000) {
-      if (!exited) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await exitPromise;
-        clearTimeout(t);
-      }
-      return exited;
-    },
-    killNow() {
-      if (!exited) child.kill('SIGKILL');
-    },
-  };
-  const deadline = Date.now() + startTimeoutMs;
-  let last = 'no answer yet';
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`${cmd} exited during start-up (${JSON.stringify(exited)}); log tail:\n${logTail()}`);
-    try {
-      const res = await request(`${origin}${readyPath}`, { headersTimeout: 1000, bodyTimeout: 1000 });
-      await res.body.text();
-      if (res.statusCode === 200) return handle;
-      last = `HTTP ${res.statusCode}`;
-    } catch (e) {
-      last = e instanceof Error ? e.message : String(e);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  handle.killNow();
-  throw new Error(`${cmd} did not answer ${readyPath} within ${startTimeoutMs} ms (${last}); log tail:\n${logTail()}`);
-}
 
 /**
  * DTM's config file for one run: loopback-only ports of the bench's choosing, warn-level logs, synchronous

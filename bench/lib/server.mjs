@@ -17,17 +17,26 @@ export async function freePort() {
 }
 
 /**
- * Spawns `node [nodeArgs] <entry> serve` with the given env and waits for GET /api/ping → {"msg":"pong"}.
- * @param {{ entry: string, cwd: string, env: Record<string,string>, port: number, logFile: string,
- *   nodeArgs?: string[], startTimeoutMs?: number }} o
+ * Spawns `cmd args` with its stdout+stderr in logFile and waits until GET `readyPath` on 127.0.0.1:port answers
+ * 200 and `ready(body)` holds (a deadline, polled every 100 ms). The coordinator and the bench's peers (DTM,
+ * dtmrs) start through it.
+ * @param {{ cmd: string, args: string[], cwd: string, env: Record<string,string>, port: number, logFile: string,
+ *   readyPath: string, ready?: (body: string) => boolean, what?: string, startTimeoutMs?: number }} o
  */
-export async function startServer({ entry, cwd, env, port, logFile, nodeArgs = [], startTimeoutMs = 30_000 }) {
+export async function startProcess({
+  cmd,
+  args,
+  cwd,
+  env,
+  port,
+  logFile,
+  readyPath,
+  ready = () => true,
+  what = cmd,
+  startTimeoutMs = 30_000,
+}) {
   const logFd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, entry, 'serve'], {
-    cwd,
-    env: { ...process.env, ...env, HTTP_PORT: String(port) },
-    stdio: ['ignore', logFd, logFd],
-  });
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   /** @type {{ code: number|null, signal: string|null } | null} */
   let exited = null;
@@ -45,7 +54,7 @@ export async function startServer({ entry, cwd, env, port, logFile, nodeArgs = [
     get exited() {
       return exited;
     },
-    /** Last lines of the server's stdout+stderr. */
+    /** Last lines of the process's stdout+stderr. */
     logTail(lines = 40) {
       try {
         return readFileSync(logFile, 'utf8').split('\n').slice(-lines).join('\n');
@@ -74,13 +83,13 @@ export async function startServer({ entry, cwd, env, port, logFile, nodeArgs = [
   while (Date.now() < deadline) {
     if (exited) {
       throw new Error(
-        `coordinator exited during start-up (code ${exited.code}, signal ${exited.signal}); log tail:\n${handle.logTail()}`,
+        `${what} exited during start-up (code ${exited.code}, signal ${exited.signal}); log tail:\n${handle.logTail()}`,
       );
     }
     try {
-      const res = await request(`${origin}/api/ping`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      const res = await request(`${origin}${readyPath}`, { headersTimeout: 1000, bodyTimeout: 1000 });
       const text = await res.body.text();
-      if (res.statusCode === 200 && JSON.parse(text).msg === 'pong') return handle;
+      if (res.statusCode === 200 && ready(text)) return handle;
       lastErr = `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
     } catch (e) {
       lastErr = e instanceof Error ? e.message : String(e);
@@ -89,8 +98,28 @@ export async function startServer({ entry, cwd, env, port, logFile, nodeArgs = [
   }
   handle.killNow();
   throw new Error(
-    `coordinator did not answer /api/ping within ${startTimeoutMs} ms (last: ${lastErr}); log tail:\n${handle.logTail()}`,
+    `${what} did not answer ${readyPath} within ${startTimeoutMs} ms (last: ${lastErr}); log tail:\n${handle.logTail()}`,
   );
+}
+
+/**
+ * Spawns `node [nodeArgs] <entry> serve` with the given env and waits for GET /api/ping → {"msg":"pong"}.
+ * @param {{ entry: string, cwd: string, env: Record<string,string>, port: number, logFile: string,
+ *   nodeArgs?: string[], startTimeoutMs?: number }} o
+ */
+export function startServer({ entry, cwd, env, port, logFile, nodeArgs = [], startTimeoutMs = 30_000 }) {
+  return startProcess({
+    cmd: process.execPath,
+    args: [...nodeArgs, entry, 'serve'],
+    cwd,
+    env: { ...env, HTTP_PORT: String(port) },
+    port,
+    logFile,
+    readyPath: '/api/ping',
+    ready: (text) => JSON.parse(text).msg === 'pong',
+    what: 'coordinator',
+    startTimeoutMs,
+  });
 }
 
 let clkTck = 0;
