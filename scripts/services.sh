@@ -99,6 +99,7 @@ id -u "$ETCD_USER" >/dev/null 2>&1 || ETCD_USER=root
 # ---------------------------------------------------------------- PostgreSQL 15
 PG_DIR=$BASE/postgres PG_DATA=$BASE/postgres/data PG_LOG=$BASE/postgres/postgres.log
 PG_SOCK=$BASE/postgres/run # own socket dir: /run/postgresql is not recreated without systemd
+PG_MAX_PREPARED=64
 pg_up() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
 pg_start() {
   install -d -o postgres -g postgres -m 700 "$PG_DIR" "$PG_SOCK"
@@ -120,6 +121,8 @@ max_connections = 200
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# XA branches (PREPARE TRANSACTION) need prepared-transaction slots; 0 (the default) disables them.
+max_prepared_transactions = $PG_MAX_PREPARED
 EOF
   chown postgres:postgres "$PG_DATA/dtx.conf"
   # Retry within the deadline: after a kill -9 of the postmaster its children take a moment to
@@ -144,6 +147,14 @@ SQL
   fail postgres "$PG_LOG" "could not create role $DB_USER / database $DB_NAME"
 PG_URL="postgres://$DB_USER:$DB_PASS@$HOST:$PG_PORT/$DB_NAME"
 pg_version=$("$PG_BIN/psql" "$PG_URL" -X -tA -c 'SHOW server_version') || fail postgres "$PG_LOG" "cannot log in with $PG_URL"
+# A server started by an older version of this script runs without prepared-transaction slots, and
+# that setting only changes on restart: restart it once so the XA tests find them.
+if [[ $("$PG_BIN/psql" "$PG_URL" -X -tA -c 'SHOW max_prepared_transactions') != "$PG_MAX_PREPARED" ]]; then
+  log "postgres: restarting to apply max_prepared_transactions = $PG_MAX_PREPARED"
+  run_as postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -s -w -t "$TIMEOUT" stop -m fast >>"$PG_LOG" 2>&1 ||
+    fail postgres "$PG_LOG" "could not stop for restart"
+  pg_start || fail postgres "$PG_LOG" "could not restart"
+fi
 
 # ---------------------------------------------------------------- MariaDB 10.11
 MY_DIR=$BASE/mariadb MY_DATA=$BASE/mariadb/data MY_LOG=$BASE/mariadb/mariadb.log
