@@ -18,11 +18,18 @@ export interface TransOptions {
   retry_limit?: number;
 }
 
+/**
+ * dtx: the largest `compensate_delay` a saga step may ask for: 7 days, in seconds. The coordinator refuses more;
+ * the SDK checks it before sending.
+ */
+export const MAX_COMPENSATE_DELAY = 7 * 24 * 3600;
+
 /** The body of prepare / submit / abort, as a DTM client sends it. */
 export interface TransRequest extends TransOptions {
   gid: string;
   trans_type: TransType | string;
-  steps?: Record<string, string>[];
+  /** Saga: `{action, compensate}` per step (dtx: plus an optional `compensate_delay` in seconds); msg: `{action}`. */
+  steps?: Record<string, string | number>[];
   payloads?: string[];
   custom_data?: string;
   query_prepared?: string;
