@@ -163,10 +163,11 @@ export class Saga<Payload = unknown> {
       gid: this.gid,
       transType: TransType.Saga,
       // compensate_delay only on the steps that have one: without delays the body is DTM's
-      steps: this.#steps.map((s): Record<string, string | number> =>
-        s.compensateDelay > 0
-          ? { action: s.action, compensate: s.compensate, compensate_delay: s.compensateDelay }
-          : { action: s.action, compensate: s.compensate },
+      steps: this.#steps.map(
+        (s): Record<string, string | number> =>
+          s.compensateDelay > 0
+            ? { action: s.action, compensate: s.compensate, compensate_delay: s.compensateDelay }
+            : { action: s.action, compensate: s.compensate },
       ),
       payloads: [...this.#payloads],
       ...(customData === undefined ? {} : { customData }),
