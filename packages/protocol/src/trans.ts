@@ -59,6 +59,10 @@ export interface TransGlobalJson {
   owner?: string;
   ext_data?: string;
   concurrent: boolean;
+  /** dtx: saga only, when a step has a `compensate_delay`: the seconds per step (0: none). */
+  compensate_delays?: number[];
+  /** dtx: while such a saga is `aborting`, when each step's compensation may run (`null`: no delay). */
+  compensate_due?: (string | null)[];
   [option: string]: unknown;
 }
 
