@@ -109,6 +109,10 @@ export interface Trans {
   last_error?: string;
   stuck?: boolean;
   stuck_reason?: string;
+  /** dtx: saga only, seconds each step's compensation waits after the rollback began (0: none). */
+  compensate_delays?: number[];
+  /** dtx: while a saga with delays is aborting, when each step's compensation may run (null: no delay). */
+  compensate_due?: (string | null)[];
 }
 
 export interface Branch {

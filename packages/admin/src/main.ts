@@ -256,7 +256,28 @@ function kv(rows: [string, Child][]): HTMLElement {
 /** The order ops run in within one branch id (others after these, by name). */
 const OP_ORDER = ['try', 'action', 'confirm', 'cancel', 'compensate', 'rollback', 'msg'];
 
-function opRow(b: Branch): HTMLElement {
+/** `600` → `10 min`, `5400` → `1 h 30 min`, `45` → `45 s`. */
+function durationText(seconds: number): string {
+  const parts: string[] = [];
+  const d = Math.floor(seconds / 86400);
+  const hr = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  if (d) parts.push(`${d} d`);
+  if (hr) parts.push(`${hr} h`);
+  if (m) parts.push(`${m} min`);
+  if (s || !parts.length) parts.push(`${s} s`);
+  return parts.join(' ');
+}
+
+/** dtx: a saga step's delayed compensation (`compensate_delay`): how long, and while it waits, until when. */
+interface CompensateDelay {
+  seconds: number;
+  /** RFC 3339, while the saga is aborting and the compensation has not run. */
+  due?: string;
+}
+
+function opRow(b: Branch, delay?: CompensateDelay): HTMLElement {
   const payload = b.bin_data ? showPayload(b.bin_data) : undefined;
   const when: Child[] = [];
   const at = (label: string, iso: string | undefined | null) => {
@@ -266,6 +287,8 @@ function opRow(b: Branch): HTMLElement {
   at('updated', b.update_time);
   at('finished', b.finish_time);
   at('last attempt', b.last_attempt_time);
+  const waiting = delay?.due !== undefined && b.status === 'prepared';
+  if (delay && waiting) when.push(h('span', { class: 'compensate-due' }, 'due ', time(delay.due)));
   return h(
     'div',
     { class: `op-row ${b.status ?? ''}`, 'data-branch': `${b.branch_id ?? ''}/${b.op ?? ''}` },
@@ -278,6 +301,14 @@ function opRow(b: Branch): HTMLElement {
         ? h('span', { class: 'attempts' }, `${b.attempts} attempt${b.attempts === 1 ? '' : 's'}`)
         : null,
       b.last_result ? h('span', { class: 'muted last-result' }, 'last: ', badge(b.last_result)) : null,
+      delay
+        ? h(
+            'span',
+            { class: 'compensate-delay', title: `compensate_delay: ${delay.seconds} s after the rollback began` },
+            `delayed ${durationText(delay.seconds)}`,
+          )
+        : null,
+      waiting ? badge('waiting', 'waiting') : null,
       h('span', { class: 'mono url' }, b.url ?? ''),
     ),
     h('div', { class: 'when' }, when),
@@ -293,8 +324,11 @@ function opRow(b: Branch): HTMLElement {
   );
 }
 
-/** The branches grouped by branch id (a step), each step's ops in the order they run. */
-function timeline(branches: Branch[]): HTMLElement {
+/**
+ * The branches grouped by branch id (a step), each step's ops in the order they run. For a saga with
+ * `compensate_delays`, the compensation of the i-th step (rows come step by step) shows its delay and due time.
+ */
+function timeline(branches: Branch[], t?: Trans): HTMLElement {
   const steps = new Map<string, Branch[]>();
   for (const b of branches) {
     const id = b.branch_id ?? '';
@@ -307,8 +341,11 @@ function timeline(branches: Branch[]): HTMLElement {
   return h(
     'ol',
     { class: 'timeline' },
-    [...steps].map(([id, ops]) => {
+    [...steps].map(([id, ops], i) => {
       ops.sort((a, b) => rank(a.op) - rank(b.op));
+      const seconds = t?.trans_type === 'saga' ? (t.compensate_delays?.[i] ?? 0) : 0;
+      const delay: CompensateDelay | undefined =
+        seconds > 0 ? { seconds, due: t?.compensate_due?.[i] ?? undefined } : undefined;
       const worst = ops.some((o) => o.status === 'failed')
         ? 'failed'
         : ops.every((o) => o.status === 'succeed')
@@ -321,7 +358,7 @@ function timeline(branches: Branch[]): HTMLElement {
           'div',
           { class: 'panel' },
           h('div', { class: 'step-title' }, 'Branch ', h('span', { class: 'mono' }, id || '—')),
-          ops.map(opRow),
+          ops.map((o) => opRow(o, o.op === 'compensate' ? delay : undefined)),
         ),
       );
     }),
@@ -441,7 +478,7 @@ async function transView(gid: string): Promise<void> {
       ),
     ),
     h('h2', {}, `Branches (${r.branches.length})`),
-    r.branches.length ? timeline(r.branches) : empty('No branches yet.'),
+    r.branches.length ? timeline(r.branches, t) : empty('No branches yet.'),
   );
 }
 

@@ -33,8 +33,11 @@ export type WirePayload = string | Uint8Array;
 export interface TransParts {
   gid: string;
   transType: string;
-  /** Saga: `{action, compensate}` per step; msg: `{action}`. */
-  steps?: Record<string, string>[];
+  /**
+   * Saga: `{action, compensate}` per step, and `compensate_delay` (seconds, a dtx extension) on a step that has
+   * one; msg: `{action}`.
+   */
+  steps?: Record<string, string | number>[];
   /** One per step, already encoded by {@link CoordinatorTransport.encodePayload}. */
   payloads?: WirePayload[];
   customData?: string;

@@ -41,7 +41,7 @@ export { generateGid } from './gid.js';
 export type { HttpReply } from './http-call.js';
 export { Msg, type MsgOptions } from './msg.js';
 export type { RetryOptions } from './retry.js';
-export { Saga, type SagaOptions } from './saga.js';
+export { Saga, type SagaOptions, type SagaStepOptions } from './saga.js';
 export type { SubmitHandle, WaitOptions } from './submit-handle.js';
 export { Tcc, type TccOptions } from './tcc.js';
 export type { TransactionOptions } from './transaction-options.js';

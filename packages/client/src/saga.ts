@@ -3,7 +3,7 @@
  * order (or in parallel, see {@link Saga.concurrent}); when one answers FAILURE it runs the compensations of
  * everything that may have run, last step first.
  */
-import { type TransRequest, TransType } from '@dtx/protocol';
+import { MAX_COMPENSATE_DELAY, type TransRequest, TransType } from '@dtx/protocol';
 import type {
   CallOptions,
   CoordinatorTransport,
@@ -26,10 +26,39 @@ export interface SagaOptions extends TransactionOptions {
   retryLimit?: number;
 }
 
-/** One step: two URLs. */
+/** Options of one saga step (the fourth argument of {@link Saga.add}). */
+export interface SagaStepOptions {
+  /**
+   * dtx extension: seconds the step's compensation waits after the saga began its rollback, a whole number
+   * from 0 to 604800 (7 days). The coordinator keeps the wait durably (a restart in the middle waits the rest);
+   * `GET /query` shows `compensate_delays` and, while the rollback runs, `compensate_due`. Compensation order is
+   * unchanged: the steps before a waiting one wait with it. E.g. give stock back only 10 minutes after an order
+   * is cancelled. A DTM coordinator ignores it and compensates at once. Default: `0`, at once (nothing is sent).
+   */
+  compensateDelay?: number;
+}
+
+/** One step: two URLs and, when it has one, the compensation's delay. */
 interface SagaStep {
   action: string;
   compensate: string;
+  compensateDelay: number;
+}
+
+/** The checked `compensateDelay` of a step, `0` when none is given. */
+function checkCompensateDelay(gid: string, step: number, compensate: string, options: SagaStepOptions): number {
+  const d = options.compensateDelay;
+  if (d === undefined || d === 0) return 0;
+  if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0 || d > MAX_COMPENSATE_DELAY) {
+    throw new DtxError(
+      `saga ${gid} step ${step}: compensateDelay must be a whole number of seconds from 0 to ${MAX_COMPENSATE_DELAY} ` +
+        `(7 days), got ${typeof d === 'number' ? d : JSON.stringify(d)}`,
+    );
+  }
+  if (compensate === '') {
+    throw new DtxError(`saga ${gid} step ${step}: compensateDelay is set, but the step has no compensation to delay`);
+  }
+  return d;
 }
 
 /**
@@ -41,6 +70,9 @@ interface SagaStep {
  *   .add(`${busi}/TransOut`, `${busi}/TransOutCompensate`, { amount: 30 })
  *   .add(`${busi}/TransIn`, `${busi}/TransInCompensate`, { amount: 30 })
  *   .submit();
+ *
+ * // dtx: give the stock back only 10 minutes after the rollback began
+ * saga.add(`${busi}/StockDeduct`, `${busi}/StockRestore`, { sku: 'a1' }, { compensateDelay: 600 });
  * ```
  *
  * @typeParam Payload - what a step carries: any JSON value over HTTP, protobuf bytes over gRPC.
@@ -70,10 +102,14 @@ export class Saga<Payload = unknown> {
    * @param action URL of the forward operation (gRPC: `host:port/pkg.Svc/Method`, or a discovery target)
    * @param compensate URL of its compensation; `''` for none (the coordinator treats an empty URL as success)
    * @param payload HTTP: any JSON value, sent as its JSON text, default `null`; gRPC: the request message's bytes
+   * @param options `compensateDelay`: seconds the compensation waits after the rollback began (dtx extension)
+   * @throws DtxError when `compensateDelay` is not a whole number of seconds from 0 to 604800, or is set on a step
+   *   without a compensation.
    */
-  add(action: string, compensate: string, payload?: Payload): this {
+  add(action: string, compensate: string, payload?: Payload, options: SagaStepOptions = {}): this {
+    const compensateDelay = checkCompensateDelay(this.gid, this.#steps.length, compensate, options);
     const encoded = this.#transport.encodePayload(payload as Payload);
-    this.#steps.push({ action, compensate });
+    this.#steps.push({ action, compensate, compensateDelay });
     this.#payloads.push(encoded);
     return this;
   }
@@ -126,7 +162,13 @@ export class Saga<Payload = unknown> {
     return {
       gid: this.gid,
       transType: TransType.Saga,
-      steps: this.#steps.map((s) => ({ action: s.action, compensate: s.compensate })),
+      // compensate_delay only on the steps that have one: without delays the body is DTM's
+      steps: this.#steps.map(
+        (s): Record<string, string | number> =>
+          s.compensateDelay > 0
+            ? { action: s.action, compensate: s.compensate, compensate_delay: s.compensateDelay }
+            : { action: s.action, compensate: s.compensate },
+      ),
       payloads: [...this.#payloads],
       ...(customData === undefined ? {} : { customData }),
       options: toWireOptions(this.#options),

@@ -59,6 +59,23 @@ describe('DtxGrpcClient requests', () => {
 
   const url = (m: string) => `${branches.address}/busi.Busi/${m}`;
 
+  test('compensateDelay travels in the Steps JSON text of the step that has one', () => {
+    const r = toDtmRequest(
+      client
+        .saga('g-grpc-delay')
+        .add(url('TransOut'), url('TransOutRevert'), busiReq(busi, 30), { compensateDelay: 600 })
+        .add(url('TransIn'), url('TransInRevert'), busiReq(busi, 31))
+        .toParts(),
+    );
+    assert.equal(
+      r.Steps,
+      JSON.stringify([
+        { action: url('TransOut'), compensate: url('TransOutRevert'), compensate_delay: 600 },
+        { action: url('TransIn'), compensate: url('TransInRevert') },
+      ]),
+    );
+  });
+
   test('a saga is one Submit with Steps as JSON text, BinPayloads as the bytes and the options', async () => {
     await client
       .saga('g-grpc-saga', {

@@ -104,6 +104,46 @@ describe('request bodies', () => {
     assert.equal(req.custom_data, '{"orders":{},"concurrent":true}');
   });
 
+  test('compensateDelay: compensate_delay on that step only; 0 or none sends the DTM body', async () => {
+    fake.requests.length = 0;
+    await client
+      .saga('g-saga-delay')
+      .add('http://b/StockDeduct', 'http://b/StockRestore', { sku: 'a1' }, { compensateDelay: 600 })
+      .add('http://b/Pay', 'http://b/Refund', null, { compensateDelay: 0 })
+      .add('http://b/Notify', '', null, {})
+      .submit();
+    assert.equal(
+      fake.requests[0]?.body,
+      '{"gid":"g-saga-delay","trans_type":"saga","steps":[' +
+        '{"action":"http://b/StockDeduct","compensate":"http://b/StockRestore","compensate_delay":600},' +
+        '{"action":"http://b/Pay","compensate":"http://b/Refund"},{"action":"http://b/Notify","compensate":""}],' +
+        '"payloads":["{\\"sku\\":\\"a1\\"}","null","null"],"protocol":"http","concurrent":false}',
+    );
+    const max = client.saga('g').add('http://b/A', 'http://b/ARevert', null, { compensateDelay: 604800 }).toRequest();
+    assert.equal(max.steps?.[0]?.compensate_delay, 604800);
+  });
+
+  test('compensateDelay: anything but whole seconds from 0 to 604800, or on a step without compensation, throws at add', () => {
+    for (const bad of [-1, 1.5, 604801, Number.NaN, '600' as unknown as number]) {
+      assert.throws(
+        () => client.saga('g-bad').add('http://b/A', 'http://b/ARevert', null, { compensateDelay: bad }),
+        (err) =>
+          err instanceof DtxError &&
+          /^saga g-bad step 0: compensateDelay must be a whole number of seconds from 0 to 604800 \(7 days\), got /.test(
+            err.message,
+          ),
+        String(bad),
+      );
+    }
+    const saga = client.saga('g-none').add('http://b/A', 'http://b/ARevert');
+    assert.throws(
+      () => saga.add('http://b/B', '', null, { compensateDelay: 60 }),
+      /saga g-none step 1: compensateDelay is set, but the step has no compensation to delay$/,
+    );
+    // the refused step was not added
+    assert.equal(saga.toRequest().steps?.length, 1);
+  });
+
   test('invalid options and orders are refused before anything is sent', () => {
     assert.throws(() => client.saga('g', { timeoutToFail: 1.5 }).toRequest(), DtxError);
     assert.throws(() => client.saga('g').add('http://b/A', '').addBranchOrder(1, [0]).toRequest(), /step 1/);

@@ -18,11 +18,18 @@ export interface TransOptions {
   retry_limit?: number;
 }
 
+/**
+ * dtx: the largest `compensate_delay` a saga step may ask for: 7 days, in seconds. The coordinator refuses more;
+ * the SDK checks it before sending.
+ */
+export const MAX_COMPENSATE_DELAY = 7 * 24 * 3600;
+
 /** The body of prepare / submit / abort, as a DTM client sends it. */
 export interface TransRequest extends TransOptions {
   gid: string;
   trans_type: TransType | string;
-  steps?: Record<string, string>[];
+  /** Saga: `{action, compensate}` per step (dtx: plus an optional `compensate_delay` in seconds); msg: `{action}`. */
+  steps?: Record<string, string | number>[];
   payloads?: string[];
   custom_data?: string;
   query_prepared?: string;
@@ -52,6 +59,10 @@ export interface TransGlobalJson {
   owner?: string;
   ext_data?: string;
   concurrent: boolean;
+  /** dtx: saga only, when a step has a `compensate_delay`: the seconds per step (0: none). */
+  compensate_delays?: number[];
+  /** dtx: while such a saga is `aborting`, when each step's compensation may run (`null`: no delay). */
+  compensate_due?: (string | null)[];
   [option: string]: unknown;
 }
 

@@ -113,6 +113,7 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
   const okGid = gidFor(`${run}-ok`);
   const rbGid = gidFor(`${run}-rb`);
   const retryGid = gidFor(`${run}-retry`);
+  const delayGid = gidFor(`${run}-delay`);
 
   before(async () => {
     mkdirSync(OUT, { recursive: true });
@@ -122,7 +123,7 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     busi.answer = (c) =>
       c.query.gid === retryGid && c.name === 'TransOut'
         ? { status: 500, body: '{"error":"payment service down: connection pool exhausted"}' }
-        : c.query.gid === rbGid && c.name === 'TransIn'
+        : (c.query.gid === rbGid || c.query.gid === delayGid) && c.name === 'TransIn'
           ? { status: 409, body: '{"error":"reason:Insufficient balance"}' }
           : undefined;
     const submit = async (body: Record<string, unknown>) => {
@@ -225,6 +226,48 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     assert.equal(await page.$('button.force-stop'), null, 'no force stop on a finished transaction');
     await page.click('.op-row[data-branch="02/action"] summary');
     await shot('detail-rolled-back');
+  });
+
+  it('shows a delayed compensation (compensate_delay) waiting with its due time, then done', async () => {
+    // submitted here, after the cron steps of before(): those move the clock past its due time
+    const r = await call(
+      'POST',
+      `${dtx.api}/submit`,
+      sagaBody(busi, delayGid, {
+        wait_result: true,
+        steps: [
+          { action: `${busi.url}/TransOut`, compensate: `${busi.url}/TransOutRevert`, compensate_delay: 600 },
+          { action: `${busi.url}/TransIn`, compensate: `${busi.url}/TransInRevert` },
+        ],
+      }),
+    );
+    assert.equal(r.status, 409, r.text);
+    const due = (await dtx.query(delayGid)).transaction.compensate_due as (string | null)[];
+    assert.equal(typeof due[0], 'string');
+    const row = (branch: string) => page.locator(`.op-row[data-branch="${branch}"]`);
+
+    await page.goto(`${dtx.base}/admin/trans/${encodeURIComponent(delayGid)}`);
+    await page.waitForSelector('ol.timeline');
+    assert.equal(await textOf('h1 .badge'), 'aborting');
+    assert.equal(await row('01/compensate').locator('.compensate-delay').textContent(), 'delayed 10 min');
+    assert.equal(await row('01/compensate').locator('.badge.waiting').textContent(), 'waiting');
+    assert.equal(await row('01/compensate').locator('.compensate-due time').getAttribute('datetime'), due[0]);
+    assert.match((await row('01/compensate').getAttribute('class')) ?? '', /\bprepared\b/);
+    // the step without a delay was compensated at once and shows none; actions never show one
+    assert.match((await row('02/compensate').getAttribute('class')) ?? '', /\bsucceed\b/);
+    for (const b of ['02/compensate', '01/action', '02/action']) {
+      assert.equal(await row(b).locator('.compensate-delay, .badge.waiting, .compensate-due').count(), 0, b);
+    }
+    await shot('detail-delayed-compensation');
+
+    // past the due time the compensation runs: still "delayed 10 min", no longer waiting
+    await dtx.cronFor(delayGid, 601, 700);
+    assert.deepEqual(busi.callsOf(delayGid).slice(-1), ['TransOutRevert compensate']);
+    await page.reload();
+    await page.waitForSelector('h1 .badge:has-text("failed")');
+    assert.match((await row('01/compensate').getAttribute('class')) ?? '', /\bsucceed\b/);
+    assert.equal(await row('01/compensate').locator('.compensate-delay').textContent(), 'delayed 10 min');
+    assert.equal(await row('01/compensate').locator('.badge.waiting, .compensate-due').count(), 0);
   });
 
   it('masks secret branch_headers and shows a payload that is not JSON as hex', async () => {

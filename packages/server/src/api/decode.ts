@@ -1,3 +1,4 @@
+import { MAX_COMPENSATE_DELAY } from '@dtx/protocol';
 import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
 import { DEFAULT_URL_POLICY, type UrlPolicy } from '../branch/url-policy.js';
 import { InputError, LimitError } from '../core/errors.js';
@@ -268,8 +269,7 @@ export interface DecodeTransOptions {
   limits?: EdgeLimits;
 }
 
-/** The largest `compensate_delay` a saga step may ask for: 7 days, in seconds. */
-export const MAX_COMPENSATE_DELAY = 7 * 24 * 3600;
+export { MAX_COMPENSATE_DELAY };
 
 /**
  * dtx: a saga step's `compensate_delay` (seconds, integer 0…{@link MAX_COMPENSATE_DELAY}), or undefined when the
