@@ -45,3 +45,6 @@ export { Saga, type SagaOptions, type SagaStepOptions } from './saga.js';
 export type { SubmitHandle, WaitOptions } from './submit-handle.js';
 export { Tcc, type TccOptions } from './tcc.js';
 export type { TransactionOptions } from './transaction-options.js';
+// --- XA ---
+export * from './xa/index.js';
+// --- end XA ---
