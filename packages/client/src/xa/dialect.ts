@@ -117,3 +117,18 @@ export function lockedBarrierError(row: BarrierRow, cause: unknown): DtxError {
     { cause },
   );
 }
+
+/** The dialect as a plain object of its members (methods bound), so that `{ ...dialect, start }` keeps working. */
+export function plainDialect<Db, Conn>(d: XaDialect<Db, Conn>): XaDialect<Db, Conn> {
+  return {
+    dialect: d.dialect,
+    table: d.table,
+    maxXidBytes: d.maxXidBytes,
+    start: (db, xid) => d.start(db, xid),
+    commit: (db, xid) => d.commit(db, xid),
+    rollback: (db, xid) => d.rollback(db, xid),
+    recover: (db) => d.recover(db),
+    insertBarrier: (db, row, lockTimeoutMs) => d.insertBarrier(db, row, lockTimeoutMs),
+    barrierReason: (db, key) => d.barrierReason(db, key),
+  };
+}

@@ -17,6 +17,7 @@ import { parseTableName } from '../barrier/table-name.js';
 import { DtxError } from '../errors.js';
 import {
   lockedBarrierError,
+  plainDialect,
   type XaDialect,
   type XaLocalTransaction,
   type XaPhase2Outcome,
@@ -49,11 +50,13 @@ function errnoOf(err: unknown): unknown {
  * const pool = mysql.createPool('mysql://user:pass@127.0.0.1:3306/app');
  * const xa = mysqlXaDialect();
  * ```
+ *
+ * The dialect is a plain object: spread it to wrap a method (`{ ...mysqlXaDialect(), start: … }`).
  */
 export function mysqlXaDialect<C extends MysqlConnectionLike>(
   options: MysqlXaOptions = {},
 ): XaDialect<MysqlPoolLike<C>, C> {
-  return new MysqlXa<C>(options);
+  return plainDialect(new MysqlXa<C>(options));
 }
 
 class MysqlXa<C extends MysqlConnectionLike> implements XaDialect<MysqlPoolLike<C>, C> {

@@ -15,6 +15,7 @@ import { parseTableName } from '../barrier/table-name.js';
 import { DtxError } from '../errors.js';
 import {
   lockedBarrierError,
+  plainDialect,
   type XaDialect,
   type XaLocalTransaction,
   type XaPhase2Outcome,
@@ -58,11 +59,13 @@ export function pgLiteral(text: string): string {
  * const pool = new pg.Pool({ connectionString: 'postgres://user:pass@127.0.0.1:5432/app' });
  * const xa = postgresXaDialect();
  * ```
+ *
+ * The dialect is a plain object: spread it to wrap a method (`{ ...postgresXaDialect(), start: … }`).
  */
 export function postgresXaDialect<C extends PgClientLike>(
   options: PostgresXaOptions = {},
 ): XaDialect<PgPoolLike<C>, C> {
-  return new PostgresXa<C>(options);
+  return plainDialect(new PostgresXa<C>(options));
 }
 
 class PostgresXa<C extends PgClientLike> implements XaDialect<PgPoolLike<C>, C> {
