@@ -4,16 +4,24 @@
 // service in a process of its own and SIGKILL it. Then the phase-2 rules of spec §9.6 on the databases directly.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { expressBranch } from '../src/adapters/express.js';
 import { DtxGrpcClient, type GrpcBranchHandler, grpcBranchService } from '../src/grpc/index.js';
 import {
   BranchError,
   DtxClient,
   DuplicatedError,
+  ensureBarrierTable,
   FailureError,
+  mysqlBarrierDb,
+  postgresBarrierDb,
   runXaBranch,
   XaBranchInfoError,
   XaXidInUseError,
@@ -23,7 +31,7 @@ import {
   xaPhase2,
   xaXid,
 } from '../src/index.js';
-import { MYSQL_URL, uniqueSuffix } from './support/db.js';
+import { MYSQL_URL, PG_URL, uniqueSuffix } from './support/db.js';
 import {
   type BusiReply,
   type BusiReq,
@@ -274,6 +282,55 @@ for (const name of ['mysql', 'postgres'] as const) {
       });
     });
 
+    describe('over HTTP (an Express handler)', () => {
+      let web: Server;
+      let webUrl: string;
+      before(async () => {
+        const ex = express();
+        ex.use(express.json());
+        // Phase 2 is an empty POST: express.json() leaves the body unset, expressBranch reads it as none.
+        ex.post(
+          '/TransOut',
+          expressBranch<{ account: string; amount: number }>(async (ctx) => {
+            const q = ctx.query as Record<string, string>;
+            log.push({ gid: q.gid ?? '', line: `express ${q.op} ${q.branch_id}` });
+            await xaLocalTransaction(h.dialect, h.db, xaBranchFromQuery(ctx.query, http), async (conn) => {
+              if (!(await h.debit(conn, ctx.body.account, ctx.body.amount))) {
+                throw new FailureError('insufficient balance');
+              }
+            });
+          }),
+        );
+        web = await new Promise<Server>((resolve) => {
+          const srv = ex.listen(0, '127.0.0.1', () => resolve(srv));
+        });
+        webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}/TransOut`;
+      });
+      after(() => new Promise<void>((resolve) => web.close(() => resolve())));
+
+      test('commit and rollback through expressBranch', async () => {
+        const ok = nextGid();
+        const [a] = (await accounts(ok, 100)) as [string];
+        await http.xa(ok, (xa) => xa.callBranch(webUrl, { account: a, amount: 30 }));
+        await waitForStatus(http, ok, 'succeed');
+        assert.deepEqual(trace(ok), ['express action 01', 'express commit 01']);
+        assert.equal(await h.balance(a), 70);
+        const bad = nextGid();
+        const [b, empty] = (await accounts(bad, 100, 0)) as [string, string];
+        await assert.rejects(
+          http.xa(bad, async (xa) => {
+            await xa.callBranch(webUrl, { account: b, amount: 30 });
+            await xa.callBranch(webUrl, { account: empty, amount: 30 });
+          }),
+          FailureError,
+        );
+        await waitForStatus(http, bad, 'failed');
+        assert.deepEqual(trace(bad), ['express action 01', 'express action 02', 'express rollback 01']);
+        assert.equal(await h.balance(b), 100);
+        assert.deepEqual([...(await h.prepared(ok)), ...(await h.prepared(bad))], []);
+      });
+    });
+
     describe('over gRPC (grpc-js handlers)', () => {
       test('commit: DtxGrpcClient.xa calls the methods with dtm-phase2_url; the coordinator commits them', async () => {
         const gid = nextGid();
@@ -491,6 +548,31 @@ for (const name of ['mysql', 'postgres'] as const) {
         assert.equal(await h.balance(a), 100);
       });
 
+      test('ensureBarrierTable at a restart does not wait for the locks of a prepared branch', async () => {
+        const gid = nextGid();
+        const [a] = (await accounts(gid, 100)) as [string];
+        await runXaBranch(h.dialect, h.db, ref(gid), debit(a, 10));
+        // A session that gives up on a lock after 5 s, so a regression fails instead of hanging.
+        if (name === 'postgres') {
+          const pool = new pg.Pool({ connectionString: PG_URL, max: 1, options: '-c lock_timeout=5000' });
+          try {
+            await ensureBarrierTable(postgresBarrierDb(pool));
+          } finally {
+            await pool.end();
+          }
+        } else {
+          const pool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 1 });
+          try {
+            await pool.query('SET SESSION lock_wait_timeout = 5');
+            await ensureBarrierTable(mysqlBarrierDb(pool));
+          } finally {
+            await pool.end();
+          }
+        }
+        await xaPhase2(h.dialect, h.db, ref(gid), 'commit');
+        assert.equal(await h.balance(a), 90);
+      });
+
       test('a gid too long for the xid is refused before anything starts', async () => {
         const gid = `${prefix}-${'g'.repeat(250)}`;
         await assert.rejects(
@@ -524,7 +606,10 @@ for (const name of ['mysql', 'postgres'] as const) {
             await session.execute(`UPDATE ${h.table} SET balance = balance - 10 WHERE id = ?`, [a]);
             await session.query('XA END ?', [xid]);
             await session.query('XA PREPARE ?', [xid]);
-            await assert.rejects(xaPhase2(h.dialect, h.db, ref(gid), 'commit'), /prepared but not reachable/);
+            await assert.rejects(
+              xaPhase2(h.dialect, h.db, ref(gid), 'commit', { preparedWaitMs: 200 }),
+              /prepared but not reachable/,
+            );
           } finally {
             await session.end();
           }

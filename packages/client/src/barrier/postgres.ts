@@ -141,7 +141,24 @@ class PostgresBarrierDb<C extends PgClientLike> implements BarrierDb<C> {
     // a transaction-scoped advisory lock makes concurrent callers take turns. DDL is transactional here.
     return this.#withClient(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [DDL_LOCK_KEY]);
-      for (const sql of statements) await client.query(sql);
+      for (const sql of statements) {
+        if (await indexExists(client, sql)) continue;
+        await client.query(sql);
+      }
     });
   }
+}
+
+/**
+ * Whether `sql` is a `CREATE INDEX IF NOT EXISTS <name> ON [schema.]table …` whose index exists already. PostgreSQL
+ * takes a SHARE lock on the table before it sees that the index exists, and that lock waits for every transaction
+ * holding the table's rows — a prepared XA branch holds them until its phase 2, which may need this very service
+ * to be up. So an existing index is skipped without locking the table.
+ */
+async function indexExists(client: { query: PgClientLike['query'] }, sql: string): Promise<boolean> {
+  const m = /^CREATE INDEX IF NOT EXISTS (\w+) ON (?:(\w+)\.)?\w+ /.exec(sql);
+  if (m === null) return false;
+  const name = m[2] === undefined ? m[1]! : `${m[2]}.${m[1]}`;
+  const r = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [name]);
+  return (r.rows[0] as { present?: boolean } | undefined)?.present === true;
 }

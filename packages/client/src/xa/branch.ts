@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { setTimeout as pause } from 'node:timers/promises';
 import { BranchOp, TransType } from '@dtx/protocol';
 import type { BarrierKey } from '../barrier/barrier-db.js';
 import type { StringMap } from '../barrier/branch-info.js';
@@ -232,6 +233,12 @@ export interface XaPhase2Options {
    * prepared (the rollback then fails and the coordinator retries it later). Default: `5_000` ms.
    */
   lockTimeoutMs?: number;
+  /**
+   * How long phase 2 keeps asking when the database lists the xid as prepared but answers "unknown xid" (MariaDB:
+   * the transaction is still bound to its session, e.g. for the moment the server takes to close the session
+   * that prepared it). After that it throws and the coordinator retries later. Default: `3_000` ms.
+   */
+  preparedWaitMs?: number;
 }
 
 /**
@@ -239,8 +246,8 @@ export interface XaPhase2Options {
  * of xid {@link xaXid}`(gid, branchId)` (PostgreSQL `COMMIT PREPARED` / `ROLLBACK PREPARED`), from any connection
  * of `db`. Idempotent, and safer than DTM's clients about an xid the database does not know:
  * - when the xid is still listed among the prepared transactions (`XA RECOVER`, `pg_prepared_xacts` — on MariaDB
- *   a prepared transaction is unknown to other sessions while its own session lives), it throws: the coordinator
- *   retries later;
+ *   a prepared transaction is unknown to other sessions while its own session lives), it asks again for up to
+ *   `preparedWaitMs`, then throws: the coordinator retries later;
  * - commit of an xid that is really gone succeeds only when the branch's barrier row says its work committed
  *   (a repeated commit); otherwise it throws, because the branch's work was never prepared and is lost;
  * - rollback of an xid that is really gone succeeds (a repeated rollback, or a branch whose local transaction
@@ -256,20 +263,36 @@ export async function xaPhase2<Db, Conn>(
   op: 'commit' | 'rollback',
   options: XaPhase2Options = {},
 ): Promise<void> {
+  if (op !== BranchOp.Commit && op !== BranchOp.Rollback) {
+    throw new DtxError(`XA phase 2: op must be commit or rollback, not '${String(op)}'`);
+  }
   const xid = xaXid(ref.gid, ref.branchId);
   const key = barrierKey(ref);
-  if (op === BranchOp.Commit) {
-    if ((await dialect.commit(db, xid)) === 'done') return;
-    await throwIfPrepared(dialect, db, xid, op);
-    const reason = await dialect.barrierReason(db, key);
-    if (reason === BranchOp.Action) return; // committed before: a repeated commit
-    throw new DtxError(
-      `cannot commit XA branch ${xid}: the database has no prepared transaction with this xid and the branch's ` +
-        `work was never committed (barrier row: ${reason === undefined ? 'none' : `reason ${reason}`})`,
-    );
+  const deadline = Date.now() + (options.preparedWaitMs ?? 3_000);
+  for (;;) {
+    const outcome = op === BranchOp.Commit ? await dialect.commit(db, xid) : await dialect.rollback(db, xid);
+    if (outcome === 'done') break;
+    if (!(await dialect.recover(db)).includes(xid)) {
+      // Really gone: a repeated phase 2, or (rollback) a branch whose local transaction never prepared.
+      if (op === BranchOp.Rollback) break;
+      const reason = await dialect.barrierReason(db, key);
+      if (reason === BranchOp.Action) return; // committed before: a repeated commit
+      throw new DtxError(
+        `cannot commit XA branch ${xid}: the database has no prepared transaction with this xid and the branch's ` +
+          `work was never committed (barrier row: ${reason === undefined ? 'none' : `reason ${reason}`})`,
+      );
+    }
+    // Listed as prepared, yet unknown to this connection: still bound to its session, which is closing (or
+    // still open). Ask again for a moment, then leave it to the coordinator's retry.
+    if (Date.now() >= deadline) {
+      throw new DtxError(
+        `XA ${op} of ${xid}: the transaction is prepared but not reachable from this connection yet (its session ` +
+          'is still open): try again later',
+      );
+    }
+    await pause(PREPARED_POLL_MS);
   }
-  if (op !== BranchOp.Rollback) throw new DtxError(`XA phase 2: op must be commit or rollback, not '${String(op)}'`);
-  if ((await dialect.rollback(db, xid)) === 'unknown-xid') await throwIfPrepared(dialect, db, xid, op);
+  if (op === BranchOp.Commit) return;
   const inserted = await dialect.insertBarrier(
     db,
     { ...key, trans_type: ref.transType ?? TransType.Xa, reason: BranchOp.Rollback },
@@ -280,14 +303,8 @@ export async function xaPhase2<Db, Conn>(
   }
 }
 
-async function throwIfPrepared<Db, Conn>(dialect: XaDialect<Db, Conn>, db: Db, xid: string, op: string): Promise<void> {
-  if ((await dialect.recover(db)).includes(xid)) {
-    throw new DtxError(
-      `XA ${op} of ${xid}: the transaction is prepared but not reachable from this connection yet (its session ` +
-        'is still open): try again later',
-    );
-  }
-}
+/** How often {@link xaPhase2} looks again at a prepared transaction another session still holds. */
+const PREPARED_POLL_MS = 50;
 
 /**
  * The whole XA branch handler, as DTM's `XaLocalTransaction`: the same route serves the action call and the

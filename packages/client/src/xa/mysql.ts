@@ -34,6 +34,8 @@ export interface MysqlXaOptions {
 const XAER_NOTA = 1397;
 /** ER_XAER_DUPID: "The XID already exists". */
 const XAER_DUPID = 1440;
+/** ER_XA_RBROLLBACK: "Transaction branch was rolled back" (e.g. a read-only one, not kept after its session). */
+const XA_RBROLLBACK = 1402;
 /** ER_LOCK_WAIT_TIMEOUT. */
 const LOCK_WAIT_TIMEOUT = 1205;
 
@@ -152,7 +154,10 @@ class MysqlXa<C extends MysqlConnectionLike> implements XaDialect<MysqlPoolLike<
       await pool.query(statement, [xid]);
       return 'done';
     } catch (err) {
-      if (errnoOf(err) === XAER_NOTA) return 'unknown-xid';
+      const errno = errnoOf(err);
+      if (errno === XAER_NOTA) return 'unknown-xid';
+      // The server rolled the branch back itself: what a rollback wants (a commit reports the error).
+      if (errno === XA_RBROLLBACK && statement.startsWith('XA ROLLBACK')) return 'done';
       throw err;
     }
   }
