@@ -405,7 +405,7 @@ describe('core: limits and the ownership of calls', () => {
     assert.equal(await w.status('b'), 'succeed');
   });
 
-  it('past Limits.MaxBackgroundPasses a submit is stored and left to the cron', async () => {
+  it('past Limits.MaxBackgroundPasses a submit waits in a bounded queue; past the queue it is due to the cron now', async () => {
     const g = gate();
     const w = world({}, () => g.hold());
     w.deps.conf.maxBackgroundPasses = 1;
@@ -414,15 +414,34 @@ describe('core: limits and the ownership of calls', () => {
     const cron = new Cron(w.deps, processor);
     for (const gid of ['b1', 'b2', 'b3']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
     assert.equal(processor.backgroundPasses, 1);
+    assert.ok(processor.isWaiting('b2'));
+    assert.ok(!processor.isWaiting('b3'));
+    // b3 found the queue full: its lease of creation is replaced by "due now", so no RetryInterval wait
+    assert.equal((await w.store.findTrans('b3'))!.nextCronTime, w.clock.now());
+    w.clock.advance(1);
+    const stepped = cron.step(); // the cron may run b3, never the queued b2
+    await waitFor('b3 called by the cron', () => g.inFlight === 2);
+    g.openForever();
+    assert.deepEqual(await stepped, ['b3']);
+    await processor.drain();
+    for (const gid of ['b1', 'b2', 'b3']) assert.equal(await w.status(gid), 'succeed');
+    assert.equal(w.caller.calls.filter((c) => c.endsWith('action')).length, 3);
+  });
+
+  it('a queued background pass whose creation lease ran out is left to the cron', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxBackgroundPasses = 1;
+    const processor = new Processor(w.deps);
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    for (const gid of ['q1', 'q2']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
+    assert.ok(processor.isWaiting('q2'));
+    w.clock.advance(60_000); // past q2's lease: another instance's cron may own it now
     g.openForever();
     await processor.drain();
-    assert.equal(await w.status('b1'), 'succeed');
-    assert.equal(await w.status('b2'), 'submitted');
-    assert.equal(await w.status('b3'), 'submitted');
-    w.clock.advance(60_000);
-    await cron.step();
-    assert.equal(await w.status('b2'), 'succeed');
-    assert.equal(await w.status('b3'), 'succeed');
+    assert.equal(await w.status('q1'), 'succeed');
+    assert.equal(await w.status('q2'), 'submitted');
+    assert.ok(!processor.isWaiting('q2'));
   });
 
   it('a second pass of a gid in the same process joins the running one instead of calling again', async () => {

@@ -37,7 +37,7 @@ export class Cron {
     const due = await store.lockDue(now + (o.windowMs ?? 0), leaseUntil, owner, o.limit ?? conf.cronBatchSize, now);
     await Promise.all(
       due.map(async (t) => {
-        if (this.processor.isActive(t.gid)) return; // a pass of this instance is on it already
+        if (this.processor.isActive(t.gid) || this.processor.isWaiting(t.gid)) return; // this instance is on it
         t.nextCronTime = leaseUntil; // the lease, whatever the store's row read back says
         this.deps.metrics?.retry(t.transType);
         try {
