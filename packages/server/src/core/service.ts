@@ -323,7 +323,6 @@ export class TransService {
       status: b.status as TransBranch['status'],
       createTime: now,
       updateTime: now,
-      finishTime: now,
     };
     try {
       await this.store.insertBranches(b.gid, 'prepared', [row]);
