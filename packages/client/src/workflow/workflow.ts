@@ -77,6 +77,8 @@ export interface WorkflowHost {
   httpBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<unknown>>;
   /** A gRPC branch call; only a gRPC client has it. */
   grpcBranch?(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<Uint8Array>>;
+  /** Releases what the host holds of its own. */
+  close?(): Promise<void>;
 }
 
 interface Phase2Item {
@@ -388,6 +390,11 @@ export class WorkflowRegistry {
       input: codecOf(options.input) as WorkflowCodec<unknown>,
       output: codecOf(options.output) as WorkflowCodec<unknown>,
     });
+  }
+
+  /** @internal — the client's `close` calls it. */
+  async close(): Promise<void> {
+    await this.#host.close?.();
   }
 
   /** True when `name` is registered. */
