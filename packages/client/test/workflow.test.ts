@@ -303,6 +303,43 @@ describe(`workflow over HTTP (${process.env.DTX_TEST_DTM_BIN ? 'DTM' : 'dtx'})`,
     });
   }
 
+  test('typed input and output: text in, bytes out, a local step with the text codec', async () => {
+    const client = newClient();
+    let runs = 0;
+    client.workflow.register(
+      'echo',
+      async (wf: Workflow, input: string) => {
+        runs += 1;
+        const tag = await wf.step(() => `tag-${randomUUID()}`, { codec: 'text' });
+        await wf.call(`${busiUrl}/Echo`, { input });
+        return Buffer.from(`${input}|${tag}`);
+      },
+      { input: 'text', output: 'bytes' },
+    );
+    const gid = generateGid();
+    script.set(`${gid} /busi/Echo`, 503);
+    await assert.rejects(client.workflow.execute('echo', gid, 'héllo'), BranchError);
+    script.delete(`${gid} /busi/Echo`);
+    const out = await client.workflow.execute<Uint8Array>('echo', gid, 'héllo');
+    assert.ok(out instanceof Uint8Array);
+    assert.match(Buffer.from(out).toString('utf8'), /^héllo\|tag-[0-9a-f-]{36}$/);
+    assert.equal(runs, 2);
+    assert.deepEqual(
+      received.filter((r) => r.gid === gid).map((r) => r.body),
+      [{ input: 'héllo' }, { input: 'héllo' }],
+    );
+  });
+
+  test('register and execute check their arguments', async () => {
+    const client = newClient();
+    client.workflow.register('once', async () => 1);
+    assert.throws(() => client.workflow.register('once', async () => 2), /already registered/);
+    assert.throws(() => client.workflow.register('', async () => 2), /non-empty/);
+    assert.throws(() => client.workflow.register('ri', async () => 2, { retryInterval: 0.5 }), /retryInterval/);
+    await assert.rejects(client.workflow.execute('missing', generateGid(), null), /no workflow named 'missing'/);
+    await assert.rejects(client.workflow.execute('once', '', null), /gid/);
+  });
+
   test('the resume endpoint refuses a call naming no gid or an unknown workflow', async () => {
     const client = newClient();
     registerTransfer(client);
