@@ -133,6 +133,19 @@ describe(`workflow over gRPC (${process.env.DTX_TEST_DTM_BIN ? 'DTM' : 'dtx'})`,
     assert.equal(await dtx.workflow.execute('grpcTransfer', gid, 2), 'TransOut ok');
   });
 
+  test('the resume service refuses a call without dtm-gid, or naming an unknown workflow', async () => {
+    const data = Buffer.from([]);
+    const bad = await dtx.invokeBranch(`${hostAddress}/workflow.Workflow/Execute`, data, { 'dtm-op': 'grpcTransfer' });
+    assert.equal(bad.code, GrpcStatus.INVALID_ARGUMENT);
+    assert.match(bad.details, /dtm-gid/);
+    const unknown = await dtx.invokeBranch(`${hostAddress}/workflow.Workflow/Execute`, data, {
+      'dtm-gid': generateGid(),
+      'dtm-op': 'nope',
+    });
+    assert.equal(unknown.code, GrpcStatus.NOT_FOUND);
+    assert.match(unknown.details, /nope/);
+  });
+
   test('the coordinator resumes an unfinished workflow through workflow.Workflow/Execute', async () => {
     const gid = generateGid();
     const before = local.length;

@@ -180,9 +180,12 @@ export class Workflow {
    */
   async step<T>(fn: (ctx: StepContext) => T | Promise<T>, options: LocalStepOptions<T> = {}): Promise<T> {
     const codec: WorkflowCodec<T> = codecOf(options.codec);
+    if (typeof options.onRollback === 'string' || typeof options.onCommit === 'string') {
+      throw new DtxError('the compensations of a local step (wf.step) are functions, not URLs');
+    }
     const branchId = this.#ids.next();
     this.#addPhase2(branchId, options, () => {
-      throw new DtxError('a local step has no URL compensation: pass a function');
+      throw new DtxError('a local step has no URL compensation');
     });
     const bytes = await this.#recorded(branchId, Op.Action, async () => {
       try {
