@@ -340,7 +340,7 @@ describe(`workflow over HTTP (${process.env.DTX_TEST_DTM_BIN ? 'DTM' : 'dtx'})`,
     await assert.rejects(client.workflow.execute('once', '', null), /gid/);
   });
 
-  test('the resume endpoint refuses a call naming no gid or an unknown workflow', async () => {
+  test('the resume endpoints refuse a call naming no gid or an unknown workflow, and a body over the limit', async () => {
     const client = newClient();
     registerTransfer(client);
     const app = Fastify();
@@ -354,6 +354,22 @@ describe(`workflow over HTTP (${process.env.DTX_TEST_DTM_BIN ? 'DTM' : 'dtx'})`,
       assert.match(unknown.body, /nope/);
     } finally {
       await app.close();
+    }
+    const big = express();
+    big.all('/resume', workflowExpress(client.workflow, { bodyLimit: 16 }));
+    const server = await new Promise<import('node:http').Server>((resolve) => {
+      const s = big.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const res = await fetch(`http://127.0.0.1:${port}/resume?gid=g&op=transfer`, {
+        method: 'POST',
+        body: JSON.stringify({ amount: 1, padding: 'x'.repeat(64) }),
+      });
+      assert.equal(res.status, 413);
+      assert.match(await res.text(), /bodyLimit \(16 bytes\)/);
+    } finally {
+      await new Promise((r) => server.close(() => r(undefined)));
     }
   });
 });

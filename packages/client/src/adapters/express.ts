@@ -81,6 +81,12 @@ export function expressBranch<Body = unknown>(
   };
 }
 
+/** Options of {@link workflowExpress}. */
+export interface WorkflowExpressOptions extends ExpressBranchOptions {
+  /** The largest body (the workflow's input) read, in bytes; a larger one gets 413. Default: 1 MiB (Fastify's). */
+  bodyLimit?: number;
+}
+
 /**
  * The workflow resume endpoint as an Express handler: mount it for GET and POST (`app.all(path, …)`) and pass its
  * full URL as the client's `workflowResumeUrl`. The body is read raw when no body parser ran (mount it before
@@ -94,15 +100,28 @@ export function expressBranch<Body = unknown>(
  */
 export function workflowExpress(
   registry: WorkflowRegistry,
-  options: ExpressBranchOptions = {},
+  options: WorkflowExpressOptions = {},
 ): (req: Request, res: Response) => Promise<void> {
   const logger = options.logger ?? console;
+  const limit = options.bodyLimit ?? 1_048_576;
   return async (req, res) => {
     let body: Uint8Array;
     if (req.body !== undefined || req.readableEnded) body = resumeBodyBytes(req.body);
     else {
       const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+      let size = 0;
+      for await (const chunk of req) {
+        const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        size += b.length;
+        if (size > limit) {
+          res
+            .status(413)
+            .type('application/json')
+            .send(JSON.stringify({ error: `the workflow input is larger than bodyLimit (${limit} bytes)` }));
+          return;
+        }
+        chunks.push(b);
+      }
       body = Buffer.concat(chunks);
     }
     const out = await workflowResumeReply(registry, (req.query ?? {}) as Record<string, unknown>, body);
