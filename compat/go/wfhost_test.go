@@ -34,8 +34,8 @@ import (
 	"time"
 
 	"github.com/dtm-labs/dtm/client/dtmcli"
-	dtmlogger "github.com/dtm-labs/dtm/client/dtmcli/logger"
 	"github.com/dtm-labs/dtm/client/dtmcli/dtmimp"
+	dtmlogger "github.com/dtm-labs/dtm/client/dtmcli/logger"
 	"github.com/dtm-labs/dtm/client/dtmgrpc/dtmgimp"
 	"github.com/dtm-labs/dtm/client/workflow"
 	"github.com/go-sql-driver/mysql"
