@@ -5,6 +5,7 @@ import { processMsg } from './msg.js';
 import { type PassDeps, PassError, TransPass } from './pass.js';
 import { processSaga } from './saga.js';
 import { processTcc } from './tcc.js';
+import { processWorkflow } from './workflow.js';
 import { processXa } from './xa.js';
 
 const MODES: Record<string, (p: TransPass) => Promise<void>> = {
@@ -12,6 +13,7 @@ const MODES: Record<string, (p: TransPass) => Promise<void>> = {
   msg: processMsg,
   tcc: processTcc,
   xa: processXa,
+  workflow: processWorkflow,
 };
 
 /** DTM's text for a wait_result submit that did not succeed and has no rollback reason. */
@@ -42,6 +44,8 @@ export class Processor {
   private readonly running = new Set<Promise<void>>();
   /** The pass of each gid running in this instance. */
   private readonly active = new Map<string, Promise<void>>();
+  /** The pass object of each of those, for its lease. */
+  private readonly passes = new Map<string, TransPass>();
   /** Bounds the branch calls in flight in this process (Limits.MaxConcurrentCalls). */
   private readonly slots: CallSlots;
 
@@ -74,12 +78,26 @@ export class Processor {
       }
     })();
     this.active.set(gid, run);
+    this.passes.set(gid, pass);
     try {
       await run;
     } finally {
       this.active.delete(gid);
+      this.passes.delete(gid);
     }
     return pass;
+  }
+
+  /**
+   * After the cron leased `gid` until `leasedUntil` while a pass of it runs here: when that pass holds a longer
+   * lease (a call longer than RetryInterval in flight), that lease is written back, so that no other instance
+   * takes the transaction before the pass's calls have ended. (The cron's lease of a row that is due only in
+   * a widened window, in test mode, would otherwise cut it short.)
+   */
+  async keepLease(gid: string, leasedUntil: number): Promise<void> {
+    const t = this.passes.get(gid)?.trans;
+    if (t === undefined || t.nextCronTime <= leasedUntil) return;
+    await this.deps.store.touchCronTime(gid, t.status, t.nextCronTime, t.nextCronInterval, this.deps.clock.now());
   }
 
   /** Copies the stored status and rollback reason into `trans`; false when the store no longer has it. */
