@@ -52,6 +52,9 @@ const (
 	// wfTransfer: 01 TransOut (compensated by TransOutRevert), 02 TransIn (compensated by
 	// TransInRevert), 03 a local step that returns the receipt, or FAILURE when the input says refuse.
 	wfTransfer = "compat-transfer"
+	// wfOngoing: wfTransfer without input (the accounts are named after the gid, as newAccounts
+	// does), whose TransIn answers ONGOING the first time.
+	wfOngoing = "compat-ongoing"
 	// wfXa: 01 and 02 are local XA transactions on MariaDB (DoXa: debit out, credit in), committed or
 	// rolled back by the client after the function ends; 03 as in wfTransfer.
 	wfXa = "compat-xa"
@@ -93,6 +96,18 @@ func transferWorkflow(wf *workflow.Workflow, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return receiptStep(wf, in)
+}
+
+func ongoingWorkflow(wf *workflow.Workflow, data []byte) ([]byte, error) {
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%s takes no input, got %q %w", wfOngoing, data, dtmcli.ErrFailure)
+	}
+	return transferWorkflow(wf, ongoingInput(wf.Gid).bytes())
+}
+
+// ongoingInput is what wfOngoing does for gid.
+func ongoingInput(gid string) wfInput {
+	return wfInput{Out: gid + "/out", In: gid + "/in", Amount: 30, InResult: resultOngoingOnce}
 }
 
 func xaWorkflow(wf *workflow.Workflow, data []byte) ([]byte, error) {
@@ -209,7 +224,8 @@ type hostServer struct {
 	noResume sync.Map
 	// refuseAll: every resume callback answers ONGOING.
 	refuseAll bool
-	// onResume is told of every resume callback: "<protocol> <gid> <op>".
+	// onResume is told of every resume callback: "http POST|GET <gid> <op> <branch_id> <input>" or
+	// "grpc Execute <gid> <op> <branch_id>".
 	onResume func(string)
 	stop     func()
 }
@@ -258,14 +274,14 @@ func (h *hostServer) refusesResume(gid string) bool {
 // branch_id 00 and op = the workflow's name in the query, the input as the body.
 func (h *hostServer) resumeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	body, err := io.ReadAll(r.Body)
 	if h.onResume != nil {
-		h.onResume(fmt.Sprintf("http %s %s %s", q.Get("gid"), q.Get("op"), q.Get("branch_id")))
+		h.onResume(fmt.Sprintf("http %s %s %s %s %q", r.Method, q.Get("gid"), q.Get("op"), q.Get("branch_id"), body))
 	}
 	if h.refusesResume(q.Get("gid")) {
 		writeResult(w, fmt.Errorf("this host does not resume %s %w", q.Get("gid"), dtmcli.ErrOngoing))
 		return
 	}
-	body, err := io.ReadAll(r.Body)
 	if err == nil {
 		_, err = workflow.ExecuteCtx(r.Context(), q.Get("op"), q.Get("gid"), body)
 	}
@@ -278,7 +294,7 @@ func (h *hostServer) resumeGrpc(ctx context.Context, req any, info *grpc.UnarySe
 	if info.FullMethod == "/workflow.Workflow/Execute" {
 		tb := dtmgimp.TransBaseFromGrpc(ctx)
 		if h.onResume != nil {
-			h.onResume(fmt.Sprintf("grpc %s %s %s", tb.Gid, tb.Op, tb.BranchID))
+			h.onResume(fmt.Sprintf("grpc Execute %s %s %s", tb.Gid, tb.Op, tb.BranchID))
 		}
 		if h.refusesResume(tb.Gid) {
 			return nil, status.Errorf(codes.FailedPrecondition, "this host does not resume %s", tb.Gid)
@@ -291,7 +307,7 @@ var registerOnce sync.Once
 
 func registerWorkflows() {
 	registerOnce.Do(func() {
-		for name, fn := range map[string]workflow.WfFunc2{wfTransfer: transferWorkflow, wfXa: xaWorkflow} {
+		for name, fn := range map[string]workflow.WfFunc2{wfTransfer: transferWorkflow, wfOngoing: ongoingWorkflow, wfXa: xaWorkflow} {
 			if err := workflow.Register2(name, fn); err != nil {
 				panic(err)
 			}
@@ -299,12 +315,15 @@ func registerWorkflows() {
 	})
 }
 
-// localHost is this test process as a workflow host.
-var localHost *hostServer
+// localHost is this test process as a workflow host; localResumes the resume callbacks it got, a line each.
+var (
+	localHost    *hostServer
+	localResumes lockedBuffer
+)
 
 // startLocalWorkflowHost makes this test process a workflow host on free ports.
 func startLocalWorkflowHost() (stop func(), err error) {
-	localHost, err = serveHost("127.0.0.1:0", "127.0.0.1:0", nil)
+	localHost, err = serveHost("127.0.0.1:0", "127.0.0.1:0", func(s string) { fmt.Fprintln(&localResumes, s) })
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +364,7 @@ type hostExec struct {
 }
 
 // hostMain is a workflow host process. It prints one line per event on stdout:
-// "listening", "resume <protocol> <gid> <op> <branch_id>", "executed <gid> ok <base64 result>" or
+// "listening", "resume <what onResume is told>", "executed <gid> ok <base64 result>" or
 // "executed <gid> err <error>".
 func hostMain(cfgJSON string) int {
 	var cfg hostConfig

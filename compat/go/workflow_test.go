@@ -8,6 +8,7 @@ package compat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -172,14 +173,65 @@ func TestWorkflowResumeAfterCrash(t *testing.T) {
 
 		second := startHost(t, hostConfig{Protocol: tr.protocol(), HTTPAddr: httpAddr, GrpcAddr: grpcAddr})
 		waitResumed(t, gid, "succeed")
-		line := second.waitLine(t, "resume "+tr.protocol()+" "+gid+" ")
-		if line != "resume "+tr.protocol()+" "+gid+" "+wfTransfer+" 00" {
-			t.Errorf("resume callback: %q, want gid %s, op %s, branch_id 00", line, gid, wfTransfer)
+		want := fmt.Sprintf("resume http POST %s %s 00 %q", gid, wfTransfer, in.bytes())
+		if tr.protocol() == "grpc" {
+			want = fmt.Sprintf("resume grpc Execute %s %s 00", gid, wfTransfer)
+		}
+		if line := second.waitLine(t, "resume "); line != want {
+			t.Errorf("resume callback:\n  got  %s\n  want %s", line, want)
 		}
 		assertWorkflow(t, tr, gid, "succeed", transferSteps, "")
 		assertCalls(t, gid, "TransOut/action", "TransIn/action", "TransIn/action")
 		assertBarrier(t, gid, "01/action/01 reason=action", "02/action/01 reason=action")
 		a.assertBalances(t, 70, 130)
+	})
+}
+
+// A step answers ONGOING (HTTP 425 / gRPC FailedPrecondition): the client records nothing for it and
+// returns the error, and the workflow stays prepared with step 01 recorded. The coordinator's resume
+// callback then runs it again in this process: the input is empty, so over HTTP the callback is a GET
+// with no body. Step 01 is replayed, TransIn is called again and succeeds.
+func TestWorkflowOngoingResumed(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		gid := tr.newGid(t)
+		a := newAccounts(t, gid)
+		useProtocol(tr)
+		_, err := workflow.ExecuteCtx(ctxTimeout(t), wfOngoing, gid, nil)
+		if !errors.Is(err, dtmcli.ErrOngoing) {
+			t.Fatalf("execute: err = %v, want ONGOING", err)
+		}
+		q := queryTrans(t, gid)
+		if q.status() != "prepared" {
+			t.Fatalf("after ONGOING %s is %q, want prepared", gid, q.status())
+		}
+		assertSteps(t, q, []string{"01/action=succeed"})
+
+		waitResumed(t, gid, "succeed")
+		want := fmt.Sprintf("http GET %s %s 00 \"\"", gid, wfOngoing)
+		if tr.protocol() == "grpc" {
+			want = fmt.Sprintf("grpc Execute %s %s 00", gid, wfOngoing)
+		}
+		got := []string{}
+		for _, l := range strings.Split(localResumes.tail(1000), "\n") {
+			if strings.Contains(l, " "+gid+" ") {
+				got = append(got, l)
+			}
+		}
+		if len(got) == 0 || got[0] != want {
+			t.Errorf("resume callbacks of %s:\n  got  %q\n  want first %q", gid, got, want)
+		}
+		assertWorkflow(t, tr, gid, "succeed", transferSteps, "")
+		assertCalls(t, gid, "TransOut/action", "TransIn/action", "TransIn/action")
+		assertBarrier(t, gid, "01/action/01 reason=action", "02/action/01 reason=action")
+		a.assertBalances(t, 70, 130)
+		res, err := workflow.ExecuteCtx(ctxTimeout(t), wfOngoing, gid, nil)
+		wantRes := ongoingInput(gid).receipt()
+		if dtmGrpcNoResult(tr) {
+			wantRes = ""
+		}
+		if err != nil || string(res) != wantRes {
+			t.Errorf("executing the finished %s again: %q, %v; want %q", gid, res, err, wantRes)
+		}
 	})
 }
 
