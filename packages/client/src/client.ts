@@ -23,6 +23,7 @@ import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
 import { buildTransRequest, payloadText } from './trans-request.js';
 import { httpWorkflowWire } from './workflow/wire.js';
 import { WorkflowRegistry } from './workflow/workflow.js';
+import { runXaGlobalTransaction, type Xa, type XaOptions } from './xa/global.js';
 
 /** Options of a {@link DtxClient}. */
 export interface DtxClientOptions {
@@ -175,6 +176,22 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
   tccGlobalTransaction<T>(gid: string, fn: (tcc: Tcc) => Promise<T>, options?: TccOptions): Promise<T> {
     return runTccGlobalTransaction(this, gid, fn, options);
   }
+
+  // --- XA ---
+  /**
+   * Runs an XA global transaction: prepares it, runs `fn` — which calls each branch's action with
+   * `xa.callBranch(url, body)`; each branch runs `xaLocalTransaction` — then submits it (the coordinator commits
+   * every branch, first to last). If `fn` throws, or a branch fails, it aborts with the error's message as
+   * rollback_reason (the coordinator rolls back every registered branch) and rethrows the error. The submit's
+   * outcome is {@link submit}'s.
+   * @param gid the global id, e.g. from {@link generateGid} or {@link newGid}
+   * @param fn the global transaction's body; its result is returned
+   * @param options see {@link XaOptions}; default: none set
+   */
+  xa<T>(gid: string, fn: (xa: Xa) => Promise<T>, options?: XaOptions): Promise<T> {
+    return runXaGlobalTransaction(this, gid, fn, options);
+  }
+  // --- end XA ---
 
   /** Asks the coordinator for a new gid (`GET /newGid`). {@link generateGid} makes one without a round trip. */
   async newGid(call: CallOptions = {}): Promise<string> {
@@ -363,15 +380,21 @@ function httpTransport(client: DtxClient): CoordinatorTransport<unknown, HttpRep
         },
         call,
       ),
+    // --- XA ---
+    registerXaBranch: (b, call) =>
+      client.registerBranch({ gid: b.gid, branch_id: b.branchId, trans_type: TransType.Xa, url: b.url }, call),
+    // --- end XA ---
     async callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<HttpReply>> {
       const info = { gid: call.gid, trans_type: call.transType, branch_id: call.branchId, op: call.op };
+      const query: Record<string, string> = call.withCoordinator
+        ? { dtm: client.url, gid: call.gid, branch_id: call.branchId, trans_type: call.transType, op: call.op }
+        : info;
+      if (call.phase2Url !== undefined) query.phase2_url = call.phase2Url; // XA
       const reply = await client.requestBranch(
         {
           method: call.payload === undefined ? 'GET' : 'POST',
           url: call.url,
-          query: call.withCoordinator
-            ? { dtm: client.url, gid: call.gid, branch_id: call.branchId, trans_type: call.transType, op: call.op }
-            : info,
+          query,
           ...(call.payload === undefined ? {} : { body: payloadText(call.payload) }),
           ...(call.headers === undefined ? {} : { headers: call.headers }),
         },

@@ -58,6 +58,16 @@ export interface TccBranchRegistration {
   cancel: string;
 }
 
+// --- XA ---
+/** An XA branch, recorded by the branch itself from inside its local XA transaction (spec §2.5 / §12.5). */
+export interface XaBranchRegistration {
+  gid: string;
+  branchId: string;
+  /** The phase-2 URL (HTTP URL or gRPC `host:port/pkg.Svc/Method`): called with op `commit` or `rollback`. */
+  url: string;
+}
+// --- end XA ---
+
 /** A branch call the SDK makes itself: a TCC try, or the msg back-check of `doAndSubmit`. */
 export interface SdkBranchCall {
   /** The branch: an HTTP URL, or a gRPC `host:port/pkg.Svc/Method`. */
@@ -72,6 +82,9 @@ export interface SdkBranchCall {
   headers?: Record<string, string>;
   /** Tell the branch which coordinator runs its transaction (`dtm` / `dtm-dtm`), as a try call does. */
   withCoordinator: boolean;
+  // --- XA (spec §12.5) ---
+  /** XA action calls: the URL the branch registers for its phase 2 (`phase2_url` / `dtm-phase2_url`). */
+  phase2Url?: string;
 }
 
 /** How a {@link SdkBranchCall} ended. */
@@ -106,6 +119,10 @@ export interface CoordinatorTransport<Payload, Reply> {
   submit(parts: TransParts, call?: CallOptions): Promise<void>;
   abort(parts: TransParts, call?: CallOptions): Promise<void>;
   registerTccBranch(branch: TccBranchRegistration, call?: CallOptions): Promise<void>;
+  // --- XA (spec §2.5, §12.5) ---
+  /** Records an XA branch of a prepared transaction: the coordinator calls `url` with op commit or rollback. */
+  registerXaBranch(branch: XaBranchRegistration, call?: CallOptions): Promise<void>;
+  // --- end XA ---
   /** Rejects with a `BranchError` only when there is no reply (unreachable, timed out). */
   callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<Reply>>;
   /**

@@ -53,3 +53,6 @@ export type { SubmitHandle, WaitOptions } from './submit-handle.js';
 export { Tcc, type TccOptions } from './tcc.js';
 export type { TransactionOptions } from './transaction-options.js';
 export * from './workflow/index.js';
+// --- XA ---
+export * from './xa/index.js';
+// --- end XA ---

@@ -1,8 +1,10 @@
 // A CommonJS consumer of the packed @dtx/client (see consumer.mts, which it mirrors with require()).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DtxClient, FailureError, isFailure, type SubmitHandle } from '@dtx/client';
+import { DtxClient, FailureError, isFailure, type SubmitHandle, type XaDialect, xaXid } from '@dtx/client';
 import type { SqliteDatabaseLike } from '@dtx/client/barrier/sqlite';
+import { mysqlXaDialect } from '@dtx/client/xa/mysql';
+import { type PostgresXaOptions, postgresXaDialect } from '@dtx/client/xa/postgres';
 
 async function main(dtm: string): Promise<void> {
   const calls: string[] = [];
@@ -40,8 +42,12 @@ async function main(dtm: string): Promise<void> {
       if (!(err instanceof FailureError) || !isFailure(err)) throw err;
       rolledBack = 'failed';
     }
+    // The XA subpaths load without their drivers (mysql2, pg are optional peers, not installed here).
+    const pgOptions: PostgresXaOptions = { table: 'dtm_barrier.barrier' };
+    const dialects: XaDialect<unknown, unknown>[] = [mysqlXaDialect(), postgresXaDialect(pgOptions)];
+    const xa = [...dialects.map((d) => `${d.dialect}:${d.maxXidBytes}`), xaXid('g', '01')];
     console.log(
-      JSON.stringify({ format: typeof require === 'function' ? 'cjs' : 'esm', committed, rolledBack, calls }),
+      JSON.stringify({ format: typeof require === 'function' ? 'cjs' : 'esm', committed, rolledBack, calls, xa }),
     );
   } finally {
     await client.close();

@@ -3,8 +3,10 @@
 // loopback server here. It prints the calls the branches received, as JSON, for the test to check.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DtxClient, FailureError, isFailure, type SubmitHandle } from '@dtx/client';
+import { DtxClient, FailureError, isFailure, type SubmitHandle, type XaDialect, xaXid } from '@dtx/client';
 import type { SqliteDatabaseLike } from '@dtx/client/barrier/sqlite';
+import { mysqlXaDialect } from '@dtx/client/xa/mysql';
+import { type PostgresXaOptions, postgresXaDialect } from '@dtx/client/xa/postgres';
 
 const dtm = process.argv[2];
 if (dtm === undefined) throw new Error('usage: consumer <coordinator url>');
@@ -43,7 +45,13 @@ try {
     if (!(err instanceof FailureError) || !isFailure(err)) throw err;
     rolledBack = 'failed';
   }
-  console.log(JSON.stringify({ format: typeof require === 'function' ? 'cjs' : 'esm', committed, rolledBack, calls }));
+  // The XA subpaths load without their drivers (mysql2, pg are optional peers, not installed here).
+  const pgOptions: PostgresXaOptions = { table: 'dtm_barrier.barrier' };
+  const dialects: XaDialect<unknown, unknown>[] = [mysqlXaDialect(), postgresXaDialect(pgOptions)];
+  const xa = [...dialects.map((d) => `${d.dialect}:${d.maxXidBytes}`), xaXid('g', '01')];
+  console.log(
+    JSON.stringify({ format: typeof require === 'function' ? 'cjs' : 'esm', committed, rolledBack, calls, xa }),
+  );
 } finally {
   await client.close();
   server.close();

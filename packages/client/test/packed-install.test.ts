@@ -2,7 +2,8 @@
 // tarballs alone into a fresh project outside the workspace (only the registry's dependencies come from the
 // registry; no optional peer is installed), then an ESM consumer (.mts) and a CommonJS consumer (.cts) compiled
 // with the workspace's tsc — strict, skipLibCheck false — under module/moduleResolution nodenext and node16, and
-// run: each drives a committing and a rolling-back 2-step saga through a real dtx on loopback.
+// run: each drives a committing and a rolling-back 2-step saga through a real dtx on loopback, and loads the XA
+// dialect subpaths.
 //
 // The coordinator is the workspace build of the server (support/dtx-server.ts), not a packed @dtx/server: the
 // server package is made installable separately.
@@ -168,6 +169,7 @@ describe('packed install: @dtx/protocol and @dtx/client from their tarballs', ()
         committed: string;
         rolledBack: string;
         calls: string[];
+        xa: string[];
       };
       assert.equal(result.format, c.file.endsWith('.cts') ? 'cjs' : 'esm');
       assert.equal(result.committed, 'succeed');
@@ -175,6 +177,8 @@ describe('packed install: @dtx/protocol and @dtx/client from their tarballs', ()
       assert.deepEqual(result.calls.slice(0, 2), ['/out', '/in']);
       // the rolled-back saga: out, refused, then the compensations of everything that may have run, last first
       assert.deepEqual(result.calls.slice(2), ['/out', '/refuse', '/refuse-revert', '/out-revert']);
+      // @dtx/client/xa/mysql and @dtx/client/xa/postgres resolve, type-check and run without mysql2 or pg
+      assert.deepEqual(result.xa, ['mysql:64', 'postgres:199', 'g-01']);
     });
   }
 });

@@ -43,6 +43,7 @@ import { refusedSubmitStatus, settleRefusedSubmit } from '../submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from '../tcc.js';
 import { injectTraceMetadata } from '../trace-propagation.js';
 import { WorkflowRegistry } from '../workflow/workflow.js';
+import { runXaGlobalTransaction, type Xa, type XaOptions } from '../xa/global.js';
 import { type DtmService, loadDtmService } from './dtm-service.js';
 import { coordinatorErrorOf, detailsOf } from './grpc-errors.js';
 import { splitGrpcUrl } from './grpc-url.js';
@@ -201,6 +202,17 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   ): Promise<T> {
     return runTccGlobalTransaction(this, gid, fn, options);
   }
+
+  // --- XA ---
+  /**
+   * Runs an XA global transaction, as `DtxClient.xa` does: `Prepare`, then `fn` calls each branch's action with
+   * `xa.callBranch('host:port/pkg.Svc/Method', bytes)` — with `dtm-*` metadata and `dtm-phase2_url` — then
+   * `Submit`; if `fn` throws, `Abort` with the error's message and rethrow.
+   */
+  xa<T>(gid: string, fn: (xa: Xa<GrpcPayload, GrpcReply>) => Promise<T>, options?: XaOptions): Promise<T> {
+    return runXaGlobalTransaction(this, gid, fn, options);
+  }
+  // --- end XA ---
 
   /** Asks the coordinator for a new gid (`NewGid`). {@link generateGid} makes one without a round trip. */
   async newGid(call: CallOptions = {}): Promise<string> {
@@ -382,6 +394,13 @@ function grpcTransport(client: DtxGrpcClient): CoordinatorTransport<GrpcPayload,
         },
         call,
       ),
+    // --- XA ---
+    registerXaBranch: (b, call) =>
+      client.registerBranch(
+        { Gid: b.gid, TransType: TransType.Xa, BranchID: b.branchId, Op: '', Data: { url: b.url }, BusiPayload: EMPTY },
+        call,
+      ),
+    // --- end XA ---
     async callBranch(call: SdkBranchCall, options?: CallOptions): Promise<SdkBranchReply<GrpcReply>> {
       let out: { code: number; details: string; reply: GrpcReply };
       try {
@@ -395,6 +414,7 @@ function grpcTransport(client: DtxGrpcClient): CoordinatorTransport<GrpcPayload,
             [DtmMetadata.BranchId]: call.branchId,
             [DtmMetadata.Op]: call.op,
             [DtmMetadata.Dtm]: client.address,
+            ...(call.phase2Url === undefined ? {} : { [DtmMetadata.Phase2Url]: call.phase2Url }), // XA
           },
           options,
         );
