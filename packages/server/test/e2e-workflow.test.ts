@@ -243,6 +243,20 @@ for (const s of stores) {
       assert.match(wrong.json.message, /belongs to a tcc transaction/);
     });
 
+    it('concurrent records of one step: identical ones all succeed; of different ones exactly one wins', async () => {
+      const gid = gidFor('wf-reg-race');
+      await prepare(gid);
+      const same = await Promise.all([1, 2, 3].map(() => register(gid, '01', 'action', 'succeed', 'same')));
+      assert.deepEqual(
+        same.map((r) => r.status),
+        [200, 200, 200],
+      );
+      const diff = await Promise.all(['a', 'b'].map((d) => register(gid, '02', 'action', 'succeed', d)));
+      assert.deepEqual(diff.map((r) => r.status).sort(), [200, 422]);
+      const rows = (await dtx.query(gid)).branches.map((b: any) => `${b.branch_id} ${b.op}`);
+      assert.deepEqual(rows, ['01 action', '02 action']);
+    });
+
     it('submit: the first outcome is kept; the same again is a success, another is refused (422)', async () => {
       const gid = gidFor('wf-submit');
       await prepare(gid);
@@ -475,6 +489,31 @@ describe('workflow: a resume call is leased like any pass', () => {
     );
     assert.doesNotMatch(r.text, /op="transfer"/);
     assert.match(r.text, /dtx_transactions_finished_total\{[^}]*trans_type="workflow"/);
+  });
+});
+
+describe('workflow: the step records of one workflow are bounded (Limits.MaxSteps)', () => {
+  let dtx: TestDtx;
+  before(async () => {
+    dtx = await startTestDtx({ Limits: { MaxSteps: 3 } });
+  });
+  after(async () => dtx.stop());
+
+  it('a record past the limit is refused with 413 naming it; a duplicate of a stored one still succeeds', async () => {
+    const gid = gidFor('wf-limit');
+    const post = (route: string, body: unknown) => call('POST', `${dtx.api}/${route}`, body);
+    await post('prepareWorkflow', { gid, trans_type: 'workflow', custom_data: JSON.stringify({ name: 'loop' }) });
+    const reg = (id: string) =>
+      post('registerBranch', { gid, trans_type: 'workflow', branch_id: id, op: 'action', status: 'succeed', data: id });
+    for (const id of ['01', '02', '03']) assert.equal((await reg(id)).status, 200);
+    const over = await reg('04');
+    assert.equal(over.status, 413, over.text);
+    assert.match(
+      over.json.message,
+      /^branch_id: workflow .* has 3 step records, the most Limits\.MaxSteps \(3\) allows$/,
+    );
+    assert.equal((await reg('03')).status, 200);
+    assert.equal((await dtx.query(gid)).branches.length, 3);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   errorMessage,
   FailureError,
   InputError,
+  LimitError,
   NotFoundError,
   OngoingError,
   RefusedError,
@@ -313,6 +314,18 @@ export class TransService {
         `workflow '${b.gid}' is ${t.status}: no step can be recorded any more; read its outcome with prepareWorkflow`,
       );
     if (t.status !== 'prepared') throw decided();
+    // the records so far: a duplicate is judged without a write, and their number is bounded (a loop of steps that
+    // never ends must not fill the store)
+    const recorded = await this.store.findBranches(b.gid);
+    const same = recorded.find((x) => x.branchId === b.branchId && x.op === b.op);
+    const status = b.status as TransBranch['status'];
+    if (same !== undefined) return judgeDuplicate(b, same, status);
+    if (recorded.length >= this.deps.conf.maxSteps) {
+      throw new LimitError(
+        'branch_id',
+        `workflow '${b.gid}' has ${recorded.length} step records, the most Limits.MaxSteps (${this.deps.conf.maxSteps}) allows`,
+      );
+    }
     const now = this.now();
     const row: TransBranch = {
       gid: b.gid,
@@ -320,10 +333,9 @@ export class TransService {
       binData: b.data,
       branchId: b.branchId,
       op: b.op ?? '',
-      status: b.status as TransBranch['status'],
+      status,
       createTime: now,
       updateTime: now,
-      finishTime: now,
     };
     try {
       await this.store.insertBranches(b.gid, 'prepared', [row]);
@@ -336,13 +348,9 @@ export class TransService {
       }
       if (!(err instanceof UniqueConflictError)) throw err;
     }
+    // recorded meanwhile by another execution of the same workflow
     const had = (await this.store.findBranches(b.gid)).find((x) => x.branchId === b.branchId && x.op === b.op);
-    if (had && had.status === row.status && sameBytes(had.binData, row.binData)) return;
-    throw new RefusedError(
-      `step ${b.branchId} (${b.op}) of workflow '${b.gid}' is recorded already` +
-        (had ? ` as ${had.status}${had.status === row.status ? ' with other data' : ''}` : '') +
-        '; read its progress with prepareWorkflow and go on from the recorded outcome',
-    );
+    return judgeDuplicate(b, had, status);
   }
 
   async query(gid: string): Promise<{ trans: TransGlobal | undefined; branches: TransBranch[] }> {
@@ -395,6 +403,19 @@ export class TransService {
   queryKV(cat: string, key: string): Promise<KV[]> {
     return this.store.findKV(cat, key);
   }
+}
+
+/**
+ * A workflow step record whose (branch_id, op) is stored already: the same status and bytes are a success (the
+ * same record sent again), anything else is refused, saying what is recorded.
+ */
+function judgeDuplicate(b: BranchInput, had: TransBranch | undefined, status: string): void {
+  if (had && had.status === status && sameBytes(had.binData, b.data)) return;
+  throw new RefusedError(
+    `step ${b.branchId} (${b.op}) of workflow '${b.gid}' is recorded already` +
+      (had ? ` as ${had.status}${had.status === status ? ' with other data' : ''}` : '') +
+      '; read its progress with prepareWorkflow and go on from the recorded outcome',
+  );
 }
 
 /** Ends `span` when `work` settles: with error status when it failed (an ONGOING answer is not a failure). */
