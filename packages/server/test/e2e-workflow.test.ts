@@ -228,6 +228,9 @@ for (const s of stores) {
       assert.equal(unknown.status, 422);
       assert.match(unknown.json.message, /no workflow with gid/);
       assert.equal((await submit(gid, { status: 'failed', rollback_reason: 'r', result: '' })).status, 200);
+      // a replaying client may resend the failure with another reason: a success, the first reason stays
+      assert.equal((await submit(gid, { status: 'failed', rollback_reason: ' FAILURE', result: '' })).status, 200);
+      assert.equal((await dtx.query(gid)).transaction.rollback_reason, 'r');
       const late = await register(gid, '02', 'action', 'succeed', 'x');
       assert.equal(late.status, 422);
       assert.match(late.json.message, /is failed: no step can be recorded/);

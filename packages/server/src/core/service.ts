@@ -205,7 +205,8 @@ export class TransService {
 
   /**
    * submit of a workflow (spec §6.8): its outcome, `req_extra` {status, rollback_reason, result}, decided once by a
-   * compare-and-set from prepared. The same outcome sent again (a client retrying) is a success; another outcome
+   * compare-and-set from prepared. The same outcome sent again (a client retrying; for failed, with any reason) is a
+   * success; another outcome
    * once one is recorded, or an outcome for a gid that is no workflow, is refused (DTM answers a storage error).
    */
   private async submitWorkflow(input: TransInput): Promise<void> {
@@ -242,7 +243,11 @@ export class TransService {
       if (!now2) throw new RefusedError(`workflow '${input.gid}' is no longer stored`);
       Object.assign(t, { status: now2.status, result: now2.result, rollbackReason: now2.rollbackReason });
     }
-    if (t.status === status && t.result === result && t.rollbackReason === rollbackReason) return;
+    // a failure resent is a success whatever its reason: DTM's client replays a failed step's reason from its record,
+    // which may differ from the text of the first run; the first reason stays
+    if (t.status === status && (status === 'failed' || (t.result === result && t.rollbackReason === rollbackReason))) {
+      return;
+    }
     throw new RefusedError(
       `workflow '${t.gid}' is ${t.status} already` +
         (t.status === status ? ' with another result or rollback_reason' : '') +
