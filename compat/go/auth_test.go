@@ -63,6 +63,9 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestAuthRequired: without a token the coordinator refuses (HTTP 401, gRPC Unauthenticated); with the
 // client token a DTM call goes through, and a client token does not open an admin route (403).
 func TestAuthRequired(t *testing.T) {
+	if target == "dtm" {
+		t.Skip("DTM has no authentication (the clients send the token, DTM ignores it)")
+	}
 	if testAPI == "" {
 		t.Skip("the coordinator was not started by this suite: its tokens are unknown")
 	}

@@ -95,6 +95,59 @@ func ongoingOnce(gid, method, op string, r busiReq) error {
 	return fmt.Errorf("not ready yet %w", dtmcli.ErrOngoing)
 }
 
+// resultHoldOnce as busiReq.Result: the first call of that branch is held, before its barrier and its
+// business, until the test releases it (releaseHold: it then proceeds) or its caller goes away (the
+// connection closes, e.g. the workflow host was killed: it then does nothing). Later calls proceed.
+const resultHoldOnce = "HOLD_ONCE"
+
+var holds = struct {
+	mu      sync.Mutex
+	seen    map[string]bool          // "<gid>/<method>/<op>" → held once already
+	release map[string]chan struct{} // gid → closed by releaseHold
+}{seen: map[string]bool{}, release: map[string]chan struct{}{}}
+
+func holdChan(gid string) chan struct{} {
+	ch := holds.release[gid]
+	if ch == nil {
+		ch = make(chan struct{})
+		holds.release[gid] = ch
+	}
+	return ch
+}
+
+func holdOnce(ctx context.Context, gid, method, op string, r busiReq) error {
+	if r.Result != resultHoldOnce {
+		return nil
+	}
+	holds.mu.Lock()
+	key := gid + "/" + method + "/" + op
+	if holds.seen[key] {
+		holds.mu.Unlock()
+		return nil
+	}
+	holds.seen[key] = true
+	ch := holdChan(gid)
+	holds.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("held call of %s abandoned by its caller: %w", key, ctx.Err())
+	}
+}
+
+// releaseHold lets the held call of gid (and any later one) proceed.
+func releaseHold(gid string) {
+	holds.mu.Lock()
+	defer holds.mu.Unlock()
+	ch := holdChan(gid)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
 // busiFuncs: the business of each branch, by method name (the same names over HTTP and gRPC).
 var busiFuncs = map[string]func(tx *sql.Tx, r busiReq) error{
 	// saga, and msg (TransIn)
@@ -197,6 +250,9 @@ func httpBranch(method string, f func(tx *sql.Tx, r busiReq) error) http.Handler
 		if err == nil {
 			err = ongoingOnce(q.Get("gid"), method, q.Get("op"), r)
 		}
+		if err == nil {
+			err = holdOnce(req.Context(), q.Get("gid"), method, q.Get("op"), r)
+		}
 		var bb *dtmcli.BranchBarrier
 		if err == nil {
 			bb, err = dtmcli.BarrierFromQuery(q)
@@ -235,6 +291,9 @@ func grpcBranch(method string, f func(tx *sql.Tx, r busiReq) error) grpc.MethodD
 			record(tb.Gid, method, tb.Op)
 			r := reqFromStruct(in)
 			err := ongoingOnce(tb.Gid, method, tb.Op, r)
+			if err == nil {
+				err = holdOnce(ctx, tb.Gid, method, tb.Op, r)
+			}
 			var bb *dtmcli.BranchBarrier
 			if err == nil {
 				bb, err = dtmgrpc.BarrierFromGrpc(ctx)

@@ -37,6 +37,9 @@ var (
 	busiGrpc string
 	// grpcSkip is the reason the gRPC tests are skipped, "" when the coordinator serves DTM's gRPC API.
 	grpcSkip string
+	// target is DTX_COMPAT_TARGET: "dtx" (default) or "dtm", the coordinator the expectations are checked
+	// against. With "dtm" and no DTX_COMPAT_DTM_HTTP, the suite starts DTM's binary (DTX_COMPAT_DTM_BIN).
+	target = envOr("DTX_COMPAT_TARGET", "dtx")
 )
 
 const (
@@ -46,7 +49,7 @@ const (
 	settleWithin = 20 * time.Second // a transaction reaching its final state
 )
 
-// Log of the dtx child process: kept in memory and printed when a test fails.
+// Log of the coordinator child process (dtx, or DTM): kept in memory and printed when a test fails.
 var dtxLog lockedBuffer
 
 type lockedBuffer struct {
@@ -71,6 +74,10 @@ func (b *lockedBuffer) tail(n int) string {
 }
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(wfHostEnv); cfg != "" {
+		// This test binary, started again by a workflow test as a separate workflow host process.
+		os.Exit(hostMain(cfg))
+	}
 	os.Exit(run(m))
 }
 
@@ -93,30 +100,52 @@ func run(m *testing.M) int {
 	}
 	defer stopBusi()
 
+	switch target {
+	case "dtx", "dtm":
+	default:
+		fmt.Fprintf(os.Stderr, "compat: DTX_COMPAT_TARGET is %q, want dtx or dtm\n", target)
+		return 1
+	}
+	if target == "dtm" {
+		// DTM has no test endpoint: the tests that need a cron pass wait for its own cron.
+		realCron = true
+	}
+	started := false
 	if ext := os.Getenv("DTX_COMPAT_DTM_HTTP"); ext != "" {
 		// An already running coordinator (dtx, or DTM itself to check the suite): nothing is started.
 		dtmHTTP = strings.TrimRight(ext, "/")
 		dtmGrpc = os.Getenv("DTX_COMPAT_DTM_GRPC")
 		fmt.Printf("compat: using the running coordinator %s (gRPC %q)\n", dtmHTTP, dtmGrpc)
 	} else {
-		stop, err := startDtx()
+		start := startDtx
+		if target == "dtm" {
+			start = startDtm
+		}
+		stop, err := start()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "compat: %v\n", err)
 			if t := dtxLog.tail(40); t != "" {
-				fmt.Fprintf(os.Stderr, "--- dtx log (last lines) ---\n%s\n", t)
+				fmt.Fprintf(os.Stderr, "--- %s log (last lines) ---\n%s\n", target, t)
 			}
 			return 1
 		}
 		defer stop()
+		started = true
 	}
 	grpcSkip = probeGrpc(testAPI != "")
 	if grpcSkip != "" {
 		fmt.Printf("compat: gRPC tests will be SKIPPED: %s\n", grpcSkip)
 	}
+	stopHost, err := startLocalWorkflowHost()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "compat: starting the workflow host: %v\n", err)
+		return 1
+	}
+	defer stopHost()
 
 	code := m.Run()
-	if code != 0 && testAPI != "" {
-		fmt.Fprintf(os.Stderr, "--- dtx log (last lines) ---\n%s\n", dtxLog.tail(60))
+	if code != 0 && started {
+		fmt.Fprintf(os.Stderr, "--- %s log (last lines) ---\n%s\n", target, dtxLog.tail(60))
 	}
 	return code
 }
@@ -180,16 +209,34 @@ func startDtx() (stop func(), err error) {
 		"LOG_LEVEL="+envOr("DTX_COMPAT_LOG_LEVEL", "info"),
 	)
 	cmd.Env = append(cmd.Env, authEnv()...)
+	exited, stop, err := spawn(cmd, dir)
+	if err != nil {
+		return nil, fmt.Errorf("starting dtx with %s: %w", node, err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	if err := waitPing(base, "dtx", exited, stop); err != nil {
+		return nil, err
+	}
+	dtmHTTP = base + "/api/dtmsvr"
+	dtmGrpc = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	testAPI = base + "/api/dtx-test"
+	useTokens()
+	fmt.Printf("compat: dtx (%s) serving HTTP %s, gRPC %s\n", cli, base, dtmGrpc)
+	return stop, nil
+}
+
+// spawn starts a coordinator child process whose output goes to dtxLog, in its own process group (so
+// stop reaches anything it starts) and killed if this test binary dies (go test -timeout, a crash), so no
+// coordinator outlives the run. stop ends it (SIGTERM, then SIGKILL) and removes dir.
+func spawn(cmd *exec.Cmd, dir string) (exited chan error, stop func(), err error) {
 	cmd.Stdout = &dtxLog
 	cmd.Stderr = &dtxLog
-	// Own process group, so stop() reaches anything dtx starts; and killed if this test binary dies
-	// (go test -timeout, a crash), so no coordinator outlives the run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting dtx with %s: %w", node, err)
+		return nil, nil, err
 	}
-	exited := make(chan error, 1)
+	exited = make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop = func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -201,7 +248,11 @@ func startDtx() (stop func(), err error) {
 		}
 		os.RemoveAll(dir)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	return exited, stop, nil
+}
+
+// waitPing polls base+/api/ping until the coordinator answers pong; on failure it stops it.
+func waitPing(base, name string, exited chan error, stop func()) error {
 	deadline := time.Now().Add(startTimeout)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -209,7 +260,7 @@ func startDtx() (stop func(), err error) {
 		case err := <-exited:
 			exited <- err
 			stop()
-			return nil, fmt.Errorf("dtx exited during start-up: %v", err)
+			return fmt.Errorf("%s exited during start-up: %v", name, err)
 		default:
 		}
 		resp, err := client.Get(base + "/api/ping")
@@ -217,21 +268,15 @@ func startDtx() (stop func(), err error) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && strings.Contains(string(body), "pong") {
-				break
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("dtx did not answer %s/api/ping within %s", base, startTimeout)
+			return fmt.Errorf("%s did not answer %s/api/ping within %s", name, base, startTimeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	dtmHTTP = base + "/api/dtmsvr"
-	dtmGrpc = fmt.Sprintf("127.0.0.1:%d", grpcPort)
-	testAPI = base + "/api/dtx-test"
-	useTokens()
-	fmt.Printf("compat: dtx (%s) serving HTTP %s, gRPC %s\n", cli, base, dtmGrpc)
-	return stop, nil
 }
 
 // probeGrpc tells whether to run the gRPC tests: "" to run them, otherwise why they are skipped. They are

@@ -108,6 +108,34 @@ func assertTrans(t *testing.T, tr transport, gid, status string, branches []stri
 // gid reaches status want (other due transactions may be picked first).
 func cronUntil(t *testing.T, gid string, nowForward int, want string) {
 	t.Helper()
+	cronUntilWindow(t, gid, nowForward, 180, want)
+}
+
+// cronOnce runs one step of dtx's cron, the clock forwarded by nowForward seconds, taking a transaction
+// due within window seconds; it returns the gid it processed, "" when nothing was due.
+func cronOnce(t *testing.T, nowForward, window int) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]int{"now_forward": nowForward, "cron_forward": window})
+	resp, err := httpClient.Post(testAPI+"/cronOnce", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("cronOnce: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("cronOnce: HTTP %d %s", resp.StatusCode, b)
+	}
+	var r struct{ Gid string }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("cronOnce: %v in %s", err, b)
+	}
+	return r.Gid
+}
+
+// cronUntilWindow is cronUntil taking transactions due within window seconds (cron_forward): wide enough
+// for one whose retries have backed off.
+func cronUntilWindow(t *testing.T, gid string, nowForward, window int, want string) {
+	t.Helper()
 	if testAPI == "" { // DTX_COMPAT_REAL_CRON: the coordinator's own cron, in real time
 		deadline := time.Now().Add(time.Duration(nowForward)*time.Second + 2*time.Minute)
 		for q := queryTrans(t, gid); q.status() != want; q = queryTrans(t, gid) {
@@ -120,16 +148,7 @@ func cronUntil(t *testing.T, gid string, nowForward int, want string) {
 	}
 	deadline := time.Now().Add(settleWithin)
 	for {
-		body, _ := json.Marshal(map[string]int{"now_forward": nowForward, "cron_forward": 180})
-		resp, err := httpClient.Post(testAPI+"/cronOnce", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatalf("cronOnce: %v", err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("cronOnce: HTTP %d %s", resp.StatusCode, b)
-		}
+		picked := cronOnce(t, nowForward, window)
 		q := queryTrans(t, gid)
 		if q.status() == want {
 			return
@@ -137,8 +156,7 @@ func cronUntil(t *testing.T, gid string, nowForward int, want string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after cron steps %s is %q, want %q (branches %v, calls %v)", gid, q.status(), want, q.branches(), callsOf(gid))
 		}
-		var r struct{ Gid string }
-		if json.Unmarshal(b, &r) == nil && r.Gid == "" {
+		if picked == "" {
 			time.Sleep(50 * time.Millisecond) // nothing was due: give a concurrent pass time to finish
 		}
 	}

@@ -97,6 +97,8 @@ export interface Trans {
   finish_time?: string;
   rollback_time?: string;
   rollback_reason?: string;
+  /** A workflow's result: the base64 of the bytes it was submitted with. */
+  result?: string;
   next_cron_interval?: number;
   next_cron_time?: string;
   custom_data?: string;

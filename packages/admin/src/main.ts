@@ -277,6 +277,12 @@ interface CompensateDelay {
   due?: string;
 }
 
+/** A workflow's result (base64): pretty JSON when it parses, else hex, as a branch payload. */
+function resultOf(b64: string): HTMLElement {
+  const p = showPayload(b64);
+  return h('pre', { class: `payload workflow-result ${p.kind}` }, p.text);
+}
+
 function opRow(b: Branch, delay?: CompensateDelay): HTMLElement {
   const payload = b.bin_data ? showPayload(b.bin_data) : undefined;
   const when: Child[] = [];
@@ -451,6 +457,7 @@ async function transView(gid: string): Promise<void> {
             'Rollback reason',
             t.rollback_reason ? h('div', { class: 'lasterr rollback-reason' }, t.rollback_reason) : undefined,
           ],
+          ['Result', t.result ? resultOf(t.result) : undefined],
           ['Failed attempts', t.failed_attempts ? String(t.failed_attempts) : undefined],
           ['Last error', t.last_error ? h('div', { class: 'lasterr' }, t.last_error) : undefined],
           ['Wait result', t.wait_result ? 'yes' : undefined],

@@ -21,6 +21,8 @@ import { Saga, type SagaOptions } from './saga.js';
 import { refusedSubmitStatus, settleRefusedSubmit } from './submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from './tcc.js';
 import { buildTransRequest, payloadText } from './trans-request.js';
+import { httpWorkflowWire } from './workflow/wire.js';
+import { WorkflowRegistry } from './workflow/workflow.js';
 import { runXaGlobalTransaction, type Xa, type XaOptions } from './xa/global.js';
 
 /** Options of a {@link DtxClient}. */
@@ -47,6 +49,13 @@ export interface DtxClientOptions {
    * Default: `{ retries: 3, minDelayMs: 100, maxDelayMs: 2_000 }` (doubling waits, ±25 % jitter).
    */
   retry?: RetryOptions | false;
+  /**
+   * Workflow mode: the URL of this host's workflow resume endpoint (`workflowFastify` / `workflowExpress`), sent
+   * with each workflow so the coordinator can resume it after this process crashed, e.g.
+   * `http://10.0.0.5:8081/api/workflow/resume`. Default: none (an unfinished workflow then waits for an
+   * `execute` with the same gid).
+   */
+  workflowResumeUrl?: string;
 }
 
 /** A low-level call to a branch service, as {@link DtxClient.requestBranch} makes it. */
@@ -82,6 +91,8 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
    * routes, the SDK's own branch calls (TCC try, msg back-check) are HTTP requests.
    */
   readonly transport: CoordinatorTransport<unknown, HttpReply>;
+  /** Workflow mode: `workflow.register(name, fn)`, `workflow.execute(name, gid, input)`. */
+  readonly workflow: WorkflowRegistry;
   readonly #pool: Pool;
   readonly #branches: Agent;
   readonly #timeoutMs: number;
@@ -121,6 +132,15 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
     this.#pool = new Pool(base.origin, { connections });
     this.#branches = new Agent({ connections });
     this.transport = httpTransport(this);
+    const transport = this.transport;
+    this.workflow = new WorkflowRegistry(
+      {
+        protocol: Protocol.Http,
+        wire: httpWorkflowWire(this),
+        httpBranch: (call, opts) => transport.callBranch(call, opts),
+      },
+      options.workflowResumeUrl,
+    );
   }
 
   /**
@@ -234,6 +254,14 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
   }
 
   /**
+   * Low-level `POST /prepareWorkflow` (spec §2.8): creates a prepared workflow, or returns the stored one with its
+   * recorded progress. `client.workflow.execute` calls it.
+   */
+  async prepareWorkflow(request: TransRequest, call: CallOptions = {}): Promise<unknown> {
+    return this.#json<unknown>('POST', 'prepareWorkflow', undefined, request, true, call);
+  }
+
+  /**
    * Low-level: calls a branch service over this client's keep-alive connections and returns the raw reply,
    * whatever its status. Rejects with a `BranchError` only when there is no reply (network error, timeout).
    */
@@ -324,7 +352,7 @@ export class DtxClient implements TransportClient<unknown, HttpReply> {
 }
 
 /** Routes the coordinator treats idempotently for one gid: retried even when the request may have arrived. */
-const IDEMPOTENT_ROUTES = new Set(['newGid', 'query', 'prepare', 'submit']);
+const IDEMPOTENT_ROUTES = new Set(['newGid', 'query', 'prepare', 'submit', 'prepareWorkflow']);
 
 /** The HTTP {@link CoordinatorTransport} of `client`. */
 function httpTransport(client: DtxClient): CoordinatorTransport<unknown, HttpReply> {

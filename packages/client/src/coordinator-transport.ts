@@ -136,3 +136,59 @@ export interface CoordinatorTransport<Payload, Reply> {
 export interface TransportClient<Payload, Reply> {
   readonly transport: CoordinatorTransport<Payload, Reply>;
 }
+
+// ---- Workflow (spec §2.8, §6.8): what `client.workflow` needs from a transport ----
+
+/** A workflow to create, or to find when its gid exists (`prepareWorkflow`). */
+export interface WorkflowPrepareRequest {
+  gid: string;
+  /** The registered workflow's name (`custom_data.name`; the resume call's `op`). */
+  name: string;
+  /** The encoded input (`custom_data.data`, base64 on the wire). */
+  input: Uint8Array;
+  /** Where the coordinator resumes the workflow (`query_prepared`). Default: none. */
+  resumeUrl?: string;
+  /** Seconds between two resume attempts (`retry_interval`). Default: the coordinator's. */
+  retryInterval?: number;
+}
+
+/** One recorded step outcome (a progress of `prepareWorkflow`'s reply). */
+export interface WorkflowProgress {
+  branchId: string;
+  /** `action`, `commit`, `rollback`, … */
+  op: string;
+  /** `succeed` or `failed`. */
+  status: string;
+  /** The step's result bytes; for a failed step, the error text. */
+  data: Uint8Array;
+}
+
+/** A workflow's stored state, as `prepareWorkflow` answers. */
+export interface WorkflowState {
+  /** `prepared`, `succeed` or `failed`. */
+  status: string;
+  rollbackReason: string;
+  /** The recorded result, when the coordinator returns it (dtx does; DTM leaves it empty). */
+  result: Uint8Array;
+  progresses: WorkflowProgress[];
+}
+
+/** A step outcome to record (`registerBranch` with trans_type `workflow`). */
+export interface WorkflowBranchRecord extends WorkflowProgress {
+  gid: string;
+}
+
+/** The outcome of a workflow (`submit` with `req_extra`). */
+export interface WorkflowSubmitRequest {
+  gid: string;
+  status: 'succeed' | 'failed';
+  rollbackReason: string;
+  result: Uint8Array;
+}
+
+/** The workflow calls of a transport; both clients implement them. */
+export interface WorkflowTransport {
+  prepareWorkflow(request: WorkflowPrepareRequest, call?: CallOptions): Promise<WorkflowState>;
+  registerWorkflowBranch(record: WorkflowBranchRecord, call?: CallOptions): Promise<void>;
+  submitWorkflow(request: WorkflowSubmitRequest, call?: CallOptions): Promise<void>;
+}

@@ -14,6 +14,7 @@ export * from './adapters/index.js';
 export * from './barrier/index.js';
 export { BranchIdGenerator } from './branch-id-generator.js';
 export { type BranchRequest, DtxClient, type DtxClientOptions } from './client.js';
+// Workflow mode
 export type {
   CallOptions,
   CoordinatorTransport,
@@ -24,6 +25,12 @@ export type {
   TransParts,
   TransportClient,
   WirePayload,
+  WorkflowBranchRecord,
+  WorkflowPrepareRequest,
+  WorkflowProgress,
+  WorkflowState,
+  WorkflowSubmitRequest,
+  WorkflowTransport,
 } from './coordinator-transport.js';
 export {
   BranchError,
@@ -45,6 +52,7 @@ export { Saga, type SagaOptions, type SagaStepOptions } from './saga.js';
 export type { SubmitHandle, WaitOptions } from './submit-handle.js';
 export { Tcc, type TccOptions } from './tcc.js';
 export type { TransactionOptions } from './transaction-options.js';
+export * from './workflow/index.js';
 // --- XA ---
 export * from './xa/index.js';
 // --- end XA ---

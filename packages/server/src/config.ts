@@ -641,6 +641,7 @@ export function coreConfigOf(c: DtxConfig): CoreConfig {
     maxCallsPerTrans: c.Limits.MaxConcurrentCallsPerTrans,
     maxCalls: c.Limits.MaxConcurrentCalls,
     maxBackgroundPasses: c.Limits.MaxBackgroundPasses,
+    maxSteps: c.Limits.MaxSteps,
     stuckFailedAttempts: c.Stuck.FailedAttempts > 0 ? c.Stuck.FailedAttempts : c.AlertRetryLimit,
     stuckUnfinishedAfter: c.Stuck.UnfinishedAfter,
   };

@@ -270,6 +270,35 @@ describe('admin UI in a real browser (Debian chromium)', { skip: skipReason() },
     assert.equal(await row('01/compensate').locator('.badge.waiting, .compensate-due').count(), 0);
   });
 
+  it("shows a workflow's result and its recorded steps", async () => {
+    const gid = gidFor(`${run}-wf`);
+    const post = async (route: string, body: Record<string, unknown>) => {
+      const r = await call('POST', `${dtx.api}/${route}`, body);
+      assert.equal(r.status, 200, r.text);
+    };
+    await post('prepareWorkflow', {
+      gid,
+      trans_type: 'workflow',
+      custom_data: JSON.stringify({ name: 'transfer', data: Buffer.from('{"amount":30}').toString('base64') }),
+    });
+    await post('registerBranch', {
+      gid,
+      trans_type: 'workflow',
+      branch_id: '01',
+      op: 'action',
+      status: 'succeed',
+      data: '{"debited":30}',
+    });
+    const result = Buffer.from('{"ok":true}').toString('base64');
+    await post('submit', { gid, trans_type: 'workflow', req_extra: { status: 'succeed', result } });
+    await page.goto(`${dtx.base}/admin/trans/${encodeURIComponent(gid)}`);
+    await page.waitForSelector('ol.timeline');
+    assert.equal(await textOf('h1 .badge'), 'succeed');
+    assert.equal(await textOf('pre.workflow-result'), '{\n  "ok": true\n}');
+    assert.match((await page.getAttribute('.op-row[data-branch="01/action"]', 'class')) ?? '', /\bsucceed\b/);
+    await shot('detail-workflow');
+  });
+
   it('masks secret branch_headers and shows a payload that is not JSON as hex', async () => {
     await page.goto(`${dtx.base}/admin/trans/${encodeURIComponent(okGid)}`);
     await page.waitForSelector('ol.timeline');

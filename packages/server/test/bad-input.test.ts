@@ -91,7 +91,6 @@ describe('bad input: rejected at the edge with the exact status and a message na
     const empty = 'body: empty request body: expected a JSON object';
     const notObject = 'body: expected a JSON object';
     const malformed = /^body: malformed JSON: /;
-    const wf = 'trans_type: workflow is not supported by this dtx version yet';
     const noGid = "gid: no transaction with gid 'bad-no-such-gid'";
     const unstorable = 'contains NUL (\\u0000) or an unpaired UTF-16 surrogate, which cannot be stored';
     cases = [
@@ -129,11 +128,16 @@ describe('bad input: rejected at the edge with the exact status and a message na
         'branch_id: contains an unpaired UTF-16 surrogate, which has no UTF-8 form',
       ),
       // trans_type and protocol
-      sub({ trans_type: undefined }, 'trans_type: required (one of saga, tcc, msg, xa)'),
+      sub({ trans_type: undefined }, 'trans_type: required (one of saga, tcc, msg, xa, workflow)'),
       sub({ trans_type: 1 }, 'trans_type: expected a string, got number 1'),
-      sub({ trans_type: 'sagaa' }, "trans_type: unknown trans type 'sagaa' (one of saga, tcc, msg, xa)"),
-      sub({ trans_type: 'workflow' }, wf),
-      bad('prepare', { gid: gidFor('bad'), trans_type: 'workflow' }, 400, wf),
+      sub({ trans_type: 'sagaa' }, "trans_type: unknown trans type 'sagaa' (one of saga, tcc, msg, xa, workflow)"),
+      sub({ trans_type: 'workflow' }, 'req_extra.status: required for a workflow submit: succeed or failed'),
+      bad(
+        'prepare',
+        { gid: gidFor('bad'), trans_type: 'workflow' },
+        400,
+        'trans_type: a workflow is created with prepareWorkflow, not prepare',
+      ),
       sub({ protocol: 'soap' }, "protocol: unknown protocol 'soap' (one of http, grpc, json-rpc)"),
       // steps and payloads
       sub({ steps: 'x' }, 'steps: expected an array, got string "x"'),
@@ -226,7 +230,12 @@ describe('bad input: rejected at the edge with the exact status and a message na
         'trans_type: unknow trans type: saga',
       ),
       bad('registerBranch', { gid: tcc, branch_id: '01' }, 400, 'trans_type: unknow trans type: '),
-      bad('registerBranch', { gid: tcc, trans_type: 'workflow', branch_id: '01' }, 400, wf),
+      bad(
+        'registerBranch',
+        { gid: tcc, trans_type: 'workflow', branch_id: '01' },
+        400,
+        "op: expected one of action, commit, rollback, business for a workflow step, got ''",
+      ),
       bad('registerBranch', { gid: tcc, trans_type: 'tcc' }, 400, 'branch_id: required'),
       bad('registerXaBranch', { gid: tcc, trans_type: 'xa', branch_id: '01' }, 400, 'url: required for an xa branch'),
       bad(

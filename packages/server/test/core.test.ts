@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PROTO_LOADER_OPTIONS, WORKFLOW_PROTO } from '@dtx/protocol';
+import { loadSync } from '@grpc/proto-loader';
 import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/caller.js';
 import { FakeClock } from '../src/core/clock.js';
 import { DEFAULT_CORE_CONFIG } from '../src/core/core-config.js';
@@ -405,7 +407,7 @@ describe('core: limits and the ownership of calls', () => {
     assert.equal(await w.status('b'), 'succeed');
   });
 
-  it('past Limits.MaxBackgroundPasses a submit is stored and left to the cron', async () => {
+  it('past Limits.MaxBackgroundPasses a submit waits in a bounded queue; past the queue it is due to the cron now', async () => {
     const g = gate();
     const w = world({}, () => g.hold());
     w.deps.conf.maxBackgroundPasses = 1;
@@ -414,15 +416,34 @@ describe('core: limits and the ownership of calls', () => {
     const cron = new Cron(w.deps, processor);
     for (const gid of ['b1', 'b2', 'b3']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
     assert.equal(processor.backgroundPasses, 1);
+    assert.ok(processor.isWaiting('b2'));
+    assert.ok(!processor.isWaiting('b3'));
+    // b3 found the queue full: its lease of creation is replaced by "due now", so no RetryInterval wait
+    assert.equal((await w.store.findTrans('b3'))!.nextCronTime, w.clock.now());
+    w.clock.advance(1);
+    const stepped = cron.step(); // the cron may run b3, never the queued b2
+    await waitFor('b3 called by the cron', () => g.inFlight === 2);
+    g.openForever();
+    assert.deepEqual(await stepped, ['b3']);
+    await processor.drain();
+    for (const gid of ['b1', 'b2', 'b3']) assert.equal(await w.status(gid), 'succeed');
+    assert.equal(w.caller.calls.filter((c) => c.endsWith('action')).length, 3);
+  });
+
+  it('a queued background pass whose creation lease ran out is left to the cron', async () => {
+    const g = gate();
+    const w = world({}, () => g.hold());
+    w.deps.conf.maxBackgroundPasses = 1;
+    const processor = new Processor(w.deps);
+    const service = new TransService(w.deps, processor, new Topics(w.store, w.clock, silentLogger));
+    for (const gid of ['q1', 'q2']) await service.submit(saga(gid, 1, { opts: { wait_result: false } }));
+    assert.ok(processor.isWaiting('q2'));
+    w.clock.advance(60_000); // past q2's lease: another instance's cron may own it now
     g.openForever();
     await processor.drain();
-    assert.equal(await w.status('b1'), 'succeed');
-    assert.equal(await w.status('b2'), 'submitted');
-    assert.equal(await w.status('b3'), 'submitted');
-    w.clock.advance(60_000);
-    await cron.step();
-    assert.equal(await w.status('b2'), 'succeed');
-    assert.equal(await w.status('b3'), 'succeed');
+    assert.equal(await w.status('q1'), 'succeed');
+    assert.equal(await w.status('q2'), 'submitted');
+    assert.ok(!processor.isWaiting('q2'));
   });
 
   it('a second pass of a gid in the same process joins the running one instead of calling again', async () => {
@@ -624,5 +645,84 @@ describe('core: delayed compensation (dtx compensate_delay)', () => {
     await assert.rejects(w.service.submit(saga('plain', 3)), FailureError);
     assert.equal(await w.status('plain'), 'failed');
     assert.equal((await w.store.findTrans('plain'))!.opts.compensate_delays, undefined);
+  });
+});
+
+describe('core: workflow (spec §6.8)', () => {
+  const wf = (gid: string, o: Partial<TransInput> = {}) =>
+    input(gid, 'workflow', {
+      customData: JSON.stringify({ name: 'transfer', data: Buffer.from('in').toString('base64') }),
+      queryPrepared: `${U}/Resume`,
+      ...o,
+    });
+
+  it('the resume call: branch 00, op = the name, the input as payload; gRPC wraps it in WorkflowData', async () => {
+    const seen: BranchCall[] = [];
+    const w = world({}, (c) => {
+      seen.push(c);
+    });
+    await w.service.prepareWorkflow(wf('h'));
+    const big = Buffer.alloc(300, 7);
+    await w.service.prepareWorkflow(
+      wf('g', {
+        protocol: 'grpc',
+        queryPrepared: '127.0.0.1:9/workflow.Workflow/Execute',
+        customData: JSON.stringify({ name: 'transfer', data: big.toString('base64') }),
+      }),
+    );
+    w.clock.advance(11_000);
+    await w.cron.step();
+    const h = seen.find((c) => c.trans.gid === 'h')!;
+    assert.deepEqual([h.branchId, h.op, Buffer.from(h.payload).toString()], ['00', 'transfer', 'in']);
+    const g = seen.find((c) => c.trans.gid === 'g')!;
+    // WorkflowData{Data: 300 bytes}: tag 0x0a, length 300 as a two-byte varint, the bytes
+    const execute = (loadSync(WORKFLOW_PROTO, PROTO_LOADER_OPTIONS)['workflow.Workflow'] as Record<string, any>)
+      .Execute;
+    assert.deepEqual(execute.requestDeserialize(Buffer.from(g.payload)).Data, big);
+    assert.deepEqual([...g.payload.subarray(0, 3)], [0x0a, 0xac, 0x02]);
+  });
+
+  it('a failed resume is backed off, doubling up to MaxRetryInterval, and never times the workflow out', async () => {
+    const w = world({ Resume: Array(12).fill('ERROR') });
+    w.deps.conf.maxRetryInterval = 120;
+    await w.service.prepareWorkflow(wf('b'));
+    const intervals: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      w.clock.advance(24 * 3600_000);
+      await w.cron.step();
+      intervals.push((await w.store.findTrans('b'))!.nextCronInterval);
+    }
+    assert.deepEqual(intervals, [20, 40, 80, 120, 120, 120]);
+    const t = (await w.store.findTrans('b'))!;
+    assert.equal(t.status, 'prepared');
+    assert.equal(t.failedAttempts, 6);
+    assert.equal(t.lastError, 'Resume said ERROR');
+    assert.equal(w.alerts.filter((a) => a.event === 'stuck').length, 1, 'stuck alert sent once');
+    // the outcome submitted by the host ends it, with the recovered notice
+    await w.service.submit(
+      input('b', 'workflow', { reqExtra: { status: 'succeed', result: Buffer.from('out').toString('base64') } }),
+    );
+    assert.equal(await w.status('b'), 'succeed');
+    assert.equal(w.alerts.at(-1)?.event, 'recovered');
+  });
+
+  it('a cron lease of a gid whose pass runs here keeps the pass longer lease', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const w = world({}, (c) => (c.trans.gid === 'l' ? held : undefined));
+    await w.service.prepareWorkflow(wf('l', { opts: { request_timeout: 60 } }));
+    w.clock.advance(11_000);
+    const first = w.cron.step();
+    await waitFor('the resume call', () => w.caller.calls.length === 1);
+    const lease = (await w.store.findTrans('l'))!.nextCronTime;
+    assert.ok(lease >= w.clock.now() + 120_000, 'the pass leased past the end of its call');
+    // a second step whose window reaches it: the pass runs here, its lease stands
+    await w.cron.step({ windowMs: 3600_000 });
+    assert.equal((await w.store.findTrans('l'))!.nextCronTime, lease);
+    assert.equal(w.caller.calls.length, 1);
+    release();
+    await first;
   });
 });

@@ -59,13 +59,13 @@ describe('gRPC API', () => {
   it('Submit with only a gid is refused: INVALID_ARGUMENT naming TransType (TestGrpcPanic)', async () => {
     const err = await dtm.error('Submit', { Gid: gidFor('grpc-panic') });
     assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
-    assert.equal(err.details, 'TransType: required (one of saga, tcc, msg, xa)');
+    assert.equal(err.details, 'TransType: required (one of saga, tcc, msg, xa, workflow)');
   });
 
-  it('PrepareWorkflow answers UNIMPLEMENTED: workflow is not supported yet', async () => {
+  it('PrepareWorkflow without CustomedData is refused: INVALID_ARGUMENT naming it', async () => {
     const err = await dtm.error('PrepareWorkflow', { Gid: gidFor('grpc-wf'), TransType: 'workflow' });
-    assert.equal(err.code, GrpcStatus.UNIMPLEMENTED);
-    assert.equal(err.details, 'workflow is not supported by this dtx version yet');
+    assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
+    assert.match(err.details, /^CustomedData: required for a workflow/);
   });
 
   it('Steps given as the text null (tcc, xa) or left empty means no steps', async () => {

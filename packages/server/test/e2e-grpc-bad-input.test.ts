@@ -85,12 +85,12 @@ describe('bad input over gRPC', () => {
       [
         'Submit',
         saga(gidFor('bad'), { TransType: 'sagaa' }),
-        "TransType: unknown trans type 'sagaa' (one of saga, tcc, msg, xa)",
+        "TransType: unknown trans type 'sagaa' (one of saga, tcc, msg, xa, workflow)",
       ],
       [
         'Submit',
         saga(gidFor('bad'), { TransType: 'workflow' }),
-        'TransType: workflow is not supported by this dtx version yet',
+        'ReqExtra.status: required for a workflow submit: succeed or failed',
       ],
       ['Prepare', saga(gidFor('bad')), 'TransType: a saga is not prepared: submit it directly'],
       [

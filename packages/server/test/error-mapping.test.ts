@@ -11,6 +11,7 @@ import {
   LimitError,
   NotFoundError,
   OngoingError,
+  RefusedError,
   StoreUnavailableError,
   UniqueConflictError,
 } from '../src/core/errors.js';
@@ -54,6 +55,15 @@ describe('errors: one hierarchy, one mapping per transport', () => {
       { message: 'steps: too many' },
       GrpcStatus.INVALID_ARGUMENT,
       JsonRpcError.Internal,
+    ],
+    [
+      new RefusedError('step 01 is recorded already'),
+      'REFUSED',
+      false,
+      422,
+      { message: 'step 01 is recorded already' },
+      GrpcStatus.ALREADY_EXISTS,
+      JsonRpcError.Refused,
     ],
     [
       new NotFoundError('no such a topic'),

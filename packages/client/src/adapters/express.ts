@@ -5,9 +5,11 @@
  */
 import type { Request, Response } from 'express';
 import type { StringMap } from '../barrier/branch-info.js';
+import type { WorkflowRegistry } from '../workflow/workflow.js';
 import { type BranchHandler, createBranchContext, describeBranch } from './branch-context.js';
 import { runBranch } from './branch-outcome.js';
 import type { BranchLogger } from './logger.js';
+import { resumeBodyBytes, workflowResumeReply } from './workflow-resume.js';
 
 /** The Express objects of a branch request, as `ctx.raw`. */
 export interface ExpressBranchRaw {
@@ -75,6 +77,55 @@ export function expressBranch<Body = unknown>(
     if (out.result === 'ERROR') {
       logger.error(`branch handler ${req.method} ${req.originalUrl} failed (${describeBranch(query)})`, out.error);
     }
+    res.status(out.status).type('application/json').send(out.body);
+  };
+}
+
+/** Options of {@link workflowExpress}. */
+export interface WorkflowExpressOptions extends ExpressBranchOptions {
+  /** The largest body (the workflow's input) read, in bytes; a larger one gets 413. Default: 1 MiB (Fastify's). */
+  bodyLimit?: number;
+}
+
+/**
+ * The workflow resume endpoint as an Express handler: mount it for GET and POST (`app.all(path, …)`) and pass its
+ * full URL as the client's `workflowResumeUrl`. The body is read raw when no body parser ran (mount it before
+ * `express.json()`, or behind `express.raw({ type: '*\/*' })`); it resumes the named workflow of `registry` and
+ * answers 200 finished, 409 failed, 425 not finished yet, 500 error, 400 / 404 for no gid or an unknown workflow.
+ *
+ * @example
+ * ```ts
+ * app.all('/api/workflow/resume', workflowExpress(client.workflow));
+ * ```
+ */
+export function workflowExpress(
+  registry: WorkflowRegistry,
+  options: WorkflowExpressOptions = {},
+): (req: Request, res: Response) => Promise<void> {
+  const logger = options.logger ?? console;
+  const limit = options.bodyLimit ?? 1_048_576;
+  return async (req, res) => {
+    let body: Uint8Array;
+    if (req.body !== undefined || req.readableEnded) body = resumeBodyBytes(req.body);
+    else {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        size += b.length;
+        if (size > limit) {
+          res
+            .status(413)
+            .type('application/json')
+            .send(JSON.stringify({ error: `the workflow input is larger than bodyLimit (${limit} bytes)` }));
+          return;
+        }
+        chunks.push(b);
+      }
+      body = Buffer.concat(chunks);
+    }
+    const out = await workflowResumeReply(registry, (req.query ?? {}) as Record<string, unknown>, body);
+    if (out.status === 500) logger.error(`workflow resume ${req.originalUrl} failed`, out.body);
     res.status(out.status).type('application/json').send(out.body);
   };
 }

@@ -5,9 +5,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { StringMap } from '../barrier/branch-info.js';
+import type { WorkflowRegistry } from '../workflow/workflow.js';
 import { type BranchHandler, createBranchContext, describeBranch } from './branch-context.js';
 import { runBranch } from './branch-outcome.js';
 import type { BranchLogger } from './logger.js';
+import { resumeBodyBytes, workflowResumeReply } from './workflow-resume.js';
 
 /** The Fastify objects of a branch request, as `ctx.raw`. */
 export interface FastifyBranchRaw {
@@ -71,4 +73,48 @@ export function allowEmptyJsonBody(app: FastifyInstance): void {
     if (text.trim() === '') done(null, undefined);
     else parseJson(request, text, done);
   });
+}
+
+/** Options of {@link workflowFastify}. */
+export interface WorkflowFastifyOptions {
+  /** The route's path in the plugin's context. Default: `/workflow/resume`. */
+  path?: string;
+}
+
+/**
+ * The workflow resume endpoint as a Fastify plugin: register it, and pass its full URL as the client's
+ * `workflowResumeUrl`. It answers GET and POST on `path`, reads the body as raw bytes whatever its content type
+ * (in its own encapsulation context: the app's parsers are not changed), and resumes the named workflow of
+ * `registry`: 200 when it finished, 409 when it failed, 425 when it is not finished yet, 500 for an error (the
+ * coordinator retries it), 400 / 404 for a call naming no gid or an unknown workflow.
+ *
+ * @example
+ * ```ts
+ * const client = new DtxClient(dtm, { workflowResumeUrl: 'http://10.0.0.5:8081/api/workflow/resume' });
+ * client.workflow.register('transfer', transfer);
+ * await app.register(workflowFastify(client.workflow), { prefix: '/api' });
+ * ```
+ */
+export function workflowFastify(
+  registry: WorkflowRegistry,
+  options: WorkflowFastifyOptions = {},
+): (app: FastifyInstance) => Promise<void> {
+  const path = options.path ?? '/workflow/resume';
+  return async (app) => {
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    app.route({
+      method: ['GET', 'POST'],
+      url: path,
+      handler: async (request, reply) => {
+        const out = await workflowResumeReply(
+          registry,
+          (request.query ?? {}) as Record<string, unknown>,
+          resumeBodyBytes(request.body),
+        );
+        if (out.status === 500) request.log.error(`workflow resume failed: ${out.body}`);
+        return reply.code(out.status).type('application/json; charset=utf-8').send(out.body);
+      },
+    });
+  };
 }

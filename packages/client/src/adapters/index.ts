@@ -22,3 +22,4 @@ export {
 } from './branch-outcome.js';
 export type { BranchLogger } from './logger.js';
 export { queryPreparedHandler } from './query-prepared-handler.js';
+export { resumeBodyBytes, type WorkflowResumeReply, workflowResumeReply } from './workflow-resume.js';

@@ -9,6 +9,7 @@ import {
   DTMGIMP_PROTO,
   type DtmBranchRequest,
   type DtmGidReply,
+  type DtmProgressesReply,
   type DtmRequest,
   PROTO_LOADER_OPTIONS,
 } from '@dtx/protocol';
@@ -25,6 +26,7 @@ export interface DtmService {
   Prepare: MethodDefinition<DtmRequest, Empty>;
   Abort: MethodDefinition<DtmRequest, Empty>;
   RegisterBranch: MethodDefinition<DtmBranchRequest, Empty>;
+  PrepareWorkflow: MethodDefinition<DtmRequest, DtmProgressesReply>;
 }
 
 /** Loads `dtmgimp.proto` (a few milliseconds; done once per client). */

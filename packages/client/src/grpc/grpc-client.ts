@@ -8,6 +8,7 @@ import {
   classifyGrpcStatus,
   type DtmBranchRequest,
   DtmMetadata,
+  type DtmProgressesReply,
   type DtmRequest,
   type DtmTransOptions,
   GrpcStatus,
@@ -41,10 +42,12 @@ import { Saga, type SagaOptions } from '../saga.js';
 import { refusedSubmitStatus, settleRefusedSubmit } from '../submit-outcome.js';
 import { runTccGlobalTransaction, type Tcc, type TccOptions } from '../tcc.js';
 import { injectTraceMetadata } from '../trace-propagation.js';
+import { WorkflowRegistry } from '../workflow/workflow.js';
 import { runXaGlobalTransaction, type Xa, type XaOptions } from '../xa/global.js';
 import { type DtmService, loadDtmService } from './dtm-service.js';
 import { coordinatorErrorOf, detailsOf } from './grpc-errors.js';
 import { splitGrpcUrl } from './grpc-url.js';
+import { grpcWorkflowHost, grpcWorkflowResumeTarget } from './grpc-workflow.js';
 
 /** Options of a {@link DtxGrpcClient}. */
 export interface DtxGrpcClientOptions {
@@ -72,6 +75,12 @@ export interface DtxGrpcClientOptions {
    * Default: `{ retries: 3, minDelayMs: 100, maxDelayMs: 2_000 }` (doubling waits, ±25 % jitter).
    */
   retry?: RetryOptions | false;
+  /**
+   * Workflow mode: this host's gRPC address (`host:port`, where `workflowGrpcService` is served), or the full
+   * `host:port/workflow.Workflow/Execute`, sent with each workflow so the coordinator can resume it after this
+   * process crashed. Default: none (an unfinished workflow then waits for an `execute` with the same gid).
+   */
+  workflowResumeUrl?: string;
 }
 
 /** What a gRPC step, branch or try carries: the protobuf bytes of the request message. */
@@ -110,6 +119,8 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   readonly address: string;
   /** What the transaction builders use. */
   readonly transport: CoordinatorTransport<GrpcPayload, GrpcReply>;
+  /** Workflow mode: `workflow.register(name, fn)`, `workflow.execute(name, gid, input)`. */
+  readonly workflow: WorkflowRegistry;
   readonly #dtm: Client;
   readonly #service: DtmService;
   readonly #branches = new Map<string, Client>();
@@ -154,6 +165,10 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
     this.#service = loadDtmService();
     this.#dtm = new Client(a, this.#credentials, this.#channelOptions);
     this.transport = grpcTransport(this);
+    this.workflow = new WorkflowRegistry(
+      grpcWorkflowHost(this, this.#timeoutMs),
+      options.workflowResumeUrl === undefined ? undefined : grpcWorkflowResumeTarget(options.workflowResumeUrl),
+    );
   }
 
   /**
@@ -245,6 +260,14 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   }
 
   /**
+   * Low-level `PrepareWorkflow` (spec §2.8): creates a prepared workflow, or returns the stored one with its
+   * recorded progress. `client.workflow.execute` calls it.
+   */
+  async prepareWorkflow(request: DtmRequest, call: CallOptions = {}): Promise<DtmProgressesReply> {
+    return this.#unary('PrepareWorkflow', this.#service.PrepareWorkflow, request, call);
+  }
+
+  /**
    * Low-level: calls a gRPC branch method (`host:port/pkg.Svc/Method`) with raw request bytes and `metadata` (plus
    * the active trace context, injected with the application's propagator), over this client's channels, and
    * returns how it ended — whatever the status. Never rejects for a status; rejects
@@ -288,6 +311,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
   /** Closes the channels. Calls in flight fail with Cancelled. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.workflow.close();
     this.#dtm.close();
     for (const c of this.#branches.values()) c.close();
     this.#branches.clear();
@@ -347,7 +371,7 @@ export class DtxGrpcClient implements TransportClient<GrpcPayload, GrpcReply> {
 }
 
 /** Methods the coordinator treats idempotently for one gid: retried even when the request may have arrived. */
-const IDEMPOTENT_METHODS = new Set(['NewGid', 'Prepare', 'Submit']);
+const IDEMPOTENT_METHODS = new Set(['NewGid', 'Prepare', 'Submit', 'PrepareWorkflow']);
 
 /** The gRPC {@link CoordinatorTransport} of `client`. */
 function grpcTransport(client: DtxGrpcClient): CoordinatorTransport<GrpcPayload, GrpcReply> {

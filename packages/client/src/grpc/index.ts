@@ -26,3 +26,9 @@ export {
 } from './grpc-client.js';
 export { coordinatorErrorOf } from './grpc-errors.js';
 export { type GrpcBranchUrl, splitGrpcUrl } from './grpc-url.js';
+export {
+  grpcWorkflowResumeTarget,
+  type WorkflowExecuteDefinition,
+  workflowGrpcService,
+  workflowServiceDefinition,
+} from './grpc-workflow.js';

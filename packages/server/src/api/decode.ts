@@ -5,6 +5,7 @@ import { InputError, LimitError } from '../core/errors.js';
 import type { StoredOptions } from '../core/model.js';
 import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
+import { base64Bytes, workflowCustomDataOf } from '../core/workflow.js';
 import { isWellFormed } from './well-formed.js';
 
 /**
@@ -21,7 +22,11 @@ const MAX_ID = 128;
  * servers accept (Node: 16 KiB of headers, nginx: 8 KiB buffers), so a longer URL could not be called anyway.
  */
 const MAX_URL = 8192;
-const TYPES = ['saga', 'tcc', 'msg', 'xa'];
+const TYPES = ['saga', 'tcc', 'msg', 'xa', 'workflow'];
+/** The ops a workflow step is recorded under (spec §1.4). */
+export const WORKFLOW_OPS: readonly string[] = ['action', 'commit', 'rollback', 'business'];
+/** The outcomes a workflow step or a workflow is recorded with. */
+export const WORKFLOW_STATUSES: readonly string[] = ['succeed', 'failed'];
 
 /** The configurable limits of a transaction (config `Limits.*`). */
 export interface EdgeLimits {
@@ -296,10 +301,9 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   const rawGid = str(m, 'gid');
   const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
   const transType = str(m, 'trans_type');
-  if (transType === '') throw new InputError('trans_type', 'required (one of saga, tcc, msg, xa)');
-  if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
+  if (transType === '') throw new InputError('trans_type', 'required (one of saga, tcc, msg, xa, workflow)');
   if (!TYPES.includes(transType))
-    throw new InputError('trans_type', `unknown trans type '${transType}' (one of saga, tcc, msg, xa)`);
+    throw new InputError('trans_type', `unknown trans type '${transType}' (one of saga, tcc, msg, xa, workflow)`);
   const protocol = o.protocol ?? (str(m, 'protocol') || 'http');
   checkMetadataValue(gid, 'gid', protocol);
   if (!['http', 'grpc', 'json-rpc'].includes(protocol)) {
@@ -367,7 +371,10 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       throw new InputError('custom_data', 'expected the text of a JSON object');
     }
     if (transType === 'saga') checkSagaOrders(cd, steps.length);
+    if (transType === 'workflow') workflowCustomDataOf(customData);
   }
+  const reqExtra = stringMap(m.get('req_extra'), 'req_extra');
+  if (transType === 'workflow') checkWorkflowOutcome(reqExtra);
 
   const opts: StoredOptions = {};
   const wait = bool(m, 'wait_result');
@@ -392,9 +399,18 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     queryPrepared,
     protocol,
     rollbackReason: str(m, 'rollback_reason'),
-    reqExtra: stringMap(m.get('req_extra'), 'req_extra'),
+    reqExtra,
     opts,
   };
+}
+
+/** A workflow submit's req_extra, when given: status succeed or failed, result base64 (spec §6.8). */
+function checkWorkflowOutcome(extra: Record<string, string>): void {
+  const status = extra.status;
+  if (status !== undefined && !WORKFLOW_STATUSES.includes(status)) {
+    throw new InputError('req_extra.status', `expected succeed or failed, got '${status.slice(0, 60)}'`);
+  }
+  if (extra.result !== undefined) base64Bytes(extra.result, 'req_extra.result');
 }
 
 /**
@@ -482,9 +498,27 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
   const rawGid = str(m, 'gid');
   const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');
-  if (transType === 'workflow') throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
-  if (transType !== 'tcc' && transType !== 'xa') throw new InputError('trans_type', `unknow trans type: ${transType}`);
+  if (transType !== 'tcc' && transType !== 'xa' && transType !== 'workflow') {
+    throw new InputError('trans_type', `unknow trans type: ${transType}`);
+  }
   const branchId = checkMetadataValue(checkGid(str(m, 'branch_id'), 'branch_id'), 'branch_id', protocol);
+  const rawData = m.get('data');
+  const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');
+  if (transType === 'workflow') {
+    // a step's outcome (spec §6.8): no URL, the op and status it is recorded with, its bytes kept exactly
+    const op = str(m, 'op');
+    if (!WORKFLOW_OPS.includes(op)) {
+      throw new InputError(
+        'op',
+        `expected one of ${WORKFLOW_OPS.join(', ')} for a workflow step, got '${op.slice(0, 60)}'`,
+      );
+    }
+    const status = str(m, 'status');
+    if (!WORKFLOW_STATUSES.includes(status)) {
+      throw new InputError('status', `expected succeed or failed for a workflow step, got '${status.slice(0, 60)}'`);
+    }
+    return { gid, transType, branchId, data, confirm: '', cancel: '', url: '', op, status };
+  }
   let confirm = str(m, 'confirm');
   let cancel = str(m, 'cancel');
   let url = str(m, 'url');
@@ -496,7 +530,5 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     if (url === '') throw new InputError('url', 'required for an xa branch');
     url = checkUrl(url, 'url', protocol, false, policy);
   }
-  const rawData = m.get('data');
-  const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');
   return { gid, transType, branchId, data, confirm, cancel, url };
 }

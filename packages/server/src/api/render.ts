@@ -109,3 +109,13 @@ export function renderKV(kv: KV): Record<string, unknown> {
     version: kv.version,
   };
 }
+
+/**
+ * The reply of prepareWorkflow (spec §2.8): the transaction object (gid, status, rollback_reason and result are
+ * strings, result the base64 the workflow was submitted with) and its recorded steps as `progresses` (branch
+ * objects: branch_id, op and status strings, bin_data base64), in the order they were recorded. DTM's Go client
+ * reads it with protobuf-JSON rules, ignoring the other keys.
+ */
+export function workflowReply(transaction: Record<string, unknown>, branches: TransBranch[]): Record<string, unknown> {
+  return { dtm_result: 'SUCCESS', transaction, progresses: branches.map(renderBranch) };
+}

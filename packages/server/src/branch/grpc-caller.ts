@@ -85,6 +85,14 @@ export interface GrpcCallerOptions extends ReplyOptions {
   lookup?: LookupAll;
 }
 
+/**
+ * The longest wait of a channel between two connection attempts to a target that is down (grpc-js default: 120 s,
+ * growing from 1 s). A call to a channel in that wait fails at once (UNAVAILABLE), so a branch or workflow host that
+ * comes back would get no call for up to that long whatever the cron's own backoff: capped, it is reached within
+ * this many ms of the next attempt after it is up.
+ */
+const MAX_RECONNECT_BACKOFF_MS = 5000;
+
 /** How long the checked addresses of a host name are dialled before the name is resolved again. */
 const RESOLVED_TTL_MS = 5000;
 
@@ -231,6 +239,7 @@ export class GrpcBranchCaller implements BranchCaller {
     had?.client.close();
     const client = new GrpcClient(dial, credentials.createInsecure(), {
       'grpc.service_config': this.serviceConfig,
+      'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS,
       ...(dial === address ? {} : { 'grpc.default_authority': address }),
     });
     this.clients.set(address, { dial, client });

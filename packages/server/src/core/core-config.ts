@@ -25,6 +25,8 @@ export interface CoreConfig {
    * the cron (it is stored and due already). dtx default 1024.
    */
   maxBackgroundPasses: number;
+  /** Steps of one saga or msg (Limits.MaxSteps); also the step records one workflow may hold. dtx default 1000. */
+  maxSteps: number;
   /** Failed attempts in a row after which a transaction is stuck (alerted once); 0 disables. dtx default 3. */
   stuckFailedAttempts: number;
   /** Seconds after creation after which an unfinished transaction is stuck; 0 disables. dtx default 3600. */
@@ -43,6 +45,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   maxCallsPerTrans: 64,
   maxCalls: 1024,
   maxBackgroundPasses: 1024,
+  maxSteps: 1000,
   stuckFailedAttempts: 3,
   stuckUnfinishedAfter: 3600,
 };

@@ -37,7 +37,14 @@ export class Cron {
     const due = await store.lockDue(now + (o.windowMs ?? 0), leaseUntil, owner, o.limit ?? conf.cronBatchSize, now);
     await Promise.all(
       due.map(async (t) => {
-        if (this.processor.isActive(t.gid)) return; // a pass of this instance is on it already
+        if (this.processor.isWaiting(t.gid)) return; // queued in this instance: it starts when a pass ends
+        if (this.processor.isActive(t.gid)) {
+          // a pass of this instance is on it already: its own lease stands, if longer than the cron's
+          await this.processor
+            .keepLease(t.gid, leaseUntil)
+            .catch((err: unknown) => this.processor.logPassError(t, err));
+          return;
+        }
         t.nextCronTime = leaseUntil; // the lease, whatever the store's row read back says
         this.deps.metrics?.retry(t.transType);
         try {

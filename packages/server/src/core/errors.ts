@@ -12,10 +12,13 @@
  * | TOO_LARGE     | the input is over a limit (names field and limit)    | 413  | INVALID_ARGUMENT    | no        |
  * | NOT_FOUND     | the thing asked for does not exist                   | 404  | NOT_FOUND           | no        |
  * | CONFLICT      | it exists already, or the state does not allow it    | 400  | ALREADY_EXISTS      | no        |
+ * | REFUSED       | a workflow record that contradicts the stored one     | 422  | ALREADY_EXISTS      | no        |
  * | UNAVAILABLE   | the store cannot be reached: try again later         | 503  | UNAVAILABLE         | yes       |
  * | INTERNAL      | a bug or an unexpected failure                       | 500  | INTERNAL / UNKNOWN  | yes       |
  *
- * HTTP 409 is DTM's FAILURE for every client SDK, so a conflict that is not a FAILURE answers 400.
+ * HTTP 409 is DTM's FAILURE for every client SDK, so a conflict that is not a FAILURE answers 400. A workflow
+ * refusal is 422: DTM's Go workflow client reads 409 as "the step failed, roll the workflow back", which a
+ * refused record must never mean.
  */
 import { withResultSuffix } from '@dtx/protocol';
 
@@ -27,6 +30,7 @@ export type DtxErrorCode =
   | 'TOO_LARGE'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'REFUSED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 
@@ -103,6 +107,18 @@ export class UniqueConflictError extends DtxServerError {
   constructor(message = 'storage: UniqueKeyConflict') {
     super('CONFLICT', message);
     this.name = 'UniqueConflictError';
+  }
+}
+
+/**
+ * A workflow record refused (spec §6.8, dtx's rules): a step recorded already with another outcome, a step or an
+ * outcome for a workflow that is decided (or does not exist), or a second submit with another outcome. The
+ * client should read the workflow's progress again (prepareWorkflow) and go on from what is recorded.
+ */
+export class RefusedError extends DtxServerError {
+  constructor(message: string) {
+    super('REFUSED', message);
+    this.name = 'RefusedError';
   }
 }
 

@@ -213,12 +213,14 @@ export class TransPass {
   }
 
   /**
-   * Call an URL for this trans (a branch, or the msg back-check) with this trans's timeout, headers and trace
-   * context: the stored one as it is, or, when tracing is on, that of a span made for this call.
+   * Call an URL for this trans (a branch, the msg back-check, a workflow's resume) with this trans's timeout,
+   * headers and trace context: the stored one as it is, or, when tracing is on, that of a span made for this call.
+   * `metricsOp` is the op label of the call in the metrics (default `op`; a workflow's resume call, whose op is the
+   * workflow's name, gives a constant).
    */
-  callUrl(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
+  callUrl(url: string, branchId: string, op: string, payload: Uint8Array, metricsOp = op): Promise<BranchOutcome> {
     if (url === '') return Promise.resolve({ result: 'SUCCESS', message: '' });
-    const call = this.ownedCall(url, branchId, op, payload);
+    const call = this.ownedCall(url, branchId, op, payload, metricsOp);
     this.calls.add(call);
     // registered before the caller's own continuation, so the call has left the set when the caller resumes
     const done = () => {
@@ -229,7 +231,13 @@ export class TransPass {
   }
 
   /** A call in a slot of the process, under a lease that outlasts it; removed from the pass's set when it ends. */
-  private async ownedCall(url: string, branchId: string, op: string, payload: Uint8Array): Promise<BranchOutcome> {
+  private async ownedCall(
+    url: string,
+    branchId: string,
+    op: string,
+    payload: Uint8Array,
+    metricsOp: string,
+  ): Promise<BranchOutcome> {
     let slotted = false;
     try {
       const wait = this.slots?.acquire();
@@ -248,7 +256,7 @@ export class TransPass {
       metrics.branchCall(
         t.transType,
         branchId,
-        op,
+        metricsOp,
         branchProtocolOf(t.protocol, url),
         (performance.now() - started) / 1000,
         result,

@@ -5,6 +5,7 @@ import { processMsg } from './msg.js';
 import { type PassDeps, PassError, TransPass } from './pass.js';
 import { processSaga } from './saga.js';
 import { processTcc } from './tcc.js';
+import { processWorkflow } from './workflow.js';
 import { processXa } from './xa.js';
 
 const MODES: Record<string, (p: TransPass) => Promise<void>> = {
@@ -12,6 +13,7 @@ const MODES: Record<string, (p: TransPass) => Promise<void>> = {
   msg: processMsg,
   tcc: processTcc,
   xa: processXa,
+  workflow: processWorkflow,
 };
 
 /** DTM's text for a wait_result submit that did not succeed and has no rollback reason. */
@@ -40,8 +42,15 @@ export function stillRunning(trans: TransGlobal, lastError: string): OngoingErro
  */
 export class Processor {
   private readonly running = new Set<Promise<void>>();
+  /**
+   * Background passes that found every slot taken, started in order as slots free up (at most
+   * Limits.MaxBackgroundPasses of them; past that the cron is told they are due).
+   */
+  private readonly waiting: { trans: TransGlobal; branches: TransBranch[]; forwardMs: number | undefined }[] = [];
   /** The pass of each gid running in this instance. */
   private readonly active = new Map<string, Promise<void>>();
+  /** The pass object of each of those, for its lease. */
+  private readonly passes = new Map<string, TransPass>();
   /** Bounds the branch calls in flight in this process (Limits.MaxConcurrentCalls). */
   private readonly slots: CallSlots;
 
@@ -74,12 +83,26 @@ export class Processor {
       }
     })();
     this.active.set(gid, run);
+    this.passes.set(gid, pass);
     try {
       await run;
     } finally {
       this.active.delete(gid);
+      this.passes.delete(gid);
     }
     return pass;
+  }
+
+  /**
+   * After the cron leased `gid` until `leasedUntil` while a pass of it runs here: when that pass holds a longer
+   * lease (a call longer than RetryInterval in flight), that lease is written back, so that no other instance
+   * takes the transaction before the pass's calls have ended. (The cron's lease of a row that is due only in
+   * a widened window, in test mode, would otherwise cut it short.)
+   */
+  async keepLease(gid: string, leasedUntil: number): Promise<void> {
+    const t = this.passes.get(gid)?.trans;
+    if (t === undefined || t.nextCronTime <= leasedUntil) return;
+    await this.deps.store.touchCronTime(gid, t.status, t.nextCronTime, t.nextCronInterval, this.deps.clock.now());
   }
 
   /** Copies the stored status and rollback reason into `trans`; false when the store no longer has it. */
@@ -130,21 +153,18 @@ export class Processor {
     o: ProcessOptions,
   ): Promise<void> {
     if (!o.waitResult) {
-      if (this.running.size >= this.deps.conf.maxBackgroundPasses) {
-        // stored and due already: the cron runs it as soon as it has room
-        this.deps.log.debug('background passes at their limit; left to the cron', {
+      const limit = this.deps.conf.maxBackgroundPasses;
+      if (this.running.size < limit) this.startBackground(trans, branches, o.forwardMs);
+      else if (this.waiting.length < limit) this.waiting.push({ trans, branches, forwardMs: o.forwardMs });
+      else {
+        // stored already; make it due now so the cron, not the lease of creation, decides when it runs
+        this.deps.log.debug('background passes and their queue at their limit; left to the cron', {
           gid: trans.gid,
           trans_type: trans.transType,
         });
-        return;
+        const now = this.deps.clock.now();
+        await this.deps.store.touchCronTime(trans.gid, trans.status, now, trans.nextCronInterval, now);
       }
-      const run = this.runPass(trans, branches, o.forwardMs)
-        .then(
-          () => {},
-          (err: unknown) => this.logPassError(trans, err),
-        )
-        .finally(() => this.running.delete(run));
-      this.running.add(run);
       return;
     }
     let pass: TransPass | undefined;
@@ -162,6 +182,34 @@ export class Processor {
       throw new FailureError(trans.rollbackReason || WAIT_RESULT_FAILURE);
     }
     throw stillRunning(trans, pass?.lastError ?? '');
+  }
+
+  private startBackground(trans: TransGlobal, branches: TransBranch[], forwardMs: number | undefined): void {
+    const run = this.runPass(trans, branches, forwardMs)
+      .then(
+        () => {},
+        (err: unknown) => this.logPassError(trans, err),
+      )
+      .finally(() => {
+        this.running.delete(run);
+        this.startWaiting();
+      });
+    this.running.add(run);
+  }
+
+  /** Starts queued passes while there is room; one whose creation lease ran out is the cron's now. */
+  private startWaiting(): void {
+    while (this.running.size < this.deps.conf.maxBackgroundPasses) {
+      const next = this.waiting.shift();
+      if (!next) return;
+      if (this.deps.clock.now() >= next.trans.nextCronTime) continue;
+      this.startBackground(next.trans, next.branches, next.forwardMs);
+    }
+  }
+
+  /** True while gid waits in this instance's queue of background passes (the cron leaves it there). */
+  isWaiting(gid: string): boolean {
+    return this.waiting.some((w) => w.trans.gid === gid);
   }
 
   logPassError(trans: TransGlobal, err: unknown): void {

@@ -2,7 +2,16 @@ import type { GlobalStatus } from '@dtx/protocol';
 import type { TraceContext } from '../observe/trace-context.js';
 import type { DtxSpan } from '../observe/tracer.js';
 import type { ScanQuery, StuckRule } from '../store/store.js';
-import { errorMessage, FailureError, InputError, NotFoundError, OngoingError, UniqueConflictError } from './errors.js';
+import {
+  errorMessage,
+  FailureError,
+  InputError,
+  LimitError,
+  NotFoundError,
+  OngoingError,
+  RefusedError,
+  UniqueConflictError,
+} from './errors.js';
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
 import { encodeOptions } from './model.js';
@@ -12,6 +21,7 @@ import { type StuckReason, stuckRuleOf } from './stuck.js';
 import type { Topics } from './topics.js';
 import { generateBranches, newTrans } from './trans-factory.js';
 import type { BranchInput, TransInput } from './trans-input.js';
+import { checkWorkflowCustomData, sameBytes } from './workflow.js';
 
 /**
  * The service functions behind every transport (spec §2.4–§2.12). They take validated input, decide
@@ -73,6 +83,9 @@ export class TransService {
   }
 
   private async doPrepare(input: TransInput, trace: TraceContext | undefined): Promise<void> {
+    if (input.transType === 'workflow') {
+      throw new InputError('trans_type', 'a workflow is created with prepareWorkflow, not prepare');
+    }
     if (input.transType === 'saga') {
       // DTM answers FAILURE for a gid that already finished, which a client reads as "don't retry"
       const old = await this.store.findTrans(input.gid);
@@ -100,6 +113,7 @@ export class TransService {
   }
 
   private async doSubmit(input: TransInput, trace: TraceContext | undefined): Promise<void> {
+    if (input.transType === 'workflow') return this.submitWorkflow(input);
     const now = this.now();
     let t = newTrans(input, 'submitted', now, this.deps.conf, trace);
     let branches: TransBranch[] = generateBranches(input, now, this.topics.lookup);
@@ -156,6 +170,91 @@ export class TransService {
     if (t.stuckAlerted && to === 'failed') sendRecovered(this.deps, t);
   }
 
+  /**
+   * prepareWorkflow (spec §2.8): a new workflow is stored prepared, with no branches; an existing one is answered
+   * as it is stored, whatever its status, with its recorded steps in insertion order (the client replays them).
+   */
+  prepareWorkflow(input: TransInput): Promise<{ trans: TransGlobal; branches: TransBranch[] }> {
+    return this.traced('prepareWorkflow', input.gid, input.transType, input.trace, (trace) =>
+      this.doPrepareWorkflow(input, trace),
+    );
+  }
+
+  private async doPrepareWorkflow(
+    input: TransInput,
+    trace: TraceContext | undefined,
+  ): Promise<{ trans: TransGlobal; branches: TransBranch[] }> {
+    if (input.transType !== 'workflow') {
+      throw new InputError('trans_type', `expected workflow for prepareWorkflow, got '${input.transType}'`);
+    }
+    checkWorkflowCustomData(input.customData);
+    const t = newTrans(input, 'prepared', this.now(), this.deps.conf, trace);
+    try {
+      await this.store.saveNew(t, []);
+      return { trans: t, branches: [] };
+    } catch (err) {
+      if (!(err instanceof UniqueConflictError)) throw err;
+    }
+    const old = await this.store.findTrans(input.gid);
+    if (!old) throw new Error(`gid '${input.gid}' conflicted but is not stored; retry`);
+    if (old.transType !== 'workflow') {
+      throw new RefusedError(`gid '${input.gid}' belongs to a ${old.transType} transaction, not a workflow`);
+    }
+    return { trans: old, branches: await this.store.findBranches(old.gid) };
+  }
+
+  /**
+   * submit of a workflow (spec §6.8): its outcome, `req_extra` {status, rollback_reason, result}, decided once by a
+   * compare-and-set from prepared. The same outcome sent again (a client retrying; for failed, with any reason) is a
+   * success; another outcome
+   * once one is recorded, or an outcome for a gid that is no workflow, is refused (DTM answers a storage error).
+   */
+  private async submitWorkflow(input: TransInput): Promise<void> {
+    const extra = input.reqExtra;
+    const status = extra.status;
+    if (status !== 'succeed' && status !== 'failed') {
+      throw new InputError('req_extra.status', 'required for a workflow submit: succeed or failed');
+    }
+    const result = extra.result ?? '';
+    const rollbackReason = extra.rollback_reason ?? '';
+    const t = await this.store.findTrans(input.gid);
+    if (!t) throw new RefusedError(`no workflow with gid '${input.gid}': prepareWorkflow first`);
+    if (t.transType !== 'workflow') {
+      throw new RefusedError(`gid '${input.gid}' belongs to a ${t.transType} transaction, not a workflow`);
+    }
+    if (t.status === 'prepared') {
+      const now = this.now();
+      const change = {
+        result,
+        rollbackReason,
+        ...(status === 'succeed' ? { finishTime: now } : { rollbackTime: now }),
+      };
+      try {
+        await this.store.changeStatus(t.gid, 'prepared', status, change, now);
+        this.deps.metrics?.finished('workflow', status);
+        t.status = status;
+        if (t.stuckAlerted) sendRecovered(this.deps, t);
+        return;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+      // another submit decided it meanwhile: judged by what it recorded
+      const now2 = await this.store.findTrans(input.gid);
+      if (!now2) throw new RefusedError(`workflow '${input.gid}' is no longer stored`);
+      Object.assign(t, { status: now2.status, result: now2.result, rollbackReason: now2.rollbackReason });
+    }
+    // a failure resent is a success whatever its reason: DTM's client replays a failed step's reason from its record,
+    // which may differ from the text of the first run; the first reason stays
+    if (t.status === status && (status === 'failed' || (t.result === result && t.rollbackReason === rollbackReason))) {
+      return;
+    }
+    throw new RefusedError(
+      `workflow '${t.gid}' is ${t.status} already` +
+        (t.status === status ? ' with another result or rollback_reason' : '') +
+        `: it cannot be submitted as ${status}; read its outcome with prepareWorkflow`,
+    );
+  }
+
   /** Force a transaction to failed. `trace` is the request's context (for the span, when tracing is on). */
   forceStop(gid: string, trace?: TraceContext): Promise<void> {
     return this.traced('forceStop', gid, '', trace, () => this.doForceStop(gid));
@@ -176,6 +275,7 @@ export class TransService {
   }
 
   private async doRegisterBranch(b: BranchInput): Promise<void> {
+    if (b.transType === 'workflow') return this.registerWorkflowBranch(b);
     const now = this.now();
     const row = (url: string, op: string): TransBranch => ({
       gid: b.gid,
@@ -200,6 +300,62 @@ export class TransService {
       }
       throw err;
     }
+  }
+
+  /**
+   * A workflow step's outcome (spec §6.8): one row {branch_id, op, status, bytes}, while the workflow is prepared.
+   * The same record sent again is a success (a client retrying); a record that contradicts the stored one, or one
+   * for a workflow that is decided or unknown, is refused (RefusedError: HTTP 422, gRPC ALREADY_EXISTS), never a
+   * FAILURE, which DTM's client would read as the step failing.
+   */
+  private async registerWorkflowBranch(b: BranchInput): Promise<void> {
+    const t = await this.store.findTrans(b.gid);
+    if (!t) throw new RefusedError(`no workflow with gid '${b.gid}': prepareWorkflow first`);
+    if (t.transType !== 'workflow') {
+      throw new RefusedError(`gid '${b.gid}' belongs to a ${t.transType} transaction, not a workflow`);
+    }
+    const decided = () =>
+      new RefusedError(
+        `workflow '${b.gid}' is ${t.status}: no step can be recorded any more; read its outcome with prepareWorkflow`,
+      );
+    if (t.status !== 'prepared') throw decided();
+    // the records so far: a duplicate is judged without a write, and their number is bounded (a loop of steps that
+    // never ends must not fill the store)
+    const recorded = await this.store.findBranches(b.gid);
+    const same = recorded.find((x) => x.branchId === b.branchId && x.op === b.op);
+    const status = b.status as TransBranch['status'];
+    if (same !== undefined) return judgeDuplicate(b, same, status);
+    if (recorded.length >= this.deps.conf.maxSteps) {
+      throw new LimitError(
+        'branch_id',
+        `workflow '${b.gid}' has ${recorded.length} step records, the most Limits.MaxSteps (${this.deps.conf.maxSteps}) allows`,
+      );
+    }
+    const now = this.now();
+    const row: TransBranch = {
+      gid: b.gid,
+      url: '',
+      binData: b.data,
+      branchId: b.branchId,
+      op: b.op ?? '',
+      status,
+      createTime: now,
+      updateTime: now,
+    };
+    try {
+      await this.store.insertBranches(b.gid, 'prepared', [row]);
+      return;
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        const moved = await this.store.findTrans(b.gid);
+        t.status = moved?.status ?? t.status;
+        throw decided();
+      }
+      if (!(err instanceof UniqueConflictError)) throw err;
+    }
+    // recorded meanwhile by another execution of the same workflow
+    const had = (await this.store.findBranches(b.gid)).find((x) => x.branchId === b.branchId && x.op === b.op);
+    return judgeDuplicate(b, had, status);
   }
 
   async query(gid: string): Promise<{ trans: TransGlobal | undefined; branches: TransBranch[] }> {
@@ -252,6 +408,19 @@ export class TransService {
   queryKV(cat: string, key: string): Promise<KV[]> {
     return this.store.findKV(cat, key);
   }
+}
+
+/**
+ * A workflow step record whose (branch_id, op) is stored already: the same status and bytes are a success (the
+ * same record sent again), anything else is refused, saying what is recorded.
+ */
+function judgeDuplicate(b: BranchInput, had: TransBranch | undefined, status: string): void {
+  if (had && had.status === status && sameBytes(had.binData, b.data)) return;
+  throw new RefusedError(
+    `step ${b.branchId} (${b.op}) of workflow '${b.gid}' is recorded already` +
+      (had ? ` as ${had.status}${had.status === status ? ' with other data' : ''}` : '') +
+      '; read its progress with prepareWorkflow and go on from the recorded outcome',
+  );
 }
 
 /** Ends `span` when `work` settles: with error status when it failed (an ONGOING answer is not a failure). */

@@ -28,6 +28,10 @@ export interface BranchInput {
   confirm: string;
   cancel: string;
   url: string;
+  /** workflow: the op the step is recorded under (action, commit, rollback, business). */
+  op?: string;
+  /** workflow: the step's outcome (succeed or failed). */
+  status?: string;
   /** The request's W3C trace context, when it carried a valid one. */
   trace?: TraceContext;
 }

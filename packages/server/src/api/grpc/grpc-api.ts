@@ -30,8 +30,8 @@ import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '.
 import { type Authenticator, AuthOutcome, OPEN_AUTH, type Role } from '../auth.js';
 import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';
-import { branchCall, topicCall, transCall } from './requests.js';
-import { GrpcStatusError, grpcStatusOf } from './status.js';
+import { branchCall, topicCall, transCall, workflowCall } from './requests.js';
+import { grpcStatusOf } from './status.js';
 import { type WireCheck, wireCheckOf } from './wire-check.js';
 
 export interface GrpcApiOptions {
@@ -139,9 +139,7 @@ export async function startGrpcApi(o: GrpcApiOptions): Promise<GrpcApi> {
     Prepare: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.prepare(t), o.limits),
     Abort: (r: DtmRequest, trace) => transCall(r, trace, (t) => s.abort(t), o.limits),
     RegisterBranch: (r: DtmBranchRequest, trace) => branchCall(r, trace, (b) => s.registerBranch(b), o.limits),
-    PrepareWorkflow: async () => {
-      throw new GrpcStatusError(GrpcStatus.UNIMPLEMENTED, 'workflow is not supported by this dtx version yet');
-    },
+    PrepareWorkflow: (r: DtmRequest, trace) => workflowCall(r, trace, (t) => s.prepareWorkflow(t), o.limits),
     Subscribe: (r: DtmTopicRequest) =>
       topicCall(r, (t) => s.topics.subscribe(t.Topic, checkSubscriberUrl(t.URL, o.limits?.urlPolicy), t.Remark)),
     Unsubscribe: (r: DtmTopicRequest) => topicCall(r, (t) => s.topics.unsubscribe(t.Topic, t.URL)),

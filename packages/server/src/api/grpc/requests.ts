@@ -1,5 +1,6 @@
-import type { DtmBranchRequest, DtmRequest, DtmTopicRequest } from '@dtx/protocol';
+import type { DtmBranchRequest, DtmProgressesReply, DtmRequest, DtmTopicRequest } from '@dtx/protocol';
 import { InputError } from '../../core/errors.js';
+import type { TransBranch, TransGlobal } from '../../core/model.js';
 import type { BranchInput, TransInput } from '../../core/trans-input.js';
 import type { TraceContext } from '../../observe/trace-context.js';
 import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
@@ -38,6 +39,8 @@ const BRANCH_FIELDS: Record<string, string> = {
   confirm: 'Data.confirm',
   cancel: 'Data.cancel',
   url: 'Data.url',
+  op: 'Data.op',
+  status: 'Data.status',
   body: 'request',
 };
 
@@ -84,6 +87,32 @@ export async function transCall(
   } catch (err) {
     throw withProtoField(err, TRANS_FIELDS);
   }
+}
+
+/**
+ * PrepareWorkflow: the request decoded as Submit's, then `fn`; the reply is DtmProgressesReply with the
+ * transaction's result filled in (DTM leaves it empty, so a gRPC workflow run again after it succeeded would
+ * return no output).
+ */
+export async function workflowCall(
+  r: DtmRequest,
+  trace: TraceContext | undefined,
+  fn: (t: TransInput) => Promise<{ trans: TransGlobal; branches: TransBranch[] }>,
+  limits: EdgeLimits = DEFAULT_EDGE_LIMITS,
+): Promise<DtmProgressesReply> {
+  let out: { trans: TransGlobal; branches: TransBranch[] };
+  try {
+    const input = transInputOf(r, limits);
+    if (trace) input.trace = trace;
+    out = await fn(input);
+  } catch (err) {
+    throw withProtoField(err, TRANS_FIELDS);
+  }
+  const t = out.trans;
+  return {
+    Transaction: { Gid: t.gid, Status: t.status, RollbackReason: t.rollbackReason, Result: t.result },
+    Progresses: out.branches.map((b) => ({ Status: b.status, BinData: b.binData, BranchID: b.branchId, Op: b.op })),
+  };
 }
 
 function transInputOf(r: DtmRequest, limits: EdgeLimits): TransInput {

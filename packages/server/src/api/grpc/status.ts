@@ -33,6 +33,7 @@ const GRPC_CODE: Record<DtxErrorCode, number> = {
   TOO_LARGE: GrpcStatus.INVALID_ARGUMENT,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
   CONFLICT: GrpcStatus.ALREADY_EXISTS,
+  REFUSED: GrpcStatus.ALREADY_EXISTS,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   INTERNAL: GrpcStatus.INTERNAL,
 };

@@ -23,7 +23,7 @@ import {
   parseJson,
 } from '../decode.js';
 import { JsonRpcApi } from '../json-rpc/json-rpc.js';
-import { renderBranch, renderKV, renderTrans } from '../render.js';
+import { renderBranch, renderKV, renderTrans, workflowReply } from '../render.js';
 import { registerAdminUi } from './admin-ui.js';
 import { sendAfterBody } from './drain-request.js';
 import { installHttpAuth } from './http-auth.js';
@@ -150,6 +150,7 @@ const HTTP_STATUS: Record<DtxErrorCode, number> = {
   TOO_LARGE: 413,
   NOT_FOUND: 404,
   CONFLICT: 400,
+  REFUSED: 422,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
@@ -335,8 +336,9 @@ export function buildHttpApi(o: HttpApiOptions): FastifyInstance {
       return SUCCESS;
     });
   }
-  app.post(`${base}/prepareWorkflow`, async () => {
-    throw new InputError('trans_type', 'workflow is not supported by this dtx version yet');
+  app.post(`${base}/prepareWorkflow`, async (req) => {
+    const { trans: t, branches } = await s.prepareWorkflow(traced(req, trans(req)));
+    return workflowReply(shown(t), branches);
   });
   app.get(`${base}/query`, async (req) => {
     const gid = checkGid(cleanGid(q(req).get('gid') ?? ''));

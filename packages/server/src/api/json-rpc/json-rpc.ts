@@ -7,6 +7,7 @@ import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-co
 import { type Authenticator, AuthOutcome, OPEN_AUTH } from '../auth.js';
 import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
 import { drainRequest, sendAfterBody } from '../http/drain-request.js';
+import { renderTrans, workflowReply } from '../render.js';
 
 /** JSON-RPC 2.0 error codes of DTM's API (spec §3); FAILURE and ONGOING are in @dtx/protocol. */
 export const JsonRpcError = {
@@ -22,6 +23,8 @@ export const JsonRpcError = {
   Forbidden: -32003,
   /** dtx: too many failed attempts from this address; retry later. */
   RateLimited: -32029,
+  /** dtx: a workflow record refused (HTTP 422): it contradicts what is stored. */
+  Refused: -32022,
 } as const;
 
 /**
@@ -36,6 +39,7 @@ const JSON_RPC_CODE: Record<DtxErrorCode, number> = {
   TOO_LARGE: JsonRpcError.Internal,
   NOT_FOUND: JsonRpcError.Internal,
   CONFLICT: JsonRpcError.Internal,
+  REFUSED: JsonRpcError.Refused,
   UNAVAILABLE: JsonRpcError.Unavailable,
   INTERNAL: JsonRpcError.Internal,
 };
@@ -109,6 +113,11 @@ export class JsonRpcApi {
       submit: (p, trace) => s.submit(trans(p, trace)),
       abort: (p, trace) => s.abort(trans(p, trace)),
       registerBranch: (p, trace) => s.registerBranch(withTrace(decodeBranch(p, { escapeGid: false, limits }), trace)),
+      // dtx: DTM's JSON-RPC API has no prepareWorkflow; the result is what the HTTP route answers
+      prepareWorkflow: async (p, trace) => {
+        const { trans: t, branches } = await s.prepareWorkflow(trans(p, trace));
+        return workflowReply(renderTrans(t, s.stuckRule()), branches);
+      },
     };
   }
 
