@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
-import { errorMessage } from './core/errors.js';
 import { createLogger, type Logger, type LogLevel } from './observe/logger.js';
 import { startServer } from './server.js';
 import { openStore } from './store/open-store.js';
+import { errorMessage } from './util/error-message.js';
 import { VERSION } from './version.js';
 
 const HELP = `dtx — a distributed transaction manager compatible with DTM

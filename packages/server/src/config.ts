@@ -1,31 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import type { TlsConfig } from './api/tls-files.js';
 import { PolicyEntryError, UrlPolicy } from './branch/url-policy.js';
 import type { CoreConfig } from './core/core-config.js';
 import { isLogLevel, type LogLevel } from './observe/logger.js';
+import type { StoreConfig } from './store/store-config.js';
+import { ConfigError } from './util/config-error.js';
+
+export type { TlsConfig } from './api/tls-files.js';
+export type { StoreConfig } from './store/store-config.js';
+export { ConfigError } from './util/config-error.js';
 
 /**
  * dtx's configuration: DTM's keys (spec §10) with DTM's defaults and env names, plus dtx's own.
  * Loading order: defaults, then environment variables, then the YAML file (YAML wins).
  */
 export interface DtxConfig {
-  Store: {
-    Driver: string;
-    Host: string;
-    Port: number;
-    User: string;
-    Password: string;
-    Db: string;
-    Schema: string;
-    MaxOpenConns: number;
-    MaxIdleConns: number;
-    ConnMaxLifeTime: number;
-    DataExpire: number;
-    FinishedDataExpire: number;
-    RedisPrefix: string;
-    /** dtx: the SQLite file of the embedded store. */
-    SqlitePath: string;
-  };
+  /** The store section: see {@link StoreConfig}. */
+  Store: StoreConfig;
   MicroService: { Driver: string; Target: string; EndPoint: string };
   TransCronInterval: number;
   TimeoutToFail: number;
@@ -167,13 +159,6 @@ export interface DtxConfig {
   };
 }
 
-/** The PEM files of one TLS listener. */
-export interface TlsConfig {
-  CertFile: string;
-  KeyFile: string;
-  ClientCaFile: string;
-}
-
 export const DEFAULT_CONFIG: DtxConfig = {
   Store: {
     Driver: 'sqlite',
@@ -261,14 +246,6 @@ export const TRACING_EXPORTERS = ['none', 'otlp', 'console'] as const;
 
 /** Number keys that take a fraction; every other number key takes an integer. */
 const FRACTION_KEYS: ReadonlySet<string> = new Set(['Tracing.SampleRatio']);
-
-/** A configuration problem; the message names the key. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
 
 /** DTM's env name rule: `MicroService.EndPoint` → `MICRO_SERVICE_END_POINT`. */
 export function envName(path: string): string {

@@ -1,5 +1,13 @@
 /** @dtx/server — the dtx coordinator. */
-export { ConfigError, DEFAULT_CONFIG, type DtxConfig, envName, loadConfig } from './config.js';
+export {
+  ConfigError,
+  DEFAULT_CONFIG,
+  type DtxConfig,
+  envName,
+  loadConfig,
+  type StoreConfig,
+  type TlsConfig,
+} from './config.js';
 export { type Clock, FakeClock, systemClock } from './core/clock.js';
 export type { KV, TransBranch, TransGlobal } from './core/model.js';
 export { createLogger, type Logger, silentLogger } from './observe/logger.js';

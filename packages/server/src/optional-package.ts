@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ConfigError } from './config.js';
+import { ConfigError } from './util/config-error.js';
 
 /** The optional packages, with the feature that needs each (for the message when one is missing). */
 export const OPTIONAL_PACKAGES = {

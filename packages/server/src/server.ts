@@ -13,7 +13,6 @@ import type { LookupAll } from './branch/url-policy.js';
 import { ConfigError, coreConfigOf, type DtxConfig, logLevelOf, urlPolicyOf } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { Cron } from './core/cron.js';
-import { errorMessage } from './core/errors.js';
 import type { PassDeps } from './core/pass.js';
 import { Processor } from './core/processor.js';
 import { HeaderRedactor } from './core/redact.js';
@@ -23,12 +22,14 @@ import { Topics } from './core/topics.js';
 import { createDiscovery, type Discovery } from './discovery/discovery.js';
 import { webhookAlerter } from './observe/alert.js';
 import { createLogger, type Logger } from './observe/logger.js';
-import { DtxMetrics, measuredStore } from './observe/metrics.js';
+import { DtxMetrics } from './observe/metrics.js';
 import type { DtxTracer } from './observe/tracer.js';
 import type { TracingExporter } from './observe/tracing.js';
 import { loadOptional } from './optional-package.js';
+import { measuredStore } from './store/measured-store.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
+import { errorMessage } from './util/error-message.js';
 import { VERSION } from './version.js';
 
 /** The version of an installed package, for dtm_server_info; '' when it cannot be read. */

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Clock } from '../src/core/clock.js';
+
+type Clock = { now(): number };
+
 import { silentLogger } from '../src/observe/logger.js';
-import { apiLabelOf, DtxMetrics, MAX_CHILDREN, measuredStore, OVERFLOW } from '../src/observe/metrics.js';
+import { apiLabelOf, DtxMetrics, MAX_CHILDREN, OVERFLOW } from '../src/observe/metrics.js';
+import { measuredStore } from '../src/store/measured-store.js';
 import { MemoryStore } from '../src/store/memory/memory-store.js';
 import { at, makeTrans } from './store-conformance.js';
 import { parseSamples, sampleKey } from './support/prom.js';

@@ -1,11 +1,13 @@
-import { MAX_COMPENSATE_DELAY } from '@dtx/protocol';
-import { grpcUrlProblem, isHttpUrl } from '../branch/dispatch.js';
+import { grpcUrlProblem, isHttpUrl, MAX_COMPENSATE_DELAY } from '@dtx/protocol';
 import { DEFAULT_URL_POLICY, type UrlPolicy } from '../branch/url-policy.js';
 import { InputError, LimitError } from '../core/errors.js';
 import type { StoredOptions } from '../core/model.js';
+import { MODE_TYPES, modeOf } from '../core/modes.js';
 import { checkStoredText } from '../core/stored-text.js';
 import type { BranchInput, TransInput } from '../core/trans-input.js';
-import { base64Bytes, workflowCustomDataOf } from '../core/workflow.js';
+import type { TransMode } from '../core/trans-mode.js';
+import { WORKFLOW_OPS, WORKFLOW_STATUSES } from '../core/workflow.js';
+import { typeName } from '../util/type-name.js';
 import { isWellFormed } from './well-formed.js';
 
 /**
@@ -22,11 +24,10 @@ const MAX_ID = 128;
  * servers accept (Node: 16 KiB of headers, nginx: 8 KiB buffers), so a longer URL could not be called anyway.
  */
 const MAX_URL = 8192;
-const TYPES = ['saga', 'tcc', 'msg', 'xa', 'workflow'];
-/** The ops a workflow step is recorded under (spec §1.4). */
-export const WORKFLOW_OPS: readonly string[] = ['action', 'commit', 'rollback', 'business'];
-/** The outcomes a workflow step or a workflow is recorded with. */
-export const WORKFLOW_STATUSES: readonly string[] = ['succeed', 'failed'];
+/** The trans types, as error messages list them. */
+const TYPE_LIST = MODE_TYPES.join(', ');
+
+export { WORKFLOW_OPS, WORKFLOW_STATUSES } from '../core/workflow.js';
 
 /** The configurable limits of a transaction (config `Limits.*`). */
 export interface EdgeLimits {
@@ -188,12 +189,6 @@ function checkMetadataValue(v: string, field: string, protocol: string): string 
   return v;
 }
 
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
-}
-
 /** DTM strips \n, \r and ; from gids received over HTTP. */
 export function cleanGid(raw: string): string {
   return raw.replace(/[\n\r;]/g, '');
@@ -280,11 +275,11 @@ export { MAX_COMPENSATE_DELAY };
  * dtx: a saga step's `compensate_delay` (seconds, integer 0…{@link MAX_COMPENSATE_DELAY}), or undefined when the
  * step has none (DTM's bodies: nothing is allocated for them).
  */
-function compensateDelayOf(s: unknown, i: number, transType: string): number | undefined {
+function compensateDelayOf(s: unknown, i: number, mode: TransMode): number | undefined {
   if (!s || typeof s !== 'object' || Array.isArray(s) || !Object.hasOwn(s, 'compensate_delay')) return undefined;
   const d = (s as Record<string, unknown>).compensate_delay;
   const key = `steps[${i}].compensate_delay`;
-  if (transType !== 'saga') throw new InputError(key, 'only saga steps have a compensation to delay');
+  if (!mode.compensatingSteps) throw new InputError(key, 'only saga steps have a compensation to delay');
   if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_COMPENSATE_DELAY) {
     throw new InputError(
       key,
@@ -301,9 +296,9 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   const rawGid = str(m, 'gid');
   const gid = checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid);
   const transType = str(m, 'trans_type');
-  if (transType === '') throw new InputError('trans_type', 'required (one of saga, tcc, msg, xa, workflow)');
-  if (!TYPES.includes(transType))
-    throw new InputError('trans_type', `unknown trans type '${transType}' (one of saga, tcc, msg, xa, workflow)`);
+  if (transType === '') throw new InputError('trans_type', `required (one of ${TYPE_LIST})`);
+  const mode = modeOf(transType);
+  if (mode === undefined) throw new InputError('trans_type', `unknown trans type '${transType}' (one of ${TYPE_LIST})`);
   const protocol = o.protocol ?? (str(m, 'protocol') || 'http');
   checkMetadataValue(gid, 'gid', protocol);
   if (!['http', 'grpc', 'json-rpc'].includes(protocol)) {
@@ -319,7 +314,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
       throw new LimitError('steps', `${rawSteps.length} steps, more than Limits.MaxSteps (${limits.maxSteps}) allows`);
     }
     rawSteps.forEach((s, i) => {
-      const delay = compensateDelayOf(s, i, transType);
+      const delay = compensateDelayOf(s, i, mode);
       if (delay === undefined) {
         steps.push(stringMap(s, `steps[${i}]`, 'data'));
         return;
@@ -352,13 +347,13 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   const policy = limits.urlPolicy ?? DEFAULT_URL_POLICY;
   steps.forEach((s, i) => {
     if (s.action !== undefined) {
-      s.action = checkUrl(s.action, `steps[${i}].action`, protocol, transType === 'msg', policy);
+      s.action = checkUrl(s.action, `steps[${i}].action`, protocol, mode.topicSteps, policy);
     }
-    if (transType === 'saga' && s.compensate !== undefined) {
+    if (mode.compensatingSteps && s.compensate !== undefined) {
       s.compensate = checkUrl(s.compensate, `steps[${i}].compensate`, protocol, false, policy);
     }
   });
-  if ((transType === 'saga' || transType === 'msg') && binPayloads.length < steps.length) {
+  if (mode.stepBranches !== undefined && binPayloads.length < steps.length) {
     throw new InputError('payloads', `expected one payload per step (${steps.length}), got ${binPayloads.length}`);
   }
   const queryPrepared = checkUrl(str(m, 'query_prepared'), 'query_prepared', protocol, false, policy);
@@ -370,11 +365,10 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
     } catch {
       throw new InputError('custom_data', 'expected the text of a JSON object');
     }
-    if (transType === 'saga') checkSagaOrders(cd, steps.length);
-    if (transType === 'workflow') workflowCustomDataOf(customData);
+    mode.checkCustomData?.(cd, customData, steps.length);
   }
   const reqExtra = stringMap(m.get('req_extra'), 'req_extra');
-  if (transType === 'workflow') checkWorkflowOutcome(reqExtra);
+  mode.checkReqExtra?.(reqExtra);
 
   const opts: StoredOptions = {};
   const wait = bool(m, 'wait_result');
@@ -404,73 +398,6 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
   };
 }
 
-/** A workflow submit's req_extra, when given: status succeed or failed, result base64 (spec §6.8). */
-function checkWorkflowOutcome(extra: Record<string, string>): void {
-  const status = extra.status;
-  if (status !== undefined && !WORKFLOW_STATUSES.includes(status)) {
-    throw new InputError('req_extra.status', `expected succeed or failed, got '${status.slice(0, 60)}'`);
-  }
-  if (extra.result !== undefined) base64Bytes(extra.result, 'req_extra.result');
-}
-
-/**
- * A saga's `orders` in custom_data (`{"orders":{"1":[0]}}`: step 1 runs after step 0, spec §6.7): every key and
- * value a step index in [0, steps), no step after itself, no cycle. A saga with any of these would be accepted
- * and never finish, its steps waiting for each other.
- */
-function checkSagaOrders(cd: unknown, steps: number): void {
-  if (!cd || typeof cd !== 'object' || Array.isArray(cd)) return;
-  const field = 'custom_data.orders';
-  for (const [key, orders] of Object.entries(cd)) {
-    if (key.toLowerCase() !== 'orders' || orders === null) continue;
-    if (typeof orders !== 'object' || Array.isArray(orders)) {
-      throw new InputError(field, `expected an object of step index → array of step indexes, got ${typeName(orders)}`);
-    }
-    const index = (v: string | unknown, what: string): number => {
-      const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= steps) {
-        throw new InputError(field, `${what}: expected a step index from 0 to ${steps - 1}, got ${JSON.stringify(v)}`);
-      }
-      return n;
-    };
-    const after = new Map<number, number[]>();
-    for (const [k, pres] of Object.entries(orders as Record<string, unknown>)) {
-      const step = index(k, `key ${JSON.stringify(k)}`);
-      if (!Array.isArray(pres))
-        throw new InputError(field, `${k}: expected an array of step indexes, got ${typeName(pres)}`);
-      const list = pres.map((p) => index(p, k));
-      if (list.includes(step)) throw new InputError(field, `${k}: step ${step} cannot run after itself`);
-      after.set(step, list);
-    }
-    // a cycle: iterative depth-first search (no recursion depth to overflow); 1 = on the path, 2 = done
-    const state = new Map<number, 1 | 2>();
-    for (const start of after.keys()) {
-      if (state.has(start)) continue;
-      const path: { n: number; i: number }[] = [{ n: start, i: 0 }];
-      state.set(start, 1);
-      while (path.length > 0) {
-        const top = path[path.length - 1]!;
-        const pres = after.get(top.n) ?? [];
-        if (top.i >= pres.length) {
-          state.set(top.n, 2);
-          path.pop();
-          continue;
-        }
-        const pre = pres[top.i++]!;
-        const st = state.get(pre);
-        if (st === 1) {
-          const cycle = [...path.slice(path.findIndex((f) => f.n === pre)).map((f) => f.n), pre];
-          throw new InputError(field, `the steps wait for each other in a cycle: ${cycle.join(' → ')}`);
-        }
-        if (st === undefined) {
-          state.set(pre, 1);
-          path.push({ n: pre, i: 0 });
-        }
-      }
-    }
-  }
-}
-
 /** A `{"gid": ...}` body (forceStop, resetNextCronTime). */
 export function decodeGidBody(body: unknown): string {
   return checkGid(cleanGid(str(fold(body), 'gid')));
@@ -498,13 +425,14 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
   const rawGid = str(m, 'gid');
   const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');
-  if (transType !== 'tcc' && transType !== 'xa' && transType !== 'workflow') {
-    throw new InputError('trans_type', `unknow trans type: ${transType}`);
-  }
+  const mode = modeOf(transType);
+  const phase2 = mode?.phase2;
+  const recordsSteps = mode?.start === 'client';
+  if (phase2 === undefined && !recordsSteps) throw new InputError('trans_type', `unknow trans type: ${transType}`);
   const branchId = checkMetadataValue(checkGid(str(m, 'branch_id'), 'branch_id'), 'branch_id', protocol);
   const rawData = m.get('data');
   const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');
-  if (transType === 'workflow') {
+  if (recordsSteps || phase2 === undefined) {
     // a step's outcome (spec §6.8): no URL, the op and status it is recorded with, its bytes kept exactly
     const op = str(m, 'op');
     if (!WORKFLOW_OPS.includes(op)) {
@@ -523,12 +451,13 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
   let cancel = str(m, 'cancel');
   let url = str(m, 'url');
   const policy = o.limits?.urlPolicy ?? DEFAULT_URL_POLICY;
-  if (transType === 'tcc') {
+  if (phase2.commit.url === 'url') {
+    // one URL for both phases (xa)
+    if (url === '') throw new InputError('url', `required for an ${transType} branch`);
+    url = checkUrl(url, 'url', protocol, false, policy);
+  } else {
     confirm = checkUrl(confirm, 'confirm', protocol, false, policy);
     cancel = checkUrl(cancel, 'cancel', protocol, false, policy);
-  } else {
-    if (url === '') throw new InputError('url', 'required for an xa branch');
-    url = checkUrl(url, 'url', protocol, false, policy);
   }
   return { gid, transType, branchId, data, confirm, cancel, url };
 }

@@ -3,15 +3,7 @@ import { DEFAULT_REDACTOR, type HeaderRedactor } from '../core/redact.js';
 import { compensateDue } from '../core/saga.js';
 import { stuckReasonOf } from '../core/stuck.js';
 import type { StuckRule } from '../store/store.js';
-
-/** Go's RFC 3339 with the fraction's trailing zeros dropped, in UTC. */
-export function formatTime(ms: number | undefined): string | undefined {
-  if (ms === undefined || ms === null || ms === 0) return undefined;
-  const d = new Date(ms);
-  if (Number.isNaN(d.getTime())) return undefined; // beyond what a date can hold: omit rather than fail the reply
-  const iso = d.toISOString();
-  return iso.replace(/\.?0+Z$/, 'Z').replace(/\.Z$/, 'Z');
-}
+import { formatTime } from '../util/format-time.js';
 
 function put(o: Record<string, unknown>, k: string, v: unknown): void {
   if (v === undefined || v === null || v === '' || v === 0 || v === false) return;

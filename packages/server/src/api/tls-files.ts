@@ -1,7 +1,20 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { ConfigError, type DtxConfig, type TlsConfig } from '../config.js';
+import { ConfigError } from '../util/config-error.js';
+
+/** The PEM files of one TLS listener. */
+export interface TlsConfig {
+  CertFile: string;
+  KeyFile: string;
+  ClientCaFile: string;
+}
+
+/** The TLS keys of the listeners (config `HttpTls`, `GrpcTls`). */
+export interface ListenerTlsConfig {
+  HttpTls: TlsConfig;
+  GrpcTls: TlsConfig;
+}
 
 /** The PEM material of one TLS listener; `ca` set means client certificates are required (mTLS). */
 export interface TlsMaterial {
@@ -51,7 +64,7 @@ export function loadTls(name: string, t: TlsConfig): TlsMaterial | undefined {
 }
 
 /** HttpTls for HTTPS, and GrpcTls for gRPC — or, when GrpcTls.CertFile is empty, the same HttpTls files. */
-export function loadListenerTls(c: DtxConfig): { http?: TlsMaterial; grpc?: TlsMaterial } {
+export function loadListenerTls(c: ListenerTlsConfig): { http?: TlsMaterial; grpc?: TlsMaterial } {
   const http = loadTls('HttpTls', c.HttpTls);
   const grpc = c.GrpcTls.CertFile !== '' ? loadTls('GrpcTls', c.GrpcTls) : http;
   return { http, grpc };

@@ -1,37 +1,13 @@
 import type { TransGlobal } from '../core/model.js';
 import { TRACEPARENT, TRACESTATE, type TraceContext } from '../observe/trace-context.js';
 
-/** What one branch call came to, after the reply was interpreted (spec §5.4). */
-export interface BranchOutcome {
-  result: 'SUCCESS' | 'FAILURE' | 'ONGOING' | 'ERROR';
-  /** Reply body or error text; kept for rollback_reason and logs. */
-  message: string;
-  /** An ERROR because the call ran out of its time (HTTP headers/body timeout, gRPC DEADLINE_EXCEEDED). */
-  timeout?: true;
-}
+/** The BranchCaller port (defined by the core) and what it takes and gives; implemented by this folder. */
+export type { BranchCall, BranchCaller, BranchOutcome } from '../core/ports.js';
 
 /** True for the errors of a call that ran out of its time: undici's headers / body timeouts and ours. */
 export function isTimeoutError(err: unknown): boolean {
   const e = err as { code?: unknown; name?: unknown };
   return e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'CallTimeoutError';
-}
-
-export interface BranchCall {
-  trans: TransGlobal;
-  url: string;
-  branchId: string;
-  op: string;
-  payload: Uint8Array;
-  /** Milliseconds before the call is abandoned (an ERROR outcome). */
-  timeoutMs: number;
-  /** The W3C trace context to send (`traceparent` / `tracestate` headers or metadata); none when undefined. */
-  trace?: TraceContext | undefined;
-}
-
-/** Makes outbound branch calls. One implementation per protocol behind a dispatcher. */
-export interface BranchCaller {
-  call(c: BranchCall): Promise<BranchOutcome>;
-  close(): Promise<void>;
 }
 
 /** Upper bound of a reply body kept in memory for messages. */

@@ -1,41 +1,12 @@
+import { branchProtocolOf } from '@dtx/protocol';
 import type { BranchCall, BranchCaller, BranchOutcome } from './caller.js';
 import { GrpcBranchCaller } from './grpc-caller.js';
 import { HttpBranchCaller } from './http-caller.js';
 import { JsonRpcBranchCaller } from './json-rpc-caller.js';
+import { noDiscovery, type TargetResolver } from './target-resolver.js';
 import { DEFAULT_URL_POLICY, type LookupAll, type UrlPolicy } from './url-policy.js';
 
-export { DISCOVERY_SCHEMES, type GrpcUrl, grpcUrlProblem, parseGrpcUrl } from './grpc-caller.js';
-
-/** True when a URL is called over plain HTTP. */
-export function isHttpUrl(url: string): boolean {
-  return url.startsWith('http://') || url.startsWith('https://');
-}
-
-/**
- * Turns a discovery target into an address to dial. The gRPC caller asks it for every call whose
- * URL names a scheme target (`etcd://…`, `discov://…`, `discovery://…`); an implementation may answer
- * a different live instance each time (round robin).
- */
-export interface TargetResolver {
-  /**
-   * A `host:port` for `target`, e.g. `etcd://127.0.0.1:2379/order.rpc` or `discovery:///order` (the
-   * URL up to and including the service key). Rejects when the target cannot be resolved now; the
-   * branch call is then a retryable error, retried by the cron with backoff.
-   */
-  resolve(target: string): Promise<string>;
-}
-
-/** The resolver used when no discovery is configured: every scheme target is a retryable error. */
-export const noDiscovery: TargetResolver = {
-  resolve(target: string): Promise<string> {
-    return Promise.reject(
-      new Error(
-        `cannot resolve '${target}': no service discovery is configured (set MicroService.Driver to ` +
-          'dtm-driver-gozero or dtm-driver-kratos, with MicroService.Target); the call will be retried',
-      ),
-    );
-  },
-};
+export { noDiscovery, type TargetResolver } from './target-resolver.js';
 
 /** What the dispatcher is built from; every member has a default. */
 export interface DispatchOptions {
@@ -101,11 +72,9 @@ export class DispatchingCaller implements BranchCaller {
     if (refused !== undefined) {
       return Promise.resolve({ result: 'ERROR', message: `refused by the branch-URL policy: ${refused}` });
     }
-    const protocol = c.trans.protocol || 'http';
-    if (protocol === 'http' || isHttpUrl(c.url)) {
-      if (protocol === 'json-rpc' && c.url.includes('method')) return this.jsonRpc.call(c);
-      return this.http.call(c);
-    }
+    const protocol = branchProtocolOf(c.trans.protocol, c.url);
+    if (protocol === 'http') return this.http.call(c);
+    if (protocol === 'json-rpc') return this.jsonRpc.call(c);
     return this.grpc.call(c);
   }
 

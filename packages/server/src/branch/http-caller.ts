@@ -1,6 +1,6 @@
 import { classifyHttpReply } from '@dtx/protocol';
 import type { Agent, Dispatcher } from 'undici';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage } from '../util/error-message.js';
 import {
   type BranchCall,
   type BranchCaller,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { classifyHttpReply, JsonRpcCode } from '@dtx/protocol';
 import type { Agent } from 'undici';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage } from '../util/error-message.js';
 import {
   type BranchCall,
   type BranchCaller,

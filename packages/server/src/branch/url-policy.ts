@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { parseGrpcUrl } from './grpc-caller.js';
+import { parseGrpcUrl } from '@dtx/protocol';
 
 /**
  * The branch-URL policy (config `BranchUrl.Allow` / `BranchUrl.Deny`): which URLs dtx may call. Checked when a

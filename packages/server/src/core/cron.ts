@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../util/error-message.js';
 import type { PassDeps } from './pass.js';
+import type { Timer } from './ports.js';
 import type { Processor } from './processor.js';
 
 export interface CronStepOptions {
@@ -19,7 +20,7 @@ export interface CronStepOptions {
  */
 export class Cron {
   private stopped = true;
-  private sleepTimer: NodeJS.Timeout | undefined;
+  private sleepTimer: Timer | undefined;
   private wakeSleep: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
@@ -76,7 +77,7 @@ export class Cron {
         const ms = Math.max(0, this.deps.conf.transCronInterval * 1000 - Math.random() * 1000);
         await new Promise<void>((resolve) => {
           this.wakeSleep = resolve;
-          this.sleepTimer = setTimeout(resolve, ms);
+          this.sleepTimer = this.deps.clock.setTimer(ms, resolve);
         });
       }
     }
@@ -84,7 +85,7 @@ export class Cron {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.sleepTimer?.cancel();
     this.wakeSleep?.();
     await this.loop;
   }

@@ -129,7 +129,3 @@ export class StoreUnavailableError extends DtxServerError {
     this.name = 'StoreUnavailableError';
   }
 }
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

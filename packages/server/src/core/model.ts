@@ -1,5 +1,5 @@
 import type { BranchStatus, GlobalStatus, TransOptions } from '@dtx/protocol';
-import type { TraceContext } from '../observe/trace-context.js';
+import type { TraceContext } from './ports.js';
 
 /**
  * A transaction's options as dtx stores them in the `options` column: DTM's, plus the W3C trace context the

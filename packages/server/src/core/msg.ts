@@ -1,7 +1,11 @@
 import { MSG_BRANCH_ID } from '@dtx/protocol';
-import { formatTime } from '../api/render.js';
+import { formatTime } from '../util/format-time.js';
 import { mapLimited } from './call-slots.js';
+import { InputError } from './errors.js';
+import type { TransBranch } from './model.js';
 import { passErrorOf, type TransPass } from './pass.js';
+import type { TransInput } from './trans-input.js';
+import { newBranch, noFinalFailure, pad2, type TopicLookup, type TransMode } from './trans-mode.js';
 
 /** The msg delay in seconds from custom_data `{"delay":N}` (key matched case-insensitively). */
 export function msgDelay(customData: string): number {
@@ -66,3 +70,44 @@ export async function processMsg(p: TransPass): Promise<void> {
   }
   await p.changeStatus('succeed');
 }
+
+/** A msg's branches (spec §6.3): one action per step; a topic step, one per subscriber (01-01, 01-02, …). */
+function msgBranches(input: TransInput, now: number, topics: TopicLookup): TransBranch[] {
+  const out: TransBranch[] = [];
+  const { gid, steps, binPayloads } = input;
+  steps.forEach((step, i) => {
+    const action = step.action ?? '';
+    let urls = [action];
+    if (action.startsWith('topic://')) {
+      const topic = action.slice('topic://'.length);
+      const subs = topics(topic);
+      if (!subs || subs.length === 0) throw new InputError(`steps[${i}].action`, `topic not found: '${topic}'`);
+      urls = subs;
+    }
+    const data = binPayloads[i]!;
+    if (urls.length === 1) out.push(newBranch(gid, urls[0]!, data, pad2(i + 1), 'action', now));
+    else {
+      urls.forEach((u, j) => {
+        out.push(newBranch(gid, u, data, `${pad2(i + 1)}-${pad2(j + 1)}`, 'action', now));
+      });
+    }
+  });
+  return out;
+}
+
+/**
+ * Two-phase MSG (spec §6.4): prepared, then submitted (or submitted at once); a prepared msg past its timeout is
+ * back-checked. Its actions are delivered until each succeeds: no FAILURE is final, a msg never rolls back. Abort
+ * fails a prepared msg at once.
+ */
+export const msgMode: TransMode = {
+  type: 'msg',
+  start: 'prepare',
+  stepBranches: msgBranches,
+  compensatingSteps: false,
+  topicSteps: true,
+  defaultTimeout: true,
+  failureIsFinal: noFinalFailure,
+  abortMove: (status) => (status === 'prepared' ? 'fail' : 'refuse'),
+  process: processMsg,
+};

@@ -1,41 +1,25 @@
-import type { GlobalStatus } from '@dtx/protocol';
-import { withResultSuffix } from '@dtx/protocol';
-import { formatTime } from '../api/render.js';
-import type { BranchCaller, BranchOutcome } from '../branch/caller.js';
-import type { Logger } from '../observe/logger.js';
-import type { DtxTracer } from '../observe/tracer.js';
-import type { StatusChange, Store } from '../store/store.js';
+import { branchProtocolOf, type GlobalStatus, withResultSuffix } from '@dtx/protocol';
+import { errorMessage } from '../util/error-message.js';
+import { formatTime } from '../util/format-time.js';
 import type { CallSlots } from './call-slots.js';
-import type { Clock } from './clock.js';
 import type { CoreConfig } from './core-config.js';
-import { errorMessage } from './errors.js';
-import { type BranchResult, branchProtocolOf, type MetricsPort } from './metrics-port.js';
 import { type TransBranch, type TransGlobal, traceContextOf } from './model.js';
+import type {
+  AlertPayload,
+  AlertSink,
+  BranchCaller,
+  BranchOutcome,
+  BranchResult,
+  Clock,
+  Logger,
+  MetricsPort,
+  StatusChange,
+  Store,
+  Tracer,
+} from './ports.js';
 import { replyExcerpt } from './reply-excerpt.js';
 import { stuckReasonOf, stuckRuleOf } from './stuck.js';
-
-/**
- * The payload POSTed to the alert webhook: DTM's five keys (spec §7.5), then dtx's. dtx sends it once when a
- * transaction becomes stuck (`event` "stuck") and once when a stuck one ends (`event` "recovered").
- */
-export interface AlertPayload {
-  gid: string;
-  status: string;
-  /** The URL of the branch (or of the msg back-check) whose failure made it stuck; '' for a recovery. */
-  branch: string;
-  error: string;
-  /** Failed attempts in a row (never saturates, unlike DTM's count from the backed-off interval). */
-  retry_count: number;
-  event: 'stuck' | 'recovered';
-  trans_type: string;
-  stuck_reason?: 'attempts' | 'age';
-  branch_id?: string;
-  op?: string;
-  /** Calls made to that branch so far. */
-  attempts?: number;
-  /** RFC 3339; absent for a recovery. */
-  next_retry_time?: string;
-}
+import type { TransMode } from './trans-mode.js';
 
 /** What a processing pass needs from the world. */
 export interface PassDeps {
@@ -44,12 +28,12 @@ export interface PassDeps {
   clock: Clock;
   conf: CoreConfig;
   log: Logger;
-  alert: (a: AlertPayload) => void;
+  alert: AlertSink;
   /**
    * Makes spans when tracing export is on (config key `Tracing.Exporter`). Without it no span is made and each
    * branch receives the transaction's stored trace context unchanged.
    */
-  tracer?: DtxTracer | undefined;
+  tracer?: Tracer | undefined;
   /** Told of branch calls, passes and final statuses (config `Metrics.Enabled`); nothing is recorded without it. */
   metrics?: MetricsPort | undefined;
 }
@@ -120,6 +104,8 @@ export class TransPass {
 
   constructor(
     readonly deps: PassDeps,
+    /** The rules of the transaction's mode. */
+    readonly mode: TransMode,
     readonly trans: TransGlobal,
     readonly branches: TransBranch[],
     /** Milliseconds added to the clock for timeout and delay decisions (test mode). */
@@ -152,7 +138,7 @@ export class TransPass {
   isTimeout(): boolean {
     const t = this.trans;
     let timeout = t.opts.timeout_to_fail ?? 0;
-    if (timeout === 0 && t.transType !== 'saga') timeout = this.deps.conf.timeoutToFail;
+    if (timeout === 0 && this.mode.defaultTimeout) timeout = this.deps.conf.timeoutToFail;
     return timeout > 0 && this.now() - t.createTime >= timeout * 1000;
   }
 
@@ -280,7 +266,7 @@ export class TransPass {
 
   /** A branch call inside a CLIENT span whose context the branch receives; the span ends with the outcome. */
   private async tracedCall(
-    tracer: DtxTracer,
+    tracer: Tracer,
     url: string,
     branchId: string,
     op: string,
@@ -302,9 +288,9 @@ export class TransPass {
   }
 
   /**
-   * Call one branch and record what it came to (spec §5.6): SUCCESS marks it succeed; FAILURE of a
-   * saga action marks it failed; any other FAILURE is a retryable error. Then the lease is renewed
-   * (success) or backed off (error, ONGOING). Returns the outcome with non-saga FAILURE turned into ERROR.
+   * Call one branch and record what it came to (spec §5.6): SUCCESS marks it succeed; a FAILURE the mode calls final
+   * (a saga action's) marks it failed; any other FAILURE is a retryable error. Then the lease is renewed (success) or
+   * backed off (error, ONGOING). Returns the outcome with a FAILURE that is not final turned into ERROR.
    */
   async execBranch(b: TransBranch): Promise<BranchOutcome> {
     const t = this.trans;
@@ -314,11 +300,11 @@ export class TransPass {
     b.lastAttemptTime = this.deps.clock.now();
     b.lastResult = out.result;
     if (out.result !== 'SUCCESS') b.lastError = replyExcerpt(out.message || out.result);
-    const sagaActionFailed = out.result === 'FAILURE' && t.transType === 'saga' && b.op === 'action';
-    if (out.result === 'FAILURE' && !sagaActionFailed) {
+    const finalFailure = out.result === 'FAILURE' && this.mode.failureIsFinal(b.op);
+    if (out.result === 'FAILURE' && !finalFailure) {
       out = { result: 'ERROR', message: withResultSuffix(out.message, 'FAILURE') };
     }
-    if (out.result === 'SUCCESS' || sagaActionFailed) {
+    if (out.result === 'SUCCESS' || finalFailure) {
       const now = this.deps.clock.now();
       b.status = out.result === 'SUCCESS' ? 'succeed' : 'failed';
       b.finishTime = now;

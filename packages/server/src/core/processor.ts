@@ -1,20 +1,9 @@
+import { errorMessage } from '../util/error-message.js';
 import { CallSlots } from './call-slots.js';
-import { errorMessage, FailureError, NotFoundError, OngoingError } from './errors.js';
+import { FailureError, NotFoundError, OngoingError } from './errors.js';
 import type { TransBranch, TransGlobal } from './model.js';
-import { processMsg } from './msg.js';
+import { modeOf } from './modes.js';
 import { type PassDeps, PassError, TransPass } from './pass.js';
-import { processSaga } from './saga.js';
-import { processTcc } from './tcc.js';
-import { processWorkflow } from './workflow.js';
-import { processXa } from './xa.js';
-
-const MODES: Record<string, (p: TransPass) => Promise<void>> = {
-  saga: processSaga,
-  msg: processMsg,
-  tcc: processTcc,
-  xa: processXa,
-  workflow: processWorkflow,
-};
 
 /** DTM's text for a wait_result submit that did not succeed and has no rollback reason. */
 export const WAIT_RESULT_FAILURE = 'wait result not return success: FAILURE';
@@ -64,7 +53,7 @@ export class Processor {
    * instead of starting a second one, and `trans` gets the status the store then holds.
    */
   async runPass(trans: TransGlobal, branches: TransBranch[], forwardMs = 0): Promise<TransPass | undefined> {
-    const mode = MODES[trans.transType];
+    const mode = modeOf(trans.transType);
     if (!mode) throw new Error(`unknown trans type: ${trans.transType}`);
     const gid = trans.gid;
     const current = this.active.get(gid);
@@ -73,10 +62,10 @@ export class Processor {
       await this.reloadStatus(trans);
       return undefined;
     }
-    const pass = new TransPass(this.deps, trans, branches, forwardMs, this.slots);
+    const pass = new TransPass(this.deps, mode, trans, branches, forwardMs, this.slots);
     const run = (async () => {
       try {
-        await mode(pass);
+        await mode.process(pass);
       } finally {
         await pass.settle();
         this.deps.metrics?.passHandled(trans.transType, (this.deps.clock.now() - trans.createTime) / 1000);

@@ -1,7 +1,5 @@
-import type { Logger } from '../observe/logger.js';
-import type { Store } from '../store/store.js';
-import type { Clock } from './clock.js';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../util/error-message.js';
+import type { Clock, Logger, Store, Timer } from './ports.js';
 
 export interface RetentionOptions {
   /** Seconds a finished transaction is kept after its last update; 0 keeps everything. */
@@ -18,7 +16,7 @@ export interface RetentionOptions {
  * is idempotent.
  */
 export class Retention {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private running: Promise<number> | undefined;
 
   constructor(
@@ -45,7 +43,7 @@ export class Retention {
 
   start(): void {
     if (this.o.finishedAge <= 0) return;
-    this.timer = setInterval(() => {
+    this.timer = this.clock.setRepeating(this.o.interval * 1000, () => {
       if (this.running) return;
       this.running = this.runOnce()
         .catch((err: unknown) => {
@@ -55,12 +53,12 @@ export class Retention {
         .finally(() => {
           this.running = undefined;
         });
-    }, this.o.interval * 1000);
+    });
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     await this.running;
   }
 }

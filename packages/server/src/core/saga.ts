@@ -1,8 +1,12 @@
 import { withResultSuffix } from '@dtx/protocol';
-import type { BranchOutcome } from '../branch/caller.js';
-import type { TransGlobal } from './model.js';
+import { typeName } from '../util/type-name.js';
+import { InputError } from './errors.js';
+import type { TransBranch, TransGlobal } from './model.js';
 import type { TransPass } from './pass.js';
+import type { BranchOutcome } from './ports.js';
 import { replyExcerpt } from './reply-excerpt.js';
+import type { TransInput } from './trans-input.js';
+import { neverAborts, newBranch, pad2, type TransMode } from './trans-mode.js';
 
 interface SagaCustom {
   concurrent: boolean;
@@ -100,9 +104,9 @@ export async function processSaga(p: TransPass): Promise<void> {
       const wait = Math.min(3000, deadline - p.deps.clock.now());
       if (wait <= 0) return undefined;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
+        const timer = p.deps.clock.setTimer(wait, resolve);
         wake = () => {
-          clearTimeout(timer);
+          timer.cancel();
           resolve();
         };
       });
@@ -205,3 +209,91 @@ export async function processSaga(p: TransPass): Promise<void> {
   }
   p.deps.log.debug('saga compensation incomplete', { gid: t.gid, trans_type: t.transType, succeeded, toStart });
 }
+
+/**
+ * A saga's `orders` in custom_data (`{"orders":{"1":[0]}}`: step 1 runs after step 0, spec §6.7): every key and
+ * value a step index in [0, steps), no step after itself, no cycle. A saga with any of these would be accepted
+ * and never finish, its steps waiting for each other.
+ */
+export function checkSagaOrders(cd: unknown, steps: number): void {
+  if (!cd || typeof cd !== 'object' || Array.isArray(cd)) return;
+  const field = 'custom_data.orders';
+  for (const [key, orders] of Object.entries(cd)) {
+    if (key.toLowerCase() !== 'orders' || orders === null) continue;
+    if (typeof orders !== 'object' || Array.isArray(orders)) {
+      throw new InputError(field, `expected an object of step index → array of step indexes, got ${typeName(orders)}`);
+    }
+    const index = (v: string | unknown, what: string): number => {
+      const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= steps) {
+        throw new InputError(field, `${what}: expected a step index from 0 to ${steps - 1}, got ${JSON.stringify(v)}`);
+      }
+      return n;
+    };
+    const after = new Map<number, number[]>();
+    for (const [k, pres] of Object.entries(orders as Record<string, unknown>)) {
+      const step = index(k, `key ${JSON.stringify(k)}`);
+      if (!Array.isArray(pres))
+        throw new InputError(field, `${k}: expected an array of step indexes, got ${typeName(pres)}`);
+      const list = pres.map((p) => index(p, k));
+      if (list.includes(step)) throw new InputError(field, `${k}: step ${step} cannot run after itself`);
+      after.set(step, list);
+    }
+    // a cycle: iterative depth-first search (no recursion depth to overflow); 1 = on the path, 2 = done
+    const state = new Map<number, 1 | 2>();
+    for (const start of after.keys()) {
+      if (state.has(start)) continue;
+      const path: { n: number; i: number }[] = [{ n: start, i: 0 }];
+      state.set(start, 1);
+      while (path.length > 0) {
+        const top = path[path.length - 1]!;
+        const pres = after.get(top.n) ?? [];
+        if (top.i >= pres.length) {
+          state.set(top.n, 2);
+          path.pop();
+          continue;
+        }
+        const pre = pres[top.i++]!;
+        const st = state.get(pre);
+        if (st === 1) {
+          const cycle = [...path.slice(path.findIndex((f) => f.n === pre)).map((f) => f.n), pre];
+          throw new InputError(field, `the steps wait for each other in a cycle: ${cycle.join(' → ')}`);
+        }
+        if (st === undefined) {
+          state.set(pre, 1);
+          path.push({ n: pre, i: 0 });
+        }
+      }
+    }
+  }
+}
+
+/** A saga's branches (spec §6.3): per step its compensation, then its action, ids 01, 02, … */
+function sagaBranches(input: TransInput, now: number): TransBranch[] {
+  const out: TransBranch[] = [];
+  const { gid, steps, binPayloads } = input;
+  steps.forEach((step, i) => {
+    const data = binPayloads[i]!;
+    out.push(newBranch(gid, step.compensate ?? '', data, pad2(i + 1), 'compensate', now));
+    out.push(newBranch(gid, step.action ?? '', data, pad2(i + 1), 'action', now));
+  });
+  return out;
+}
+
+/**
+ * SAGA (spec §6.7): submitted directly with its steps, each an action and its compensation; a FAILURE of an action
+ * rolls the saga back, compensating from the last step that may have run. Never prepared, never aborted from
+ * outside, and timed out only when it sets timeout_to_fail.
+ */
+export const sagaMode: TransMode = {
+  type: 'saga',
+  start: 'submit',
+  stepBranches: sagaBranches,
+  compensatingSteps: true,
+  topicSteps: false,
+  defaultTimeout: false,
+  failureIsFinal: (op) => op === 'action',
+  abortMove: neverAborts,
+  checkCustomData: (cd, _text, steps) => checkSagaOrders(cd, steps),
+  process: processSaga,
+};

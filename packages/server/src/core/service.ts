@@ -1,9 +1,6 @@
 import type { GlobalStatus } from '@dtx/protocol';
-import type { TraceContext } from '../observe/trace-context.js';
-import type { DtxSpan } from '../observe/tracer.js';
-import type { ScanQuery, StuckRule } from '../store/store.js';
+import { errorMessage } from '../util/error-message.js';
 import {
-  errorMessage,
   FailureError,
   InputError,
   LimitError,
@@ -15,13 +12,19 @@ import {
 import { newGid } from './gid.js';
 import type { KV, TransBranch, TransGlobal } from './model.js';
 import { encodeOptions } from './model.js';
+import { modeOf } from './modes.js';
 import { type PassDeps, sendRecovered } from './pass.js';
+import type { DtxSpan, ScanQuery, StuckRule, TraceContext } from './ports.js';
 import type { Processor } from './processor.js';
 import { type StuckReason, stuckRuleOf } from './stuck.js';
 import type { Topics } from './topics.js';
 import { generateBranches, newTrans } from './trans-factory.js';
 import type { BranchInput, TransInput } from './trans-input.js';
+import { phase2Branches } from './trans-mode.js';
 import { checkWorkflowCustomData, sameBytes } from './workflow.js';
+
+/** True for a mode whose client runs the steps and records them (workflow). */
+const clientDriven = (transType: string): boolean => modeOf(transType)?.start === 'client';
 
 /**
  * The service functions behind every transport (spec §2.4–§2.12). They take validated input, decide
@@ -83,14 +86,15 @@ export class TransService {
   }
 
   private async doPrepare(input: TransInput, trace: TraceContext | undefined): Promise<void> {
-    if (input.transType === 'workflow') {
-      throw new InputError('trans_type', 'a workflow is created with prepareWorkflow, not prepare');
+    const start = modeOf(input.transType)?.start;
+    if (start === 'client') {
+      throw new InputError('trans_type', `a ${input.transType} is created with prepareWorkflow, not prepare`);
     }
-    if (input.transType === 'saga') {
+    if (start === 'submit') {
       // DTM answers FAILURE for a gid that already finished, which a client reads as "don't retry"
       const old = await this.store.findTrans(input.gid);
       if (old && old.status !== 'prepared') throw new FailureError(`current status '${old.status}', cannot prepare.`);
-      throw new InputError('trans_type', 'a saga is not prepared: submit it directly');
+      throw new InputError('trans_type', `a ${input.transType} is not prepared: submit it directly`);
     }
     const now = this.now();
     const t = newTrans(input, 'prepared', now, this.deps.conf, trace);
@@ -113,7 +117,7 @@ export class TransService {
   }
 
   private async doSubmit(input: TransInput, trace: TraceContext | undefined): Promise<void> {
-    if (input.transType === 'workflow') return this.submitWorkflow(input);
+    if (clientDriven(input.transType)) return this.submitWorkflow(input);
     const now = this.now();
     let t = newTrans(input, 'submitted', now, this.deps.conf, trace);
     let branches: TransBranch[] = generateBranches(input, now, this.topics.lookup);
@@ -145,13 +149,12 @@ export class TransService {
   private async doAbort(input: TransInput): Promise<void> {
     const t = await this.store.findTrans(input.gid);
     if (!t) throw new InputError('gid', `no transaction with gid '${input.gid}'`);
-    if (t.transType === 'msg' && t.status === 'prepared') {
+    // the stored mode may fail it at once (a prepared msg); a rollback is what the request's mode asks for (tcc, xa)
+    if (modeOf(t.transType)?.abortMove(t.status) === 'fail') {
       await this.changeStatus(t, 'failed', { rollbackTime: this.now() });
       return;
     }
-    const canAbort =
-      (input.transType === 'xa' || input.transType === 'tcc') && (t.status === 'prepared' || t.status === 'aborting');
-    if (!canAbort) {
+    if (modeOf(input.transType)?.abortMove(t.status) !== 'rollback') {
       throw new FailureError(`trans type: '${t.transType}' current status '${t.status}', cannot abort.`);
     }
     await this.changeStatus(t, 'aborting', { rollbackReason: input.rollbackReason });
@@ -184,7 +187,7 @@ export class TransService {
     input: TransInput,
     trace: TraceContext | undefined,
   ): Promise<{ trans: TransGlobal; branches: TransBranch[] }> {
-    if (input.transType !== 'workflow') {
+    if (!clientDriven(input.transType)) {
       throw new InputError('trans_type', `expected workflow for prepareWorkflow, got '${input.transType}'`);
     }
     checkWorkflowCustomData(input.customData);
@@ -197,7 +200,7 @@ export class TransService {
     }
     const old = await this.store.findTrans(input.gid);
     if (!old) throw new Error(`gid '${input.gid}' conflicted but is not stored; retry`);
-    if (old.transType !== 'workflow') {
+    if (!clientDriven(old.transType)) {
       throw new RefusedError(`gid '${input.gid}' belongs to a ${old.transType} transaction, not a workflow`);
     }
     return { trans: old, branches: await this.store.findBranches(old.gid) };
@@ -219,7 +222,7 @@ export class TransService {
     const rollbackReason = extra.rollback_reason ?? '';
     const t = await this.store.findTrans(input.gid);
     if (!t) throw new RefusedError(`no workflow with gid '${input.gid}': prepareWorkflow first`);
-    if (t.transType !== 'workflow') {
+    if (!clientDriven(t.transType)) {
       throw new RefusedError(`gid '${input.gid}' belongs to a ${t.transType} transaction, not a workflow`);
     }
     if (t.status === 'prepared') {
@@ -231,7 +234,7 @@ export class TransService {
       };
       try {
         await this.store.changeStatus(t.gid, 'prepared', status, change, now);
-        this.deps.metrics?.finished('workflow', status);
+        this.deps.metrics?.finished(t.transType, status);
         t.status = status;
         if (t.stuckAlerted) sendRecovered(this.deps, t);
         return;
@@ -275,22 +278,10 @@ export class TransService {
   }
 
   private async doRegisterBranch(b: BranchInput): Promise<void> {
-    if (b.transType === 'workflow') return this.registerWorkflowBranch(b);
-    const now = this.now();
-    const row = (url: string, op: string): TransBranch => ({
-      gid: b.gid,
-      url,
-      binData: b.data,
-      branchId: b.branchId,
-      op,
-      status: 'prepared',
-      createTime: now,
-      updateTime: now,
-    });
-    const rows =
-      b.transType === 'tcc'
-        ? [row(b.cancel, 'cancel'), row(b.confirm, 'confirm')]
-        : [row(b.url, 'rollback'), row(b.url, 'commit')];
+    if (clientDriven(b.transType)) return this.registerWorkflowBranch(b);
+    const ops = modeOf(b.transType)?.phase2;
+    if (ops === undefined) throw new InputError('trans_type', `a ${b.transType} transaction registers no branch`);
+    const rows = phase2Branches(ops, b, this.now());
     try {
       await this.store.insertBranches(b.gid, 'prepared', rows);
     } catch (err) {
@@ -311,7 +302,7 @@ export class TransService {
   private async registerWorkflowBranch(b: BranchInput): Promise<void> {
     const t = await this.store.findTrans(b.gid);
     if (!t) throw new RefusedError(`no workflow with gid '${b.gid}': prepareWorkflow first`);
-    if (t.transType !== 'workflow') {
+    if (!clientDriven(t.transType)) {
       throw new RefusedError(`gid '${b.gid}' belongs to a ${t.transType} transaction, not a workflow`);
     }
     const decided = () =>

@@ -1,7 +1,7 @@
 import { UNFINISHED_STATUSES } from '@dtx/protocol';
-import type { StuckRule } from '../store/store.js';
 import type { CoreConfig } from './core-config.js';
 import type { TransGlobal } from './model.js';
+import type { StuckRule } from './ports.js';
 
 /** Why a transaction is stuck: failed attempts in a row, or unfinished for too long. */
 export type StuckReason = 'attempts' | 'age';

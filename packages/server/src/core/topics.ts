@@ -1,8 +1,7 @@
-import type { Logger } from '../observe/logger.js';
-import type { Store } from '../store/store.js';
-import type { Clock } from './clock.js';
-import { errorMessage, InputError, NotFoundError, UniqueConflictError } from './errors.js';
+import { errorMessage } from '../util/error-message.js';
+import { InputError, NotFoundError, UniqueConflictError } from './errors.js';
 import type { KV, Subscriber } from './model.js';
+import type { Clock, Logger, Store, Timer } from './ports.js';
 import { checkStoredText } from './stored-text.js';
 
 export const TOPICS_CAT = 'topics';
@@ -39,7 +38,7 @@ function parseSubscribers(v: string): Subscriber[] {
  */
 export class Topics {
   private cache = new Map<string, { version: number; urls: string[] }>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
 
   constructor(
     private readonly store: Store,
@@ -66,14 +65,14 @@ export class Topics {
   }
 
   start(intervalSeconds: number): void {
-    this.timer = setInterval(() => {
+    this.timer = this.clock.setRepeating(intervalSeconds * 1000, () => {
       this.refresh().catch((err: unknown) => this.log.warn('topic refresh failed', { error: errorMessage(err) }));
-    }, intervalSeconds * 1000);
+    });
     this.timer.unref();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
   }
 
   async subscribe(topic: string, url: string, remark: string): Promise<void> {

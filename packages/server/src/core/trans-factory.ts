@@ -1,12 +1,12 @@
-import type { TraceContext } from '../observe/trace-context.js';
 import type { CoreConfig } from './core-config.js';
-import { InputError } from './errors.js';
 import { encodeOptions, type TransBranch, type TransGlobal, withTraceContext } from './model.js';
+import { modeOf } from './modes.js';
 import { resetInterval } from './pass.js';
+import type { TraceContext } from './ports.js';
 import type { TransInput } from './trans-input.js';
+import type { TopicLookup } from './trans-mode.js';
 
-/** Subscriber URLs of a topic, from the topic cache. */
-export type TopicLookup = (topic: string) => string[] | undefined;
+export type { TopicLookup } from './trans-mode.js';
 
 /**
  * A new global transaction from a request (spec §2.4, §7.1). `trace` is the trace context its branches will
@@ -43,43 +43,10 @@ export function newTrans(
   return t;
 }
 
-const pad2 = (i: number) => String(i).padStart(2, '0');
-
-function branch(gid: string, url: string, binData: Uint8Array, branchId: string, op: string, now: number): TransBranch {
-  return { gid, url, binData, branchId, op, status: 'prepared', createTime: now, updateTime: now };
-}
-
 /**
- * The branches a saga or msg brings with it (spec §6.3). Saga: compensate then action per step, ids
- * 01, 02, …; msg: one action per URL, a topic expanded to its subscribers (01-01, 01-02, …).
+ * The branches a prepare or submit brings with it (spec §6.3): those its mode makes of the steps (saga, msg), none
+ * for the others.
  */
 export function generateBranches(input: TransInput, now: number, topics: TopicLookup): TransBranch[] {
-  const out: TransBranch[] = [];
-  const { gid, steps, binPayloads } = input;
-  if (input.transType === 'saga') {
-    steps.forEach((step, i) => {
-      const data = binPayloads[i]!;
-      out.push(branch(gid, step.compensate ?? '', data, pad2(i + 1), 'compensate', now));
-      out.push(branch(gid, step.action ?? '', data, pad2(i + 1), 'action', now));
-    });
-  } else if (input.transType === 'msg') {
-    steps.forEach((step, i) => {
-      const action = step.action ?? '';
-      let urls = [action];
-      if (action.startsWith('topic://')) {
-        const topic = action.slice('topic://'.length);
-        const subs = topics(topic);
-        if (!subs || subs.length === 0) throw new InputError(`steps[${i}].action`, `topic not found: '${topic}'`);
-        urls = subs;
-      }
-      const data = binPayloads[i]!;
-      if (urls.length === 1) out.push(branch(gid, urls[0]!, data, pad2(i + 1), 'action', now));
-      else {
-        urls.forEach((u, j) => {
-          out.push(branch(gid, u, data, `${pad2(i + 1)}-${pad2(j + 1)}`, 'action', now));
-        });
-      }
-    });
-  }
-  return out;
+  return modeOf(input.transType)?.stepBranches?.(input, now, topics) ?? [];
 }

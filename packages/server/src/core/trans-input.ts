@@ -1,5 +1,5 @@
-import type { TraceContext } from '../observe/trace-context.js';
 import type { StoredOptions } from './model.js';
+import type { TraceContext } from './ports.js';
 
 /** A prepare / submit / abort request after validation at the edge (spec §2.3). */
 export interface TransInput {

@@ -1,7 +1,8 @@
-import { formatTime } from '../api/render.js';
+import { branchProtocolOf } from '@dtx/protocol';
+import { formatTime } from '../util/format-time.js';
 import { InputError } from './errors.js';
-import { branchProtocolOf } from './metrics-port.js';
 import type { TransPass } from './pass.js';
+import { neverAborts, noFinalFailure, type TransMode } from './trans-mode.js';
 
 /**
  * Workflow mode (spec §6.8). The server keeps state only: the workflow's function runs in its client (the
@@ -20,6 +21,11 @@ export const WORKFLOW_RESUME_BRANCH_ID = '00';
 export const WORKFLOW_METRICS_OP = 'workflow';
 /** A workflow's name (custom_data.name): the op of its resume call, so a short printable name. */
 export const MAX_WORKFLOW_NAME = 128;
+
+/** The ops a workflow step is recorded under (spec §1.4). */
+export const WORKFLOW_OPS: readonly string[] = ['action', 'commit', 'rollback', 'business'];
+/** The outcomes a workflow step or a workflow is recorded with. */
+export const WORKFLOW_STATUSES: readonly string[] = ['succeed', 'failed'];
 
 /** Standard base64 with its padding, as Go's encoding/json writes []byte. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -168,3 +174,33 @@ async function failedResume(p: TransPass, error: string, ongoing = false): Promi
   if (ongoing) p.deps.log.info('workflow answered ONGOING, will resume it again', fields);
   else p.deps.log.warn('workflow resume failed, will retry', fields);
 }
+
+/** A workflow submit's req_extra, when given: status succeed or failed, result base64 (spec §6.8). */
+export function checkWorkflowOutcome(extra: Record<string, string>): void {
+  const status = extra.status;
+  if (status !== undefined && !WORKFLOW_STATUSES.includes(status)) {
+    throw new InputError('req_extra.status', `expected succeed or failed, got '${status.slice(0, 60)}'`);
+  }
+  if (extra.result !== undefined) base64Bytes(extra.result, 'req_extra.result');
+}
+
+/**
+ * WORKFLOW (spec §6.8): created with prepareWorkflow; its client runs the function, records each step with
+ * registerBranch and the outcome with submit; the server resumes one left prepared. Never aborted; no branch
+ * FAILURE is final (the server makes no branch call but the resume).
+ */
+export const workflowMode: TransMode = {
+  type: 'workflow',
+  start: 'client',
+  compensatingSteps: false,
+  topicSteps: false,
+  // the server never times a workflow out: its pass only resumes it
+  defaultTimeout: false,
+  failureIsFinal: noFinalFailure,
+  abortMove: neverAborts,
+  checkCustomData: (_cd, text) => {
+    workflowCustomDataOf(text);
+  },
+  checkReqExtra: checkWorkflowOutcome,
+  process: processWorkflow,
+};

@@ -1,21 +1,20 @@
 import { type Dispatcher, request } from 'undici';
-import { errorMessage } from '../core/errors.js';
-import type { AlertPayload } from '../core/pass.js';
+import { errorMessage } from '../util/error-message.js';
 import type { Logger } from './logger.js';
 
 /**
  * POST the alert webhook (spec §7.5); failures are only logged and never block processing. `dispatcher` makes
  * the connections: the server gives one that applies the branch-URL policy to the address connected to (see
- * branch/outbound.ts); redirects are not followed.
+ * branch/outbound.ts); redirects are not followed. The payload (the core's AlertPayload) is sent as JSON, as it is.
  */
-export function webhookAlerter(
+export function webhookAlerter<A extends { gid: string }>(
   url: string,
   timeoutMs: number,
   log: Logger,
   dispatcher?: Dispatcher,
   /** Told of each delivery: ok when the webhook answered 200 (dtx_alert_deliveries_total). */
   delivered?: (ok: boolean) => void,
-): (a: AlertPayload) => void {
+): (a: A) => void {
   return (a) => {
     if (!url) return;
     request(url, {

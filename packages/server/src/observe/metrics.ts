@@ -1,8 +1,5 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import type { Clock } from '../core/clock.js';
-import { errorMessage } from '../core/errors.js';
-import type { BranchProtocol, BranchResult, MetricsPort } from '../core/metrics-port.js';
-import type { Store, StoreObserver, UnfinishedCount } from '../store/store.js';
+import { errorMessage } from '../util/error-message.js';
 import type { Logger } from './logger.js';
 
 /** Most label tuples of one metric; past it, new tuples are counted under `_other` (bounded cardinality). */
@@ -182,8 +179,28 @@ function renderGauge(
 /** Prometheus' default buckets (DTM's histograms use them). */
 const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** One group of unfinished transactions, as the store counts them (the Store port's UnfinishedCount). */
+export interface UnfinishedGroup {
+  transType: string;
+  status: string;
+  count: number;
+  /** Smallest create_time of the group (epoch ms). */
+  oldestCreateTime: number;
+  /** Smallest next_cron_time of the group (epoch ms). */
+  oldestNextCronTime: number;
+}
+
+/** Where the unfinished gauges are read from: the store. */
+export interface UnfinishedSource {
+  countUnfinished(): Promise<UnfinishedGroup[]>;
+}
+
+/** What a branch call came to: the core's BranchResult (the result words, ERROR split into timeout or not). */
+type BranchResult = 'SUCCESS' | 'FAILURE' | 'ONGOING' | 'ERROR' | 'TIMEOUT';
+
 export interface MetricsOptions {
-  clock: Clock;
+  /** Where the time is read (the core's Clock). */
+  clock: { now(): number };
   log: Logger;
   /** Seconds the store's unfinished counts are cached (Metrics.UnfinishedRefreshInterval). */
   refreshSeconds: number;
@@ -193,14 +210,15 @@ export interface MetricsOptions {
 
 /**
  * dtx's Prometheus metrics, on a registry of their own (several servers can run in one process): DTM's
- * (spec §11.1, with bounded `api` values), dtx's `dtx_*` and the standard process metrics.
+ * (spec §11.1, with bounded `api` values), dtx's `dtx_*` and the standard process metrics. It is the core's
+ * MetricsPort and the stores' StoreObserver (structurally: observe/ imports nothing of the server).
  */
-export class DtxMetrics implements MetricsPort, StoreObserver {
+export class DtxMetrics {
   /** The standard process metrics (prom-client's collectors on a registry of this server's own). */
   readonly registry = new Registry();
-  private store: Store | undefined;
+  private store: UnfinishedSource | undefined;
   private stuckProvider: (() => Promise<{ reason: string; count: number }[]>) | undefined;
-  private cached: UnfinishedCount[] = [];
+  private cached: UnfinishedGroup[] = [];
   private cachedAt = Number.NEGATIVE_INFINITY;
   private refreshing: Promise<void> | undefined;
 
@@ -360,7 +378,7 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
   }
 
   /** The store the unfinished gauges read (set once it is open). */
-  setStore(store: Store): void {
+  setStore(store: UnfinishedSource): void {
     this.store = store;
   }
 
@@ -370,7 +388,7 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
   }
 
   /** The store's unfinished counts, read at most once per refresh interval; the last good ones on an error. */
-  private async unfinished(): Promise<UnfinishedCount[]> {
+  private async unfinished(): Promise<UnfinishedGroup[]> {
     const store = this.store;
     if (!store) return [];
     if (this.o.clock.now() - this.cachedAt < this.o.refreshSeconds * 1000) return this.cached;
@@ -409,7 +427,7 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
     transType: string,
     branchId: string,
     op: string,
-    protocol: BranchProtocol,
+    protocol: string,
     seconds: number,
     outcome: BranchResult,
   ): void {
@@ -437,7 +455,7 @@ export class DtxMetrics implements MetricsPort, StoreObserver {
 
   // ------------------------------------------------------------------ hooks of other parts
 
-  /** The histogram child of one store operation (see {@link measuredStore}). */
+  /** The histogram child of one store operation (see store/measured-store.ts). */
   storeWriteChild(op: string): { observe(seconds: number): void } {
     return this.storeWrite.children.get(op);
   }
@@ -469,64 +487,4 @@ export function apiLabelOf(routeUrl: string | undefined): string {
   if (!routeUrl) return UNKNOWN_ROUTE;
   const segs = routeUrl.split('/').filter((s) => s !== '' && !s.startsWith(':') && s !== '*');
   return segs.length === 0 ? UNKNOWN_ROUTE : segs[segs.length - 1]!.toLowerCase();
-}
-
-/** The store methods passed through untimed. */
-const READS = [
-  'ping',
-  'close',
-  'findTrans',
-  'scanTrans',
-  'countUnfinished',
-  'findStuck',
-  'countStuck',
-  'findBranches',
-  'scanKV',
-  'findKV',
-] as const;
-
-/** The store writes timed by {@link measuredStore} (their names are the `op` label). */
-const WRITES = [
-  'saveNew',
-  'insertBranches',
-  'updateBranches',
-  'changeStatus',
-  'touchCronTime',
-  'recordFailedAttempt',
-  'claimStuckAlert',
-  'lockDue',
-  'resetCronTime',
-  'resetTransCronTime',
-  'deleteFinished',
-  'createKV',
-  'updateKV',
-  'deleteKV',
-] as const;
-
-/** Every Store method is in READS or WRITES (a compile error names one that is not). */
-const everyMethodCovered: [Exclude<keyof Store, (typeof READS)[number] | (typeof WRITES)[number]>] extends [never]
-  ? true
-  : never = true;
-void everyMethodCovered;
-
-/**
- * The store with each write timed into dtx_store_write_duration_seconds{op}: one performance.now() pair per write,
- * the label child resolved once per operation here.
- */
-export function measuredStore(store: Store, m: DtxMetrics): Store {
-  const out: Record<string, unknown> = {};
-  for (const name of READS) out[name] = (store[name] as (...a: unknown[]) => unknown).bind(store);
-  for (const op of WRITES) {
-    const write = (store[op] as (...a: unknown[]) => Promise<unknown>).bind(store);
-    const child = m.storeWriteChild(op);
-    // the caller awaits the backend's own promise: no extra async frame on the write path
-    out[op] = (...args: unknown[]) => {
-      const started = performance.now();
-      const p = write(...args);
-      const done = () => child.observe((performance.now() - started) / 1000);
-      p.then(done, done);
-      return p;
-    };
-  }
-  return out as unknown as Store;
 }

@@ -29,7 +29,7 @@ import {
   type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage } from '../util/error-message.js';
 import type { Logger } from './logger.js';
 import { formatTraceparent, type TraceContext, traceparentParts } from './trace-context.js';
 import type { BranchSpanInfo, DtxSpan, DtxTracer, SpanEnd } from './tracer.js';

@@ -1,8 +1,9 @@
-import { ConfigError, type DtxConfig } from '../config.js';
 import type { Logger } from '../observe/logger.js';
 import { loadOptional } from '../optional-package.js';
+import { ConfigError } from '../util/config-error.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store, StoreObserver } from './store.js';
+import type { StoreConfig } from './store-config.js';
 
 export interface OpenStoreOptions {
   /** Drop and recreate the store's tables / keys first (DTM's `-r`; tests only). */
@@ -16,7 +17,7 @@ export interface OpenStoreOptions {
  * Open the store named by Store.Driver, with its schema migrated to the current version. One case per
  * backend; each backend lives in its own folder.
  */
-export async function openStore(config: DtxConfig, o: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(config: { Store: StoreConfig }, o: OpenStoreOptions = {}): Promise<Store> {
   const driver = config.Store.Driver;
   switch (driver) {
     case 'sqlite':

@@ -22,11 +22,11 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
-import { errorMessage } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import type { DtxMetrics } from '../../observe/metrics.js';
 import { parseTraceContext, TRACEPARENT, TRACESTATE, type TraceContext } from '../../observe/trace-context.js';
+import { errorMessage } from '../../util/error-message.js';
 import { type Authenticator, AuthOutcome, OPEN_AUTH, type Role } from '../auth.js';
 import { checkSubscriberUrl, type EdgeLimits } from '../decode.js';
 import { wellFormed } from '../well-formed.js';

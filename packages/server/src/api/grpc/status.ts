@@ -1,6 +1,7 @@
 import { GrpcStatus } from '@dtx/protocol';
 import type { StatusObject } from '@grpc/grpc-js';
-import { type DtxErrorCode, DtxServerError, errorMessage } from '../../core/errors.js';
+import { type DtxErrorCode, DtxServerError } from '../../core/errors.js';
+import { errorMessage } from '../../util/error-message.js';
 import { wellFormed } from '../well-formed.js';
 
 /** An error the gRPC API answers with a status of its choice (malformed request, unsupported method). */

@@ -1,7 +1,7 @@
 import type { SecureContextOptions } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Cron } from '../../core/cron.js';
-import { type DtxErrorCode, DtxServerError, errorMessage, InputError } from '../../core/errors.js';
+import { type DtxErrorCode, DtxServerError, InputError } from '../../core/errors.js';
 import type { TransGlobal } from '../../core/model.js';
 import { DEFAULT_REDACTOR, type HeaderRedactor } from '../../core/redact.js';
 import type { TransService } from '../../core/service.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../../observe/logger.js';
 import { apiLabelOf, type DtxMetrics } from '../../observe/metrics.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
 import type { Store } from '../../store/store.js';
+import { errorMessage } from '../../util/error-message.js';
 import { type Authenticator, OPEN_AUTH } from '../auth.js';
 import {
   checkGid,

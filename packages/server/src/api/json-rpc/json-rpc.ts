@@ -1,9 +1,10 @@
 import { JsonRpcCode } from '@dtx/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type DtxErrorCode, errorCodeOf, errorMessage, InputError } from '../../core/errors.js';
+import { type DtxErrorCode, errorCodeOf, InputError } from '../../core/errors.js';
 import type { TransService } from '../../core/service.js';
 import type { Logger } from '../../observe/logger.js';
 import { type TraceContext, traceContextOfHeaders } from '../../observe/trace-context.js';
+import { errorMessage } from '../../util/error-message.js';
 import { type Authenticator, AuthOutcome, OPEN_AUTH } from '../auth.js';
 import { DEFAULT_EDGE_LIMITS, decodeBranch, decodeTrans, type EdgeLimits } from '../decode.js';
 import { drainRequest, sendAfterBody } from '../http/drain-request.js';

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { GlobalStatus } from '@dtx/protocol';
 import mysql from 'mysql2/promise';
-import { errorMessage, NotFoundError, UniqueConflictError } from '../../core/errors.js';
+import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
 import type { KV, TransBranch, TransGlobal } from '../../core/model.js';
 import type { Logger } from '../../observe/logger.js';
+import { errorMessage } from '../../util/error-message.js';
 import { kvConditions, nextPositionOf, scanConditions, whereOf } from '../scan-query.js';
 import { authHint, isConnectionError, isDeadlock, storeError } from '../sql/errors.js';
 import { GroupCommit, type Pending } from '../sql/group-commit.js';

@@ -1,10 +1,10 @@
 import type { GlobalStatus } from '@dtx/protocol';
 import { Redis } from 'ioredis';
-import type { DtxConfig } from '../../config.js';
-import { errorMessage, NotFoundError, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
+import { NotFoundError, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
 import { stuckReasonOf } from '../../core/stuck.js';
 import type { Logger } from '../../observe/logger.js';
+import { errorMessage } from '../../util/error-message.js';
 import { nextPositionOf } from '../scan-query.js';
 import type {
   FailedAttempt,
@@ -15,6 +15,7 @@ import type {
   StuckRule,
   UnfinishedCount,
 } from '../store.js';
+import type { StoreConfig } from '../store-config.js';
 import { createRedisClient, type RedisClient } from './connect.js';
 import { hashTagOf, RedisKeys } from './keys.js';
 import { type LuaScript, loadScripts, pack, type ScriptName, unpack } from './scripts.js';
@@ -838,7 +839,7 @@ export async function deleteKeys(client: RedisClient, pattern: string): Promise<
 
 /** The Redis store of a configuration (Store.Driver redis); connects in the background. */
 export async function openRedisStore(
-  config: DtxConfig,
+  config: { Store: StoreConfig },
   o: { reset?: boolean | undefined; log?: Logger | undefined; observer?: StoreObserver | undefined } = {},
 ): Promise<RedisStore> {
   const s = config.Store;

@@ -1,4 +1,5 @@
-import { errorMessage, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
+import { StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
+import { errorMessage } from '../../util/error-message.js';
 
 /** Socket-level codes of Node and both drivers that mean "the server cannot be reached / went away". */
 const NET_CODES = new Set([

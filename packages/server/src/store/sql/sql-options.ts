@@ -1,7 +1,7 @@
-import type { DtxConfig } from '../../config.js';
-import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../observe/logger.js';
+import { errorMessage } from '../../util/error-message.js';
 import type { StoreObserver } from '../store.js';
+import type { StoreConfig } from '../store-config.js';
 import { isConnectionError } from './errors.js';
 
 /** Where a SQL store lives and how it connects: DTM's Store.* keys (spec §10.2). */
@@ -42,7 +42,7 @@ export interface SqlStoreOptions {
 }
 
 /** The SQL store options named by a dtx config's Store section. */
-export function sqlOptionsFromConfig(s: DtxConfig['Store']): SqlStoreOptions {
+export function sqlOptionsFromConfig(s: StoreConfig): SqlStoreOptions {
   return {
     host: s.Host,
     port: s.Port,
