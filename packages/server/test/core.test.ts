@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PROTO_LOADER_OPTIONS, WORKFLOW_PROTO } from '@dtx/protocol';
+import { PROTO_LOADER_OPTIONS, type TransType, WORKFLOW_PROTO } from '@dtx/protocol';
 import { loadSync } from '@grpc/proto-loader';
 import type { BranchCall, BranchCaller, BranchOutcome } from '../src/branch/caller.js';
 import { FakeClock } from '../src/core/clock.js';
@@ -60,7 +60,7 @@ function world(script: Script = {}, onCall?: (c: BranchCall) => Promise<void> | 
 }
 
 const U = 'http://b';
-function input(gid: string, transType: string, o: Partial<TransInput> = {}): TransInput {
+function input(gid: string, transType: TransType, o: Partial<TransInput> = {}): TransInput {
   return {
     gid,
     transType,

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import type { BranchStatus, GlobalStatus } from '@dtx/protocol';
+import type { BranchOp, BranchStatus, GlobalStatus, TransType } from '@dtx/protocol';
 import { NotFoundError, UniqueConflictError } from '../src/core/errors.js';
 import { decodeOptions, encodeOptions, type KV, type TransBranch, type TransGlobal } from '../src/core/model.js';
 import type { ScanQuery, Store } from '../src/store/store.js';
@@ -52,7 +52,7 @@ export function makeTrans(gid: string, over: Partial<TransGlobal> = {}): TransGl
   return t;
 }
 
-export function makeBranch(gid: string, branchId: string, op: string, over: Partial<TransBranch> = {}): TransBranch {
+export function makeBranch(gid: string, branchId: string, op: BranchOp, over: Partial<TransBranch> = {}): TransBranch {
   return {
     gid,
     url: `http://busi.example:8081/api/busi/${op}`,
@@ -882,7 +882,7 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
       });
 
       it('filters by status, transType and an inclusive create_time range, also while paging', async () => {
-        const rows: [string, string, GlobalStatus, number][] = [
+        const rows: [string, TransType, GlobalStatus, number][] = [
           ['f1', 'saga', 'succeed', at(10)],
           ['f2', 'tcc', 'succeed', at(20)],
           ['f3', 'saga', 'failed', at(30)],
@@ -951,7 +951,7 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
 
     describe('countUnfinished (metrics)', () => {
       it('groups unfinished transactions by trans_type and status with their oldest create and due times', async () => {
-        const rows: [string, string, GlobalStatus, number, number][] = [
+        const rows: [string, TransType, GlobalStatus, number, number][] = [
           ['u1', 'saga', 'submitted', at(30), at(100)],
           ['u2', 'saga', 'submitted', at(10), at(200)],
           ['u3', 'saga', 'aborting', at(20), at(50)],

@@ -1,4 +1,4 @@
-import { grpcUrlProblem, isHttpUrl, MAX_COMPENSATE_DELAY } from '@dtx/protocol';
+import { type BranchOp, grpcUrlProblem, isHttpUrl, MAX_COMPENSATE_DELAY } from '@dtx/protocol';
 import { DEFAULT_URL_POLICY, type UrlPolicy } from '../branch/url-policy.js';
 import { InputError, LimitError } from '../core/errors.js';
 import type { StoredOptions } from '../core/model.js';
@@ -386,7 +386,7 @@ export function decodeTrans(body: unknown, o: DecodeTransOptions = { escapeGid: 
 
   return {
     gid,
-    transType,
+    transType: mode.type,
     steps,
     binPayloads,
     customData,
@@ -445,7 +445,7 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     if (!WORKFLOW_STATUSES.includes(status)) {
       throw new InputError('status', `expected succeed or failed for a workflow step, got '${status.slice(0, 60)}'`);
     }
-    return { gid, transType, branchId, data, confirm: '', cancel: '', url: '', op, status };
+    return { gid, transType: mode!.type, branchId, data, confirm: '', cancel: '', url: '', op: op as BranchOp, status };
   }
   let confirm = str(m, 'confirm');
   let cancel = str(m, 'cancel');
@@ -459,5 +459,5 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     confirm = checkUrl(confirm, 'confirm', protocol, false, policy);
     cancel = checkUrl(cancel, 'cancel', protocol, false, policy);
   }
-  return { gid, transType, branchId, data, confirm, cancel, url };
+  return { gid, transType: mode!.type, branchId, data, confirm, cancel, url };
 }

@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, TransOptions } from '@dtx/protocol';
+import type { BranchOp, BranchStatus, GlobalStatus, TransOptions, TransType } from '@dtx/protocol';
 import type { TraceContext } from './ports.js';
 
 /**
@@ -25,7 +25,7 @@ export interface StoredOptions extends TransOptions {
 export interface TransGlobal {
   id?: number;
   gid: string;
-  transType: string;
+  transType: TransType;
   status: GlobalStatus;
   queryPrepared: string;
   protocol: string;
@@ -58,7 +58,7 @@ export interface TransBranch {
   url: string;
   binData: Uint8Array;
   branchId: string;
-  op: string;
+  op: BranchOp;
   status: BranchStatus;
   createTime: number;
   updateTime: number;

@@ -300,6 +300,8 @@ export class TransService {
    * FAILURE, which DTM's client would read as the step failing.
    */
   private async registerWorkflowBranch(b: BranchInput): Promise<void> {
+    const op = b.op;
+    if (op === undefined) throw new InputError('op', 'required for a workflow step');
     const t = await this.store.findTrans(b.gid);
     if (!t) throw new RefusedError(`no workflow with gid '${b.gid}': prepareWorkflow first`);
     if (!clientDriven(t.transType)) {
@@ -328,7 +330,7 @@ export class TransService {
       url: '',
       binData: b.data,
       branchId: b.branchId,
-      op: b.op ?? '',
+      op,
       status,
       createTime: now,
       updateTime: now,

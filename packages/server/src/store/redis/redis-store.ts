@@ -1,4 +1,4 @@
-import type { GlobalStatus } from '@dtx/protocol';
+import type { BranchOp, GlobalStatus, TransType } from '@dtx/protocol';
 import { Redis } from 'ioredis';
 import { NotFoundError, StoreUnavailableError, UniqueConflictError } from '../../core/errors.js';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
@@ -77,7 +77,7 @@ function decodeGlobal(v: readonly (Buffer | null)[]): TransGlobal {
   return {
     id: Number(str(v[0])),
     gid: str(gid),
-    transType: str(transType),
+    transType: str(transType) as TransType,
     status: str(v[2]) as GlobalStatus,
     queryPrepared: str(queryPrepared),
     protocol: str(protocol),
@@ -409,7 +409,7 @@ export class RedisStore implements Store {
         id: i / 2 + 1,
         gid,
         branchId: str(branchId),
-        op: str(op),
+        op: str(op) as BranchOp,
         status: str(status) as TransBranch['status'],
         url: str(url),
         binData: binData!,

@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus } from '@dtx/protocol';
+import type { BranchOp, BranchStatus, GlobalStatus, TransType } from '@dtx/protocol';
 import { decodeOptions, type KV, type TransBranch, type TransGlobal } from '../../core/model.js';
 import type { UnfinishedCount } from '../store.js';
 import { optionalTime, requiredTime } from './time.js';
@@ -112,7 +112,7 @@ export function globalFromRow(r: Row): TransGlobal {
   return {
     id: Number(r.id),
     gid: str(r.gid),
-    transType: str(r.trans_type),
+    transType: str(r.trans_type) as TransType,
     status: str(r.status) as GlobalStatus,
     queryPrepared: str(r.query_prepared),
     protocol: str(r.protocol),
@@ -143,7 +143,7 @@ export function branchFromRow(r: Row): TransBranch {
     url: str(r.url),
     binData: bin instanceof Uint8Array ? bin : new Uint8Array(0),
     branchId: str(r.branch_id),
-    op: str(r.op),
+    op: str(r.op) as BranchOp,
     status: str(r.status) as BranchStatus,
     finishTime: optionalTime(r.finish_time),
     rollbackTime: optionalTime(r.rollback_time),

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { GlobalStatus } from '@dtx/protocol';
+import type { BranchOp, GlobalStatus, TransType } from '@dtx/protocol';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { NotFoundError, UniqueConflictError } from '../../core/errors.js';
@@ -73,7 +73,7 @@ interface KvRow {
 const toGlobal = (r: GlobalRow): TransGlobal => ({
   id: r.id,
   gid: r.gid,
-  transType: r.trans_type,
+  transType: r.trans_type as TransType,
   status: r.status,
   queryPrepared: r.query_prepared,
   protocol: r.protocol,
@@ -101,7 +101,7 @@ const toBranch = (r: BranchRow): TransBranch => ({
   url: r.url,
   binData: r.bin_data ?? new Uint8Array(0),
   branchId: r.branch_id,
-  op: r.op,
+  op: r.op as BranchOp,
   status: r.status,
   finishTime: r.finish_time ?? undefined,
   rollbackTime: r.rollback_time ?? undefined,
