@@ -1,5 +1,6 @@
 import { classifyHttpReply } from '@dtx/protocol';
 import type { Agent, Dispatcher } from 'undici';
+import { modeOf } from '../core/modes.js';
 import { errorMessage } from '../util/error-message.js';
 import {
   type BranchCall,
@@ -42,7 +43,7 @@ export class HttpBranchCaller implements BranchCaller {
     const t = c.trans;
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
-    const post = c.payload.byteLength > 0 || t.transType === 'xa';
+    const post = c.payload.byteLength > 0 || modeOf(t.transType)?.alwaysPost === true;
     const deadline = Date.now() + c.timeoutMs;
     try {
       const res = await this.agent.request({

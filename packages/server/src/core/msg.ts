@@ -106,6 +106,7 @@ export const msgMode: TransMode = {
   stepBranches: msgBranches,
   compensatingSteps: false,
   topicSteps: true,
+  alwaysPost: false,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: (status) => (status === 'prepared' ? 'fail' : 'refuse'),

@@ -291,6 +291,7 @@ export const sagaMode: TransMode = {
   stepBranches: sagaBranches,
   compensatingSteps: true,
   topicSteps: false,
+  alwaysPost: false,
   defaultTimeout: false,
   failureIsFinal: (op) => op === 'action',
   abortMove: neverAborts,

@@ -20,6 +20,7 @@ export const tccMode: TransMode = {
   compensatingSteps: false,
   topicSteps: false,
   phase2: { commit: { op: 'confirm', url: 'confirm' }, rollback: { op: 'cancel', url: 'cancel' } },
+  alwaysPost: false,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: twoPhaseAbort,

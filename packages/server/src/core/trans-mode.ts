@@ -55,6 +55,8 @@ export interface TransMode {
    * action must succeed in the end).
    */
   failureIsFinal(op: string): boolean;
+  /** HTTP branch calls are POSTed even with an empty payload (xa, spec §6.6); otherwise an empty one is a GET. */
+  readonly alwaysPost: boolean;
   /** What abort does with a transaction of this mode in `status`. */
   abortMove(status: GlobalStatus): AbortMove;
   /**

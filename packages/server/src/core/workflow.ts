@@ -195,6 +195,7 @@ export const workflowMode: TransMode = {
   compensatingSteps: false,
   topicSteps: false,
   // the server never times a workflow out: its pass only resumes it
+  alwaysPost: false,
   defaultTimeout: false,
   failureIsFinal: noFinalFailure,
   abortMove: neverAborts,

@@ -20,6 +20,7 @@ export const xaMode: TransMode = {
   compensatingSteps: false,
   topicSteps: false,
   phase2: { commit: { op: 'commit', url: 'url' }, rollback: { op: 'rollback', url: 'url' } },
+  alwaysPost: true,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: twoPhaseAbort,
