@@ -606,6 +606,19 @@ describe('core: retention', () => {
     assert.equal(await off.runOnce(), 0, 'age 0 keeps everything');
     assert.equal(await w.status('recent'), 'succeed');
   });
+
+  it('runs its rounds on the clock it is given: the fake clock starts them', async () => {
+    const w = world();
+    await w.service.submit(saga('done', 1));
+    const r = new Retention(w.store, w.clock, silentLogger, { finishedAge: 10, interval: 30, batchSize: 10 });
+    r.start();
+    w.clock.advance(29_000); // old enough to go, but no round before its interval
+    assert.equal(await w.status('done'), 'succeed');
+    w.clock.advance(1000);
+    await waitFor('the round at 30 s deleted it', async () => (await w.status('done')) === undefined);
+    await r.stop();
+    assert.equal(w.clock.pendingTimers, 0);
+  });
 });
 
 describe('core: delayed compensation (dtx compensate_delay)', () => {
@@ -727,5 +740,26 @@ describe('core: workflow (spec §6.8)', () => {
     assert.equal(w.caller.calls.length, 1);
     release();
     await first;
+  });
+});
+
+describe('core: the fake clock drives every wait', () => {
+  it('fires the timers that fall due while it advances, in time order, repeating ones as often as they fall due', () => {
+    const clock = new FakeClock(1000);
+    const fired: string[] = [];
+    clock.setTimer(300, () => fired.push(`b@${clock.now()}`));
+    clock.setTimer(100, () => fired.push(`a@${clock.now()}`));
+    const cancelled = clock.setTimer(200, () => fired.push('cancelled'));
+    const every = clock.setRepeating(250, () => fired.push(`r@${clock.now()}`));
+    cancelled.cancel();
+    clock.advance(99);
+    assert.deepEqual(fired, []);
+    clock.advance(500);
+    assert.deepEqual(fired, ['a@1100', 'r@1250', 'b@1300', 'r@1500']);
+    assert.equal(clock.now(), 1599);
+    every.cancel();
+    clock.advance(10_000);
+    assert.equal(fired.length, 4);
+    assert.equal(clock.pendingTimers, 0);
   });
 });

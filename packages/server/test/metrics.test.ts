@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-
-type Clock = { now(): number };
-
 import { silentLogger } from '../src/observe/logger.js';
 import { apiLabelOf, DtxMetrics, MAX_CHILDREN, OVERFLOW } from '../src/observe/metrics.js';
 import { measuredStore } from '../src/store/measured-store.js';
 import { MemoryStore } from '../src/store/memory/memory-store.js';
 import { at, makeTrans } from './store-conformance.js';
 import { parseSamples, sampleKey } from './support/prom.js';
+
+/** What the metrics read the time from. */
+type Clock = { now(): number };
 
 /** A clock the test moves. */
 function manualClock(start: number): Clock & { ms: number } {

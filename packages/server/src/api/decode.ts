@@ -425,14 +425,16 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
   const rawGid = str(m, 'gid');
   const gid = checkMetadataValue(checkGid(o.escapeGid ? cleanGid(rawGid) : rawGid), 'gid', protocol);
   const transType = str(m, 'trans_type');
+  // a branch is registered by URL (tcc, xa: the mode's second phase) or recorded as a step (workflow)
   const mode = modeOf(transType);
   const phase2 = mode?.phase2;
-  const recordsSteps = mode?.start === 'client';
-  if (phase2 === undefined && !recordsSteps) throw new InputError('trans_type', `unknow trans type: ${transType}`);
+  if (mode === undefined || (phase2 === undefined && mode.start !== 'client')) {
+    throw new InputError('trans_type', `unknow trans type: ${transType}`);
+  }
   const branchId = checkMetadataValue(checkGid(str(m, 'branch_id'), 'branch_id'), 'branch_id', protocol);
   const rawData = m.get('data');
   const data = o.data ?? Buffer.from(typeof rawData === 'string' ? rawData : '', 'utf8');
-  if (recordsSteps || phase2 === undefined) {
+  if (phase2 === undefined) {
     // a step's outcome (spec §6.8): no URL, the op and status it is recorded with, its bytes kept exactly
     const op = str(m, 'op');
     if (!WORKFLOW_OPS.includes(op)) {
@@ -445,7 +447,7 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     if (!WORKFLOW_STATUSES.includes(status)) {
       throw new InputError('status', `expected succeed or failed for a workflow step, got '${status.slice(0, 60)}'`);
     }
-    return { gid, transType: mode!.type, branchId, data, confirm: '', cancel: '', url: '', op: op as BranchOp, status };
+    return { gid, transType: mode.type, branchId, data, confirm: '', cancel: '', url: '', op: op as BranchOp, status };
   }
   let confirm = str(m, 'confirm');
   let cancel = str(m, 'cancel');
@@ -459,5 +461,5 @@ export function decodeBranch(body: unknown, o: DecodeBranchOptions = { escapeGid
     confirm = checkUrl(confirm, 'confirm', protocol, false, policy);
     cancel = checkUrl(cancel, 'cancel', protocol, false, policy);
   }
-  return { gid, transType: mode!.type, branchId, data, confirm, cancel, url };
+  return { gid, transType: mode.type, branchId, data, confirm, cancel, url };
 }

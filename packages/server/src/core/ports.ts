@@ -254,7 +254,7 @@ export interface AlertPayload {
 export type AlertSink = (a: AlertPayload) => void;
 
 /**
- * What the core tells the metrics (implemented in observe/metrics.ts; the core never imports observe/). Every
+ * What the core tells the metrics (implemented, structurally, by observe/metrics.ts's DtxMetrics). Every
  * method is called on the hot path: implementations resolve their label children once per label tuple and must
  * not throw.
  */
