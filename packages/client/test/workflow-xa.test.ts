@@ -1,4 +1,5 @@
-// XA inside a workflow (wf.xa) end to end on real MariaDB and PostgreSQL with a real dtx, over HTTP and gRPC:
+// XA inside a workflow (wf.xa) end to end on real MariaDB and PostgreSQL with a real coordinator — dtx by default,
+// DTM v1.19.0 when DTX_TEST_DTM_BIN names its binary — over HTTP and gRPC:
 // the workflow prepares local XA transactions as steps and commits them after it succeeds, rolls them back after
 // it fails; a workflow host process SIGKILLed around the prepare or before the commit is resumed by the
 // coordinator through the resume endpoint of this process, and the XA branches end as the record says.
@@ -12,8 +13,9 @@ import { workflowFastify } from '../src/adapters/fastify.js';
 import { DtxGrpcClient, workflowGrpcService, workflowServiceDefinition } from '../src/grpc/index.js';
 import { DtxClient, DtxError, WorkflowFailedError } from '../src/index.js';
 import { uniqueSuffix } from './support/db.js';
-import { freePort, type GrpcDtxServer, startGrpcDtxServer } from './support/grpc-services.js';
+import { freePort } from './support/grpc-services.js';
 import { waitFor } from './support/poll.js';
+import { startWorkflowCoordinator, type WorkflowCoordinator } from './support/workflow-coordinator.js';
 import {
   REFUSED,
   registerXaTransfer,
@@ -46,8 +48,8 @@ const ROLLED_BACK = [
 
 for (const name of ['mysql', 'postgres'] as const) {
   const label = name === 'mysql' ? 'MariaDB' : 'PostgreSQL';
-  describe(`workflow XA on ${label}`, () => {
-    let server: GrpcDtxServer;
+  describe(`workflow XA on ${label} (${process.env.DTX_TEST_DTM_BIN ? 'DTM' : 'dtx'})`, () => {
+    let server: WorkflowCoordinator;
     let h: XaHarness;
     let http: DtxClient;
     let grpc: DtxGrpcClient;
@@ -56,14 +58,16 @@ for (const name of ['mysql', 'postgres'] as const) {
     let grpcHost: Server;
     let grpcHostAddress: string;
     const steps: string[] = [];
-    // Short gids: the MySQL xid (gid-branch_id) has at most 64 bytes.
+    // Short gids: the MySQL xid (gid-branch_id) has at most 64 bytes. Fixed width: DTM's BoltDB store keys a
+    // branch as gid + 3 digits and reads a gid's branches from the first key at or after the gid, so the branches
+    // of `…-10` are invisible while `…-1` has some.
     const prefix = `w${uniqueSuffix().slice(0, 8)}`;
     let n = 0;
-    const nextGid = () => `${prefix}-${++n}`;
+    const nextGid = () => `${prefix}-${String(++n).padStart(3, '0')}`;
     const stepsOf = (gid: string) => steps.filter((s) => s.startsWith(`${gid} `)).map((s) => s.slice(gid.length + 1));
 
     before(async () => {
-      server = await startGrpcDtxServer();
+      server = await startWorkflowCoordinator();
       h = await openXaHarness(name, `wfxa_account_${uniqueSuffix()}`, true);
       const port = await freePort();
       resumeUrl = `http://127.0.0.1:${port}/api/workflow/resume`;
@@ -128,8 +132,9 @@ for (const name of ['mysql', 'postgres'] as const) {
           assert.deepEqual(await balances(gid), [70, 130]);
           assert.deepEqual(await barriers(gid), ['action', 'action']);
           assert.deepEqual(await h.prepared(gid), []);
-          // a decided workflow runs nothing again and answers its recorded result
-          assert.deepEqual(await client().workflow.execute('xaTransfer', gid, input), res);
+          // a decided workflow runs nothing again and answers its recorded result (DTM's gRPC API does not return it)
+          const again = await client().workflow.execute('xaTransfer', gid, input);
+          assert.deepEqual(again, transport === 'grpc' && server.kind === 'dtm' ? undefined : res);
           assert.deepEqual(stepsOf(gid), ['debit 01', 'credit 02', 'check 03']);
         });
 
@@ -188,7 +193,7 @@ for (const name of ['mysql', 'postgres'] as const) {
           // the coordinator resumes the workflow through this process's resume endpoint
           return waitFor(
             async () => {
-              await server.cronOnce(3600, 3600).catch(() => '');
+              await server.kick();
               const s = await status(gid);
               return s === 'succeed' || s === 'failed' ? s : undefined;
             },
