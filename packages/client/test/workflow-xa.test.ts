@@ -11,7 +11,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { workflowFastify } from '../src/adapters/fastify.js';
 import { DtxGrpcClient, workflowGrpcService, workflowServiceDefinition } from '../src/grpc/index.js';
-import { DtxClient, DtxError, WorkflowFailedError } from '../src/index.js';
+import { DtxClient, DtxError, WorkflowFailedError, WorkflowOngoingError } from '../src/index.js';
 import { uniqueSuffix } from './support/db.js';
 import { freePort } from './support/grpc-services.js';
 import { waitFor } from './support/poll.js';
@@ -244,6 +244,49 @@ for (const name of ['mysql', 'postgres'] as const) {
         });
       });
     }
+
+    test('a second execution meets the first inside its XA step: told ongoing, it later adopts the outcome', async () => {
+      const gid = nextGid();
+      const input = await transfer(gid, 10);
+      const other = new DtxClient(server.url);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const ran: string[] = [];
+      const gated = (client: DtxClient, wait: boolean) =>
+        client.workflow.register('xaGated', async (wf, i: XaTransferInput) =>
+          wf.xa(
+            h.dialect,
+            h.db,
+            async (conn, ctx) => {
+              ran.push(`${wait ? 'first' : 'second'} ${ctx.branchId}`);
+              if (wait) await gate;
+              await h.debit(conn, i.out, i.amount);
+              return 'debited';
+            },
+            { lockTimeoutMs: 300 },
+          ),
+        );
+      gated(http, true);
+      gated(other, false);
+      try {
+        const first = http.workflow.execute('xaGated', gid, input);
+        await waitFor(() => (ran.includes('first 01') ? true : undefined), { what: 'the first execution in its step' });
+        // MariaDB refuses the second XA START of the xid; PostgreSQL's barrier insert waits 300 ms for the lock
+        await assert.rejects(other.workflow.execute('xaGated', gid, input), WorkflowOngoingError);
+        release();
+        assert.equal(await first, 'debited');
+        assert.equal(await other.workflow.execute('xaGated', gid, input), 'debited');
+        assert.deepEqual(ran, ['first 01'], "the second execution never ran the step's function");
+        assert.deepEqual(await records(gid), ['01/business=succeed', '01/action=succeed', '01/commit=succeed']);
+        assert.deepEqual(await balances(gid), [90, 100]);
+        assert.deepEqual(await h.prepared(gid), []);
+      } finally {
+        release();
+        await other.close();
+      }
+    });
 
     test('wf.xa checks its arguments', async () => {
       const gid = nextGid();

@@ -263,6 +263,7 @@ export class Workflow {
           ref,
           async (conn) => codec.encode(await fn(conn, { gid: this.gid, branchId })),
           {
+            ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
             beforePrepare: async (encoded) => {
               const p = await this.#record({ branchId, op: Op.Business, status: Succeed, data: encoded });
               if (p.status !== Succeed || !sameBytes(p.data, encoded)) {
