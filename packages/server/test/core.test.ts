@@ -713,7 +713,13 @@ describe('core: workflow (spec §6.8)', () => {
     assert.equal(t.status, 'prepared');
     assert.equal(t.failedAttempts, 6);
     assert.equal(t.lastError, 'Resume said ERROR');
-    assert.equal(w.alerts.filter((a) => a.event === 'stuck').length, 1, 'stuck alert sent once');
+    const stuck = w.alerts.filter((a) => a.event === 'stuck');
+    assert.equal(stuck.length, 1, 'stuck alert sent once');
+    // the alert names the resume call as the branch metrics label it: branch 00, op workflow (not msg's '')
+    assert.deepEqual(
+      stuck.map((a) => [a.trans_type, a.branch_id, a.op, a.branch]),
+      [['workflow', '00', 'workflow', `${U}/Resume`]],
+    );
     // the outcome submitted by the host ends it, with the recovered notice
     await w.service.submit(
       input('b', 'workflow', { reqExtra: { status: 'succeed', result: Buffer.from('out').toString('base64') } }),

@@ -25,4 +25,5 @@ export {
   type WorkflowHost,
   type WorkflowRegisterOptions,
   WorkflowRegistry,
+  type XaStepOptions,
 } from './workflow.js';

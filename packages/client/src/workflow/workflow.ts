@@ -19,11 +19,13 @@ import type {
   WorkflowTransport,
 } from '../coordinator-transport.js';
 import { BranchError, DtxError, FailureError, isFailure, isOngoing, OngoingError } from '../errors.js';
+import { runXaBranch, XA_BARRIER_ID, type XaPhase2Options, xaPhase2, xaXid } from '../xa/branch.js';
+import { type XaDialect, XaXidInUseError } from '../xa/dialect.js';
 import { type CodecSpec, codecOf, jsonCodec, textOf, bytesOf as utf8Bytes, type WorkflowCodec } from './codec.js';
 import { WorkflowDecidedError, WorkflowFailedError, WorkflowOngoingError } from './errors.js';
 
 /** Ops of workflow progress records. */
-const Op = { Action: 'action', Commit: 'commit', Rollback: 'rollback' } as const;
+const Op = { Action: 'action', Commit: 'commit', Rollback: 'rollback', Business: 'business' } as const;
 const Succeed = 'succeed';
 const Failed = 'failed';
 
@@ -55,6 +57,12 @@ export interface CallStepOptions extends CompensationOptions {
 
 /** Options of `wf.step`. */
 export interface LocalStepOptions<T> extends CompensationOptions {
+  /** How the step's result is recorded. Default: `json`. */
+  codec?: CodecSpec<T>;
+}
+
+/** Options of `wf.xa`. */
+export interface XaStepOptions<T> extends XaPhase2Options {
   /** How the step's result is recorded. Default: `json`. */
   codec?: CodecSpec<T>;
 }
@@ -196,6 +204,132 @@ export class Workflow {
       }
     });
     return codec.decode(bytes);
+  }
+
+  /**
+   * An XA step (DTM's `DoXa`): runs `fn` on a connection of `db` inside a local XA transaction with xid
+   * `<gid>-<branch_id>` and prepares it; the workflow then commits it when it succeeds and rolls it back when it
+   * fails (with the other compensations, last step first). Recorded as DTM's Go client records it: op `business`
+   * from inside the XA transaction just before the prepare (the SDK puts the step's encoded result in it), op
+   * `action` once prepared (the result), then op `commit` or `rollback`. The barrier row of spec §9.6 is written
+   * inside the transaction (trans_type `workflow`), so a phase 2 is idempotent and a late local transaction
+   * after a rollback is refused.
+   *
+   * On replay the step does not run again: a recorded `action` is returned (or its failure rethrown). When only
+   * `business` is recorded (the host stopped between the two records), the database decides: a transaction still
+   * prepared under the xid means the work is done — the action is recorded from `business` and the workflow goes
+   * on (DTM's client gives up and rolls back here); otherwise the local transaction never prepared and the step
+   * is recorded as failed, so the workflow rolls back.
+   *
+   * `fn` throwing a `FailureError` is recorded as a failed step (nothing is prepared); any other error rolls the
+   * local transaction back and is not recorded (the step runs again on resume). MySQL / MariaDB: `fn` may run
+   * plain DML only, and the connection is closed after the prepare (a prepared XA transaction stays bound to its
+   * session otherwise).
+   *
+   * ```ts
+   * await wf.xa(mysqlXaDialect(), pool, async (conn) => {
+   *   await conn.execute('UPDATE account SET balance = balance - ? WHERE id = ?', [30, 'alice']);
+   * });
+   * ```
+   */
+  async xa<Db, Conn, T = void>(
+    dialect: XaDialect<Db, Conn>,
+    db: Db,
+    fn: (conn: Conn, ctx: StepContext) => T | Promise<T>,
+    options: XaStepOptions<T> = {},
+  ): Promise<T> {
+    const codec: WorkflowCodec<T> = codecOf(options.codec);
+    if (typeof dialect?.start !== 'function' || typeof dialect.commit !== 'function') {
+      throw new DtxError('wf.xa: dialect must be an XA dialect (mysqlXaDialect() or postgresXaDialect())');
+    }
+    if (typeof fn !== 'function') throw new DtxError('wf.xa: fn must be a function');
+    const branchId = this.#ids.next();
+    const ref = { gid: this.gid, branchId, transType: TransType.Workflow };
+    const phase2 = { lockTimeoutMs: options.lockTimeoutMs, preparedWaitMs: options.preparedWaitMs };
+    for (const op of [Op.Rollback, Op.Commit] as const) {
+      this.#phase2[op].push({
+        branchId,
+        op,
+        run: () => xaPhase2(dialect, db, ref, op, phase2),
+      });
+    }
+    const bytes = await this.#recorded(branchId, Op.Action, async () => {
+      const business = this.#progress.get(`${branchId}-${Op.Business}`);
+      if (business !== undefined) return this.#xaAfterStop(dialect, db, branchId, business);
+      try {
+        const data = await runXaBranch(
+          dialect,
+          db,
+          ref,
+          async (conn) => codec.encode(await fn(conn, { gid: this.gid, branchId })),
+          {
+            ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+            beforePrepare: async (encoded) => {
+              const p = await this.#record({ branchId, op: Op.Business, status: Succeed, data: encoded });
+              if (p.status !== Succeed || !sameBytes(p.data, encoded)) {
+                throw new DtxError(`XA step ${branchId} was recorded by another execution of workflow ${this.gid}`);
+              }
+            },
+          },
+        );
+        return { status: Succeed, data };
+      } catch (err) {
+        if (err instanceof WorkflowDecidedError) throw err;
+        if (isFailure(err) && !this.#progress.has(`${branchId}-${Op.Business}`)) {
+          return { status: Failed, data: utf8Bytes(messageOf(err)) };
+        }
+        // Another execution holds or decided this step: take its record when there is one.
+        const recorded = await this.#reread(branchId, Op.Action);
+        if (recorded !== undefined) return recorded;
+        if (err instanceof XaXidInUseError) throw new OngoingError(messageOf(err));
+        throw err;
+      }
+    });
+    return codec.decode(bytes);
+  }
+
+  /**
+   * An XA step whose `business` is recorded but not its `action`: an earlier run stopped between the prepare (or
+   * just before it) and the record of the action.
+   */
+  async #xaAfterStop<Db, Conn>(
+    dialect: XaDialect<Db, Conn>,
+    db: Db,
+    branchId: string,
+    business: WorkflowProgress,
+  ): Promise<{ status: string; data: Uint8Array }> {
+    const xid = xaXid(this.gid, branchId);
+    if ((await dialect.recover(db)).includes(xid)) return { status: Succeed, data: business.data };
+    const reason = await dialect.barrierReason(db, {
+      gid: this.gid,
+      branch_id: branchId,
+      op: Op.Action,
+      barrier_id: XA_BARRIER_ID,
+    });
+    // Committed already: only a phase 2 of another execution that went on from this step does that.
+    if (reason === Op.Action) return { status: Succeed, data: business.data };
+    return {
+      status: Failed,
+      data: utf8Bytes(
+        `XA step ${branchId} of workflow ${this.gid}: its local transaction ${xid} did not prepare (the workflow ` +
+          'stopped before); the workflow rolls back',
+      ),
+    };
+  }
+
+  /** The record of `<branchId>-<op>` as the coordinator has it now, or `undefined`. */
+  async #reread(branchId: string, op: string): Promise<{ status: string; data: Uint8Array } | undefined> {
+    let state: WorkflowState;
+    try {
+      state = await this.#refresh();
+    } catch {
+      return undefined;
+    }
+    this.#setProgress(state.progresses);
+    const p = this.#progress.get(`${branchId}-${op}`);
+    if (p !== undefined) return { status: p.status, data: p.data };
+    if (state.status === Succeed || state.status === Failed) throw new WorkflowDecidedError(this.gid, state.status);
+    return undefined;
   }
 
   #branchCall(
@@ -536,6 +670,10 @@ function settled(gid: string, state: WorkflowState, ownResult?: Uint8Array): Uin
 
 function isTransient(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { transience?: unknown }).transience !== undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function messageOf(err: unknown): string {

@@ -160,6 +160,12 @@ export interface RunXaBranchOptions<T> {
    * failure here rolls it back). Default: none.
    */
   beforePrepare?: (result: T) => Promise<void> | void;
+  /**
+   * How long the barrier insert waits for another local transaction of the same branch that still runs (a
+   * repeated action call; PostgreSQL — MySQL refuses its `XA START` at once) before giving up with
+   * `XaXidInUseError`. Default: `5_000` ms.
+   */
+  lockTimeoutMs?: number;
 }
 
 function barrierKey(ref: XaBranchRef): BarrierKey {
@@ -204,11 +210,10 @@ export async function runXaBranch<Db, Conn, T>(
   let result: T;
   try {
     const key = barrierKey(ref);
-    const inserted = await local.insertBarrier({
-      ...key,
-      trans_type: ref.transType ?? TransType.Xa,
-      reason: BranchOp.Action,
-    });
+    const inserted = await local.insertBarrier(
+      { ...key, trans_type: ref.transType ?? TransType.Xa, reason: BranchOp.Action },
+      options.lockTimeoutMs ?? 5_000,
+    );
     if (inserted === 0) {
       const reason = await local.barrierReason(key);
       if (reason === BranchOp.Rollback) {
@@ -230,7 +235,8 @@ export async function runXaBranch<Db, Conn, T>(
 export interface XaPhase2Options {
   /**
    * How long the rollback may wait for the branch's barrier row when its local transaction is still running or
-   * prepared (the rollback then fails and the coordinator retries it later). Default: `5_000` ms.
+   * prepared (the rollback then fails and the coordinator retries it later), and how long a repeated action's
+   * barrier insert waits for a first one still running (then `XaXidInUseError`). Default: `5_000` ms.
    */
   lockTimeoutMs?: number;
   /**
@@ -336,5 +342,8 @@ export async function xaLocalTransaction<Db, Conn, T>(
     await xaPhase2(dialect, db, branch, branch.op, options);
     return undefined;
   }
-  return runXaBranch(dialect, db, branch, fn, { beforePrepare: () => branch.register() });
+  return runXaBranch(dialect, db, branch, fn, {
+    beforePrepare: () => branch.register(),
+    ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+  });
 }

@@ -30,9 +30,12 @@ export interface XaLocalTransaction<Conn> {
   readonly handle: Conn;
   /**
    * Inserts a barrier row inside the XA transaction unless one with the same key exists.
+   * @param lockTimeoutMs how long to wait when another transaction of the same branch holds the row, still running
+   *   (PostgreSQL; MySQL refuses the second `XA START` of the xid instead). Default: no limit.
    * @returns 1 when inserted, 0 when the key was there (committed by another transaction)
+   * @throws XaXidInUseError when the row stayed locked for `lockTimeoutMs`
    */
-  insertBarrier(row: BarrierRow): Promise<number>;
+  insertBarrier(row: BarrierRow, lockTimeoutMs?: number): Promise<number>;
   /** The `reason` of the barrier row with this key, as this transaction sees it; `undefined` when none. */
   barrierReason(key: BarrierKey): Promise<string | undefined>;
   /**

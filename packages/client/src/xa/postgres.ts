@@ -129,7 +129,24 @@ class PostgresXa<C extends PgClientLike> implements XaDialect<PgPoolLike<C>, C> 
     return {
       xid,
       handle: client,
-      insertBarrier: (row) => this.#insert(client, row),
+      insertBarrier: async (row, lockTimeoutMs) => {
+        if (lockTimeoutMs === undefined) return this.#insert(client, row);
+        // Another transaction of this branch, still running, holds the row: wait for it a bounded time only (it
+        // may be prepared next and then hold the row until its phase 2).
+        const r = await client.query(
+          "SELECT current_setting('lock_timeout') AS old, set_config('lock_timeout', $1, true)",
+          [`${Math.max(1, Math.ceil(lockTimeoutMs))}ms`],
+        );
+        let n: number;
+        try {
+          n = await this.#insert(client, row);
+        } catch (err) {
+          if (codeOf(err) === LOCK_NOT_AVAILABLE) throw new XaXidInUseError(xid, { cause: err });
+          throw err;
+        }
+        await client.query("SELECT set_config('lock_timeout', $1, true)", [(r.rows[0] as { old: string }).old]);
+        return n;
+      },
       barrierReason: (key) => this.#reason(client, key),
       async prepare() {
         finish();

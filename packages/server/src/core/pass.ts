@@ -345,11 +345,17 @@ export class TransPass {
   }
 
   /**
-   * A failed attempt (a branch call, or the msg back-check when `b` is undefined): back off the lease and
-   * record the attempt in one store write; then, if that made the transaction stuck, claim its one stuck alert
-   * (compare-and-set, so exactly one instance, once) and send it.
+   * A failed attempt (a branch call; when `b` is undefined, a call of the transaction's own: the msg back-check,
+   * the workflow resume): back off the lease and record the attempt in one store write; then, if that made the
+   * transaction stuck, claim its one stuck alert (compare-and-set, so exactly one instance, once) and send it.
+   * @param call what a call without a branch is reported as (branch_id, op); default the msg back-check, ('', msg)
    */
-  async backoffAndAlert(url: string, error: string, b?: TransBranch): Promise<void> {
+  async backoffAndAlert(
+    url: string,
+    error: string,
+    b?: TransBranch,
+    call: { branchId: string; op: string } = { branchId: '', op: 'msg' },
+  ): Promise<void> {
     const t = this.trans;
     const deps = this.deps;
     const now = this.moveCronTime('backoff', 0);
@@ -371,8 +377,8 @@ export class TransPass {
     const reason = stuckReasonOf(t, stuckRuleOf(deps.conf, now));
     if (reason === undefined || !(await deps.store.claimStuckAlert(t.gid, t.status))) return;
     t.stuckAlerted = true;
-    const branchId = b?.branchId ?? '';
-    const op = b?.op ?? 'msg';
+    const branchId = b?.branchId ?? call.branchId;
+    const op = b?.op ?? call.op;
     deps.log.warn('transaction is stuck', {
       gid: t.gid,
       trans_type: t.transType,

@@ -160,7 +160,11 @@ export async function processWorkflow(p: TransPass): Promise<void> {
 async function failedResume(p: TransPass, error: string, ongoing = false): Promise<void> {
   const t = p.trans;
   p.lastError = error;
-  await p.backoffAndAlert(t.queryPrepared, error);
+  // reported as the resume call, labelled as in the branch metrics (branch 00, op workflow)
+  await p.backoffAndAlert(t.queryPrepared, error, undefined, {
+    branchId: WORKFLOW_RESUME_BRANCH_ID,
+    op: WORKFLOW_METRICS_OP,
+  });
   const fields = {
     gid: t.gid,
     trans_type: t.transType,
