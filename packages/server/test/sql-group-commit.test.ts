@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StoreUnavailableError } from '../src/core/errors.js';
+import { CommitQueue, type Pending } from '../src/store/sql/commit-queue.js';
 import { isConnectionError, isUniqueViolation, storeError } from '../src/store/sql/errors.js';
-import { GroupCommit, type Pending } from '../src/store/sql/group-commit.js';
 import { parseSqlTime, toIsoUtc, toMysqlDatetime } from '../src/store/sql/time.js';
 import { outcome } from './store-conformance.js';
 
@@ -34,10 +34,10 @@ function controlledRunner() {
 
 const turn = () => new Promise((r) => setImmediate(r));
 
-describe('GroupCommit', () => {
+describe('CommitQueue', () => {
   it('writes of one turn share a batch; writes queued while it commits share the next', async () => {
     const { batches, run } = controlledRunner();
-    const gc = new GroupCommit<number>(run, { maxInFlight: 1 });
+    const gc = new CommitQueue<number>(run, { maxInFlight: 1 });
     const first = [1, 2, 3].map((w) => gc.submit<number>(w));
     await turn();
     assert.deepEqual(
@@ -58,7 +58,7 @@ describe('GroupCommit', () => {
 
   it('a write the runner rejects fails alone; a runner that throws rejects what it left unsettled', async () => {
     const { batches, run } = controlledRunner();
-    const gc = new GroupCommit<number>(run);
+    const gc = new CommitQueue<number>(run);
     const ok = outcome(gc.submit(1));
     const refused = gc.submit(-1).then(
       () => 'ok',
@@ -85,7 +85,7 @@ describe('GroupCommit', () => {
 
   it('runs up to maxInFlight batches at once, and drain waits for all of them', async () => {
     const { batches, run } = controlledRunner();
-    const gc = new GroupCommit<number>(run, { maxInFlight: 2 });
+    const gc = new CommitQueue<number>(run, { maxInFlight: 2 });
     const a = gc.submit(1);
     await turn();
     const b = gc.submit(2);
@@ -114,7 +114,7 @@ describe('GroupCommit', () => {
 
   it('maxBatch and maxBatchWeight bound a batch; a write heavier than the bound goes alone', async () => {
     const batches: number[][] = [];
-    const gc = new GroupCommit<number>(
+    const gc = new CommitQueue<number>(
       async (batch) => {
         batches.push(batch.map((p) => p.write));
         for (const p of batch) p.resolve(p.write);

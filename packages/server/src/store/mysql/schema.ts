@@ -20,6 +20,8 @@
  * A migration is never edited once released — add the next version instead.
  */
 
+import type { Migration } from '../sql/migrator.js';
+
 /** What a migration can do on its connection. */
 export interface MyMigrationConn {
   query(sql: string, values?: unknown[]): Promise<unknown>;
@@ -29,11 +31,8 @@ export interface MyMigrationConn {
   indexes(table: string): Promise<Set<string>>;
 }
 
-export interface MyMigration {
-  version: number;
-  name: string;
-  up: (c: MyMigrationConn) => Promise<void>;
-}
+/** A step of the MySQL schema (applied by the shared migrator, sql/migrator.ts). */
+export type MyMigration = Migration<MyMigrationConn>;
 
 const TEXT = 'CHARACTER SET utf8mb4';
 const BIN = 'CHARACTER SET utf8mb4 COLLATE utf8mb4_bin';

@@ -106,6 +106,11 @@ export function globalInsertValues<T>(t: TransGlobal, time: (ms: number) => T): 
   ];
 }
 
+/** The values of a new branch row in BRANCH_INSERT_COLUMNS order after gid; `time` renders a time for the driver. */
+export function branchInsertValues<T>(b: TransBranch, time: (ms: number) => T): unknown[] {
+  return [b.url, payload(b.binData), b.branchId, b.op, b.status, time(b.createTime), time(b.updateTime)];
+}
+
 /** A driver's row (times as the driver's text, or Date) → the core's TransGlobal. NULLs of old DTM rows become ''/0. */
 export function globalFromRow(r: Row): TransGlobal {
   const options = str(r.options);

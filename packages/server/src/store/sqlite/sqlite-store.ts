@@ -15,8 +15,8 @@ import type {
   StuckRule,
   UnfinishedCount,
 } from '../store.js';
-import { GroupCommit } from './group-commit.js';
 import { MIGRATIONS } from './schema.js';
+import { SqliteGroupCommit } from './sqlite-group-commit.js';
 
 interface GlobalRow {
   id: number;
@@ -140,11 +140,11 @@ export interface SqliteStoreOptions {
 
 /**
  * The embedded default store: one SQLite file in WAL mode with synchronous=FULL, so an acknowledged
- * write survives a power cut. Writes of concurrent transactions share one commit (GroupCommit).
+ * write survives a power cut. Writes of concurrent transactions share one commit (SqliteGroupCommit).
  */
 export class SqliteStore implements Store {
   readonly db: Db;
-  private readonly writer: GroupCommit;
+  private readonly writer: SqliteGroupCommit;
   private readonly st: Record<string, Statement>;
 
   constructor(opts: SqliteStoreOptions) {
@@ -158,7 +158,7 @@ export class SqliteStore implements Store {
         'DROP TABLE IF EXISTS trans_global; DROP TABLE IF EXISTS trans_branch_op; DROP TABLE IF EXISTS kv; PRAGMA user_version = 0;',
       );
     this.migrate();
-    this.writer = new GroupCommit(this.db, 512, opts.observer);
+    this.writer = new SqliteGroupCommit(this.db, 512, opts.observer);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       findTrans: p('SELECT * FROM trans_global WHERE gid = ?'),

@@ -13,7 +13,7 @@ export interface Pending<W> {
  */
 export type BatchRunner<W> = (batch: Pending<W>[]) => Promise<void>;
 
-export interface GroupCommitOptions<W> {
+export interface CommitQueueOptions<W> {
   /** Most writes in one database transaction. Default 256. */
   maxBatch?: number;
   /** Batches (hence connections) committing at once. Default 1: no two batches of one process can deadlock. */
@@ -27,13 +27,14 @@ export interface GroupCommitOptions<W> {
 }
 
 /**
- * Groups the writes of concurrent transactions into shared commits, for the SQL stores (the SQLite store
- * has a synchronous sibling). Writes queued while a batch commits, or within one turn of the event loop,
+ * Groups the writes of concurrent transactions into shared commits, for the PostgreSQL and MySQL stores: a
+ * queue in front of a batch runner, with no SQL of its own (the SQLite store's SqliteGroupCommit runs its
+ * batches itself, synchronously). Writes queued while a batch commits, or within one turn of the event loop,
  * go into the next batch; the backend's runner executes a batch in one BEGIN … COMMIT and settles each
  * write on its own. Idle, a write starts its batch on the next turn, so a lone caller waits no longer
  * than its own commit.
  */
-export class GroupCommit<W> {
+export class CommitQueue<W> {
   private queue: Pending<W>[] = [];
   private inFlight = 0;
   private scheduled = false;
@@ -46,7 +47,7 @@ export class GroupCommit<W> {
 
   constructor(
     private readonly run: BatchRunner<W>,
-    o: GroupCommitOptions<W> = {},
+    o: CommitQueueOptions<W> = {},
   ) {
     this.maxBatch = o.maxBatch ?? 256;
     this.maxInFlight = o.maxInFlight ?? 1;

@@ -8,7 +8,8 @@ interface Job {
 }
 
 /**
- * Groups the writes of concurrent transactions into one durable commit.
+ * Groups the writes of concurrent transactions into one durable commit of the SQLite store (the other SQL
+ * stores queue their writes in a CommitQueue and run the batch over the network).
  *
  * Each write is a synchronous function over the database. Writes queued during one turn of the event
  * loop run in a single `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint so that one failing
@@ -19,7 +20,7 @@ interface Job {
  * batch gets an answer: a statement of the batch's own plumbing failing rolls the whole batch back and
  * rejects every write of it, and the next batch starts on a clean connection.
  */
-export class GroupCommit {
+export class SqliteGroupCommit {
   private queue: Job[] = [];
   private scheduled = false;
   private readonly maxBatch: number;

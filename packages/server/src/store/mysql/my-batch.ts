@@ -1,0 +1,148 @@
+import mysql from 'mysql2/promise';
+import { UniqueConflictError } from '../../core/errors.js';
+import type { Pending } from '../sql/commit-queue.js';
+import type { BatchExecutor, Row, SqlWrite } from '../sql/dialect.js';
+import { isConnectionError, isDeadlock } from '../sql/errors.js';
+import { settle } from '../sql/sql-batch.js';
+
+/** What a statement returns: a header for writes, rows for reads. */
+export type Result = mysql.ResultSetHeader | Row[];
+
+/** One statement of a write, with `?` placeholders. */
+export interface Stmt {
+  sql: string;
+  values: unknown[];
+}
+
+/**
+ * One write of the group commit: statements that either do all of the write's work or none of it (their
+ * conditions are in the SQL, chained through session variables), and `done`, which reads their results and
+ * returns the caller's value or throws the logical failure (NotFound, UniqueConflict).
+ */
+export interface MyWrite extends SqlWrite<Result[]> {
+  stmts: Stmt[];
+  /** Approximate size of the write as SQL text (payload bytes count twice: hex). */
+  weight: number;
+  /**
+   * saveNew: the gid it creates. Its statements are plain INSERTs (a duplicate is a unique-key error); the
+   * text path looks the batch's new gids up first, so a gid that exists fails alone without an error.
+   */
+  newGid?: string;
+}
+
+/** A batch's SQL text stays under this (MySQL's max_allowed_packet is 16 MiB by default on MariaDB). */
+export const MAX_BATCH_TEXT = 4 * 1024 * 1024;
+
+/** A write of `stmts`, weighed as SQL text (payload bytes count twice: hex), for the commit queue's batch cut. */
+export function myWrite(stmts: Stmt[], done: (results: Result[]) => unknown, newGid?: string): MyWrite {
+  let weight = 256;
+  for (const s of stmts) {
+    weight += s.sql.length;
+    for (const v of s.values)
+      weight += v instanceof Uint8Array ? 2 * v.byteLength + 3 : typeof v === 'string' ? v.length * 2 + 2 : 8;
+  }
+  return newGid === undefined ? { stmts, done, weight } : { stmts, done, weight, newGid };
+}
+
+/**
+ * MySQL's batches: the whole batch as ONE multi-statement query, `START TRANSACTION; …; COMMIT` — one round trip
+ * and one redo-log flush. MySQL stops a multi-statement at the first error, before the COMMIT; the batch is then
+ * rolled back and replayed with one savepoint per write (sql-batch.ts), its statements prepared (binary
+ * parameters, so big payloads need no hex text). A write whose payload would not fit a text batch runs alone
+ * that way. A deadlock victim's batch is run again as a whole.
+ */
+export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWrite, Result[]> {
+  constructor(private readonly pool: mysql.Pool) {}
+
+  acquire(): Promise<mysql.PoolConnection> {
+    return this.pool.getConnection();
+  }
+
+  release(c: mysql.PoolConnection, healthy: boolean): void {
+    if (healthy) c.release();
+    else c.destroy();
+  }
+
+  runFast(c: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
+    const tooBig = batch.length === 1 && batch[0]!.write.weight > MAX_BATCH_TEXT;
+    return tooBig ? Promise.resolve(false) : MyBatchExecutor.runText(c, batch);
+  }
+
+  /**
+   * The whole batch as one multi-statement query. False when a statement failed (then all is rolled back).
+   *
+   * saveNew's INSERTs cannot carry a condition cheaply (INSERT … SELECT costs MySQL two to three times a plain
+   * INSERT), so the gids the batch creates are looked up first, in one statement: a gid that exists, or that
+   * an earlier write of the batch creates, fails with UniqueConflictError and sends nothing. A gid another
+   * instance commits in between hits the unique key, and the batch replays with savepoints.
+   */
+  private static async runText(conn: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
+    const newGids = batch.flatMap((p) => (p.write.newGid === undefined ? [] : [p.write.newGid]));
+    const taken = new Set<string>();
+    if (newGids.length > 0) {
+      const [found] = (await conn.query('SELECT gid FROM trans_global WHERE gid IN (?)', [newGids])) as [
+        Row[],
+        unknown,
+      ];
+      for (const r of found) taken.add(String(r.gid));
+    }
+    const parts = ['START TRANSACTION'];
+    const skipped = batch.map((p) => {
+      const gid = p.write.newGid;
+      if (gid !== undefined) {
+        if (taken.has(gid)) return true;
+        taken.add(gid);
+      }
+      for (const s of p.write.stmts) parts.push(mysql.format(s.sql, s.values as never[]));
+      return false;
+    });
+    parts.push('COMMIT');
+    let res: Result[];
+    try {
+      [res] = (await conn.query(parts.join(';\n'))) as unknown as [Result[], unknown];
+    } catch (err) {
+      if (isConnectionError(err)) throw err; // COMMIT sent or not: unknown, so every caller hears of a failure
+      // MySQL stopped at the failing statement, before the COMMIT: undo what ran before it
+      await conn.query('ROLLBACK');
+      return false;
+    }
+    let at = 1;
+    batch.forEach((p, i) => {
+      if (skipped[i]) {
+        p.reject(new UniqueConflictError());
+        return;
+      }
+      const n = p.write.stmts.length;
+      settle(p, res.slice(at, at + n));
+      at += n;
+    });
+    return true;
+  }
+
+  async exec(c: mysql.PoolConnection, sql: string): Promise<void> {
+    await c.query(sql);
+  }
+
+  async commit(c: mysql.PoolConnection): Promise<void> {
+    await c.query('COMMIT');
+  }
+
+  async inSavepoint(c: mysql.PoolConnection, w: MyWrite): Promise<Result[]> {
+    await c.query('SAVEPOINT w');
+    const results: Result[] = [];
+    for (const s of w.stmts) {
+      const [r] = (await c.execute(s.sql, s.values as never[])) as unknown as [Result, unknown];
+      results.push(r);
+    }
+    await c.query('RELEASE SAVEPOINT w');
+    return results;
+  }
+
+  fatal(err: unknown): boolean {
+    return isConnectionError(err) || isDeadlock(err);
+  }
+
+  retryBatch(err: unknown): boolean {
+    return isDeadlock(err);
+  }
+}

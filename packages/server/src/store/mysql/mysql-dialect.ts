@@ -1,0 +1,465 @@
+import { createHash } from 'node:crypto';
+import type { GlobalStatus } from '@dtx/protocol';
+import mysql from 'mysql2/promise';
+import { NotFoundError } from '../../core/errors.js';
+import type { TransBranch, TransGlobal } from '../../core/model.js';
+import type { Logger } from '../../observe/logger.js';
+import { errorMessage } from '../../util/error-message.js';
+import type { CommitQueueOptions } from '../sql/commit-queue.js';
+import type { QueryOptions, Row, SqlDialect, SqlResult, WriteArgs, WriteBuilder } from '../sql/dialect.js';
+import { migrate } from '../sql/migrator.js';
+import { PositionalCache } from '../sql/placeholders.js';
+import {
+  BRANCH_INSERT_COLUMNS,
+  branchInsertValues,
+  FINISHED_STATUSES,
+  GLOBAL_COLUMNS,
+  GLOBAL_INSERT_COLUMNS,
+  globalFromRow,
+  globalInsertValues,
+  UNFINISHED_STATUSES,
+} from '../sql/rows.js';
+import type { SqlStoreOptions } from '../sql/sql-options.js';
+import { toMysqlDatetime } from '../sql/time.js';
+import type { StatusChange } from '../store.js';
+import { MAX_BATCH_TEXT, MyBatchExecutor, type MyWrite, myWrite, type Result, type Stmt } from './my-batch.js';
+import { MY_DROP_ALL, MY_MIGRATIONS, MY_MIGRATIONS_TABLE, type MyMigrationConn } from './schema.js';
+
+/** Rows of one multi-row INSERT of branches (8 placeholders each; a prepared statement holds 65,535). */
+const INSERT_ROWS_MAX = 1000;
+/** Bytes of branch data one multi-row INSERT carries at most, unless a single row is bigger. */
+const INSERT_BYTES_MAX = 4 * 1024 * 1024;
+const GLOBAL_SELECT = GLOBAL_COLUMNS.join(', ');
+
+const dt = (ms: number | undefined): string | null => (ms === undefined ? null : toMysqlDatetime(ms));
+
+/** The attempt record of a branch, as the four values updateBranches and recordFailedAttempt write. */
+const attemptValues = (b: TransBranch): unknown[] => [
+  b.attempts ?? 0,
+  dt(b.lastAttemptTime),
+  b.lastResult ?? '',
+  b.lastError ?? '',
+];
+const header = (r: Result | undefined): mysql.ResultSetHeader => r as mysql.ResultSetHeader;
+const rows = (r: Result | undefined): Row[] => (Array.isArray(r) ? r : []);
+
+/**
+ * The hot path's writes in MySQL's SQL: statements that either do all of the write's work or none of it (their
+ * conditions are in the SQL), run as one multi-statement batch by MyBatchExecutor.
+ */
+class MyWrites implements WriteBuilder<MyWrite> {
+  /** @@auto_increment_increment: the step between the ids of one multi-row INSERT (1 unless Galera-style). */
+  autoIncStep = 1;
+
+  /**
+   * One INSERT per new branch, guarded by `cond` (SQL over session variables or tables; a VALUES list cannot
+   * carry a condition). One row per statement: its result carries the row's id (no read-back, no reliance
+   * on consecutive auto-increment values), and MySQL needs no temporary table for it.
+   */
+  private static branchInserts(gid: string, branches: TransBranch[], cond: string, condValues: unknown[]): Stmt[] {
+    const sql = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
+      SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM DUAL WHERE ${cond}`;
+    return branches.map((b) => ({
+      sql,
+      values: [gid, ...branchInsertValues(b, toMysqlDatetime), ...condValues],
+    }));
+  }
+
+  /** Branch ids from the INSERT results `results[first…]`; false when the guard held them back. */
+  private static takeBranchIds(branches: TransBranch[], results: Result[], first: number): boolean {
+    for (let i = 0; i < branches.length; i++) {
+      const h = header(results[first + i]);
+      if (h.affectedRows !== 1) return false;
+      branches[i]!.id = Number(h.insertId);
+    }
+    return true;
+  }
+
+  saveNew(trans: TransGlobal, branches: TransBranch[]): MyWrite {
+    // plain INSERTs: the cheapest statements MySQL has for this (see MyBatchExecutor.runText for how a duplicate gid fails)
+    const stmts: Stmt[] = [
+      {
+        sql: `INSERT INTO trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
+          VALUES (${GLOBAL_INSERT_COLUMNS.map(() => '?').join(', ')})`,
+        values: globalInsertValues(trans, toMysqlDatetime),
+      },
+    ];
+    // the branches in multi-row INSERTs of at most INSERT_ROWS_MAX rows / about INSERT_BYTES_MAX bytes: a
+    // prepared statement holds at most 65,535 placeholders, and a packet max_allowed_packet bytes
+    const chunks: TransBranch[][] = [];
+    let chunk: TransBranch[] = [];
+    let bytes = 0;
+    for (const b of branches) {
+      const size = b.binData.byteLength + b.url.length + b.branchId.length + 64;
+      if (chunk.length > 0 && (chunk.length >= INSERT_ROWS_MAX || bytes + size > INSERT_BYTES_MAX)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(b);
+      bytes += size;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    const row = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+    for (const c of chunks) {
+      stmts.push({
+        sql: `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${c.map(() => row).join(', ')}`,
+        values: c.flatMap((b) => [trans.gid, ...branchInsertValues(b, toMysqlDatetime)]),
+      });
+    }
+    return myWrite(
+      stmts,
+      (res) => {
+        trans.id = Number(header(res[0]).insertId);
+        // a multi-row INSERT of known size gets consecutive ids (by auto_increment_increment) starting at
+        // insertId, whatever innodb_autoinc_lock_mode is; DTM relies on the same through its ORM
+        chunks.forEach((c, k) => {
+          const first = Number(header(res[1 + k]).insertId);
+          c.forEach((b, i) => {
+            b.id = first + i * this.autoIncStep;
+          });
+        });
+      },
+      trans.gid,
+    );
+  }
+
+  insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): MyWrite {
+    // the shared lock keeps the global's status until this commits (spec §8.5: DTM selects FOR UPDATE)
+    const stmts: Stmt[] = [
+      { sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] },
+      ...MyWrites.branchInserts(gid, branches, 'EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)', [
+        gid,
+        status,
+      ]),
+    ];
+    return myWrite(stmts, (res) => {
+      if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
+      if (!MyWrites.takeBranchIds(branches, res, 1)) throw new Error('store: registered branches not inserted');
+    });
+  }
+
+  updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): MyWrite {
+    const stmts: Stmt[] = [{ sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] }];
+    for (const b of branches) {
+      stmts.push({
+        sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
+          attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
+          WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+        values: [
+          b.status,
+          dt(b.finishTime),
+          dt(b.rollbackTime),
+          dt(b.updateTime),
+          ...attemptValues(b),
+          b.id ?? 0,
+          gid,
+          gid,
+          status,
+        ],
+      });
+    }
+    return myWrite(stmts, (res) => {
+      if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
+    });
+  }
+
+  changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): MyWrite {
+    const sets = ['status = ?', 'update_time = ?'];
+    const values: unknown[] = [to, dt(now)];
+    const set = (column: string, v: unknown) => {
+      sets.push(`${column} = ?`);
+      values.push(v);
+    };
+    if (change.rollbackReason) set('rollback_reason', change.rollbackReason);
+    if (change.result) set('result', change.result);
+    if (change.finishTime !== undefined) set('finish_time', dt(change.finishTime));
+    if (change.rollbackTime !== undefined) set('rollback_time', dt(change.rollbackTime));
+    if (change.nextCronTime !== undefined) set('next_cron_time', dt(change.nextCronTime));
+    if (change.nextCronInterval !== undefined) set('next_cron_interval', change.nextCronInterval);
+    values.push(gid, from);
+    return myWrite(
+      [{ sql: `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`, values }],
+      (res) => {
+        // affectedRows counts matched rows (the driver's FOUND_ROWS flag), so 0 means the CAS lost
+        if (header(res[0]).affectedRows === 0) throw new NotFoundError();
+      },
+    );
+  }
+
+  touchCronTime(...args: WriteArgs<'touchCronTime'>): MyWrite {
+    const [gid, status, nextCronTime, interval, now, resetFailedAttempts = false] = args;
+    const reset = resetFailedAttempts ? ', failed_attempts = 0' : '';
+    return myWrite(
+      [
+        {
+          sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?${reset}
+            WHERE gid = ? AND status = ?`,
+          values: [dt(nextCronTime), interval, dt(now), gid, status],
+        },
+      ],
+      () => undefined,
+    );
+  }
+
+  recordFailedAttempt(...args: WriteArgs<'recordFailedAttempt'>): MyWrite {
+    const [gid, status, branch, a, now] = args;
+    const stmts: Stmt[] = [
+      {
+        sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
+          failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`,
+        values: [dt(a.nextCronTime), a.nextCronInterval, dt(now), a.failedAttempts, a.lastError, gid, status],
+      },
+    ];
+    if (branch) {
+      // same transaction (one commit); written only while the global has the status
+      stmts.push({
+        sql: `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
+          update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+        values: [...attemptValues(branch), dt(now), branch.id ?? 0, gid, gid, status],
+      });
+    }
+    return myWrite(stmts, () => undefined);
+  }
+}
+
+/**
+ * MySQL / MariaDB under the shared SQL store (Store.Driver `mysql`): DTM's tables in the database Store.Db
+ * (created when missing), migrated to dtx's version at open (see schema.ts). Two pools: reads and short
+ * transactions of their own (lease, retention), and the group commit's connections (MyBatchExecutor).
+ */
+export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection, MyWrite, Result[]> {
+  readonly driver = 'mysql';
+  readonly title = 'MySQL';
+  readonly label: string;
+  /** Reads and short transactions of their own (lease, retention). */
+  readonly pool: mysql.Pool;
+  readonly queue: Omit<CommitQueueOptions<MyWrite>, 'observer' | 'maxBatch'>;
+  readonly writes = new MyWrites();
+  readonly executor: MyBatchExecutor;
+  /** The connections of the group commit. */
+  private readonly writerPool: mysql.Pool;
+  private readonly log: Logger | undefined;
+  private readonly positional = new PositionalCache();
+
+  constructor(private readonly o: SqlStoreOptions) {
+    this.label = `${o.host}:${o.port}/${o.database}`;
+    this.log = o.log;
+    const base: mysql.PoolOptions = {
+      host: o.host,
+      port: o.port,
+      user: o.user,
+      password: o.password,
+      database: o.database,
+      charset: 'utf8mb4',
+      // times are DATETIME(3) in UTC: read them as text, never through the process's zone
+      dateStrings: true,
+      supportBigNumbers: true,
+      multipleStatements: true,
+      enableKeepAlive: true,
+      connectTimeout: 10_000,
+      idleTimeout: 10_000,
+    };
+    // Store.MaxOpenConns covers both pools: the group commit's connections, the rest for reads
+    const inFlight = Math.max(1, o.maxInFlight ?? 2);
+    this.queue = { maxInFlight: inFlight, weight: (w: MyWrite) => w.weight, maxBatchWeight: MAX_BATCH_TEXT };
+    const maxOpen = Math.max(1, (o.maxOpenConns ?? 500) - inFlight);
+    this.pool = mysql.createPool({
+      ...base,
+      connectionLimit: maxOpen,
+      maxIdle: Math.min(maxOpen, Math.max(0, o.maxIdleConns ?? maxOpen)),
+    });
+    this.writerPool = mysql.createPool({ ...base, connectionLimit: inFlight, maxIdle: inFlight });
+    for (const p of [this.pool, this.writerPool]) {
+      // each new connection: strict mode (never truncate silently) and UTC (for anything the server computes);
+      // the group commit's: a row lock held elsewhere fails the waiting write after 10 s instead of stalling all
+      const lockWait = p === this.writerPool ? ', innodb_lock_wait_timeout = 10' : '';
+      (p as unknown as NodeJS.EventEmitter).on(
+        'connection',
+        (conn: { query: (sql: string, cb: (e: unknown) => void) => void }) => {
+          conn.query(
+            `SET SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')), time_zone = '+00:00'${lockWait}`,
+            (err) => {
+              if (err) this.log?.warn('MySQL session setup failed', { error: errorMessage(err) });
+            },
+          );
+        },
+      );
+    }
+    this.executor = new MyBatchExecutor(this.writerPool);
+  }
+
+  table(name: string): string {
+    return name;
+  }
+
+  time(ms: number): string {
+    return toMysqlDatetime(ms);
+  }
+
+  async query(text: string, values: readonly unknown[], o: QueryOptions = {}): Promise<SqlResult> {
+    const { sql, values: v } = this.positional.apply(text, values);
+    const [r] = (await this.pool.query(
+      o.timeoutMs ? { sql, values: v, timeout: o.timeoutMs } : { sql, values: v },
+    )) as [Result, unknown];
+    return Array.isArray(r) ? { rows: r, affected: r.length } : { rows: [], affected: r.affectedRows };
+  }
+
+  async end(): Promise<void> {
+    await Promise.all([this.pool.end().catch(() => undefined), this.writerPool.end().catch(() => undefined)]);
+  }
+
+  // ------------------------------------------------------------------ bootstrap and migrations
+
+  async bootstrap(reset: boolean): Promise<void> {
+    await this.createDatabase();
+    const conn = await this.pool.getConnection();
+    let healthy = false;
+    try {
+      // one migrator per database at a time, across processes (GET_LOCK names are server-wide, ≤ 64 chars)
+      const lock = `dtx-migrate:${createHash('sha1').update(this.o.database).digest('hex').slice(0, 40)}`;
+      const [got] = (await conn.query('SELECT GET_LOCK(?, 120) AS ok', [lock])) as [Row[], unknown];
+      if (Number(got[0]?.ok) !== 1) throw new Error('timed out waiting for another instance to migrate the schema');
+      try {
+        const rowsOf = async (sql: string, values?: unknown[]): Promise<Row[]> =>
+          (await conn.query(sql, values))[0] as Row[];
+        const names = async (sql: string, table: string, col: string) =>
+          new Set((await rowsOf(sql, [table])).map((x) => String(x[col])));
+        const mc: MyMigrationConn = {
+          query: (sql, values) => conn.query(sql, values),
+          columns: (table) =>
+            names(
+              'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
+              table,
+              'c',
+            ),
+          indexes: (table) =>
+            names(
+              'SELECT DISTINCT index_name AS i FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?',
+              table,
+              'i',
+            ),
+        };
+        await migrate(
+          {
+            conn: mc,
+            run: (sql, values) => {
+              const q = this.positional.apply(sql, values ?? []);
+              return rowsOf(q.sql, q.values);
+            },
+            table: 'dtx_migrations',
+            createTable: MY_MIGRATIONS_TABLE,
+            dropAll: MY_DROP_ALL,
+            migrations: MY_MIGRATIONS,
+            label: this.label,
+            log: this.log,
+          },
+          reset,
+        );
+        const [inc] = await rowsOf('SELECT @@auto_increment_increment AS s');
+        this.writes.autoIncStep = Number(inc?.s ?? 1) || 1;
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
+      }
+      healthy = true;
+    } finally {
+      if (healthy) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /** Store.Db missing: create it (checked first, so a user without CREATE may use an existing one). */
+  private async createDatabase(): Promise<void> {
+    const c = await mysql.createConnection({
+      host: this.o.host,
+      port: this.o.port,
+      user: this.o.user,
+      password: this.o.password,
+      connectTimeout: 10_000,
+    });
+    try {
+      const [r] = (await c.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', [
+        this.o.database,
+      ])) as [Row[], unknown];
+      if (r.length === 0) {
+        await c.query(`CREATE DATABASE IF NOT EXISTS ${mysql.escapeId(this.o.database)} CHARACTER SET utf8mb4`);
+        this.log?.info('store database created', { store: this.label });
+      }
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  // ------------------------------------------------------------------ the cron lease and retention
+
+  /** A short transaction of its own on one pooled connection; the connection is dropped on any error. */
+  private async tx<T>(fn: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.query('START TRANSACTION');
+      const out = await fn(conn);
+      await conn.query('COMMIT');
+      conn.release();
+      return out;
+    } catch (err) {
+      conn.destroy(); // its transaction state is unknown: never back into the pool
+      throw err;
+    }
+  }
+
+  lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number): Promise<TransGlobal[]> {
+    // The most overdue first, without sorting every due row: one range scan of DTM's index
+    // (status, next_cron_time) per unfinished status, `limit` rows each. Then lock the candidates; rows
+    // another instance holds are skipped, not waited for, and the locking read sees the latest committed row,
+    // so a candidate leased and committed meanwhile is no longer due.
+    return this.tx(async (c) => {
+      const due = dt(dueBefore);
+      const arm = `SELECT id, next_cron_time FROM trans_global WHERE status = ? AND next_cron_time < ?
+        ORDER BY next_cron_time LIMIT ?`;
+      const [cand] = (await c.query(
+        `SELECT id FROM ((${arm}) UNION ALL (${arm}) UNION ALL (${arm})) d ORDER BY next_cron_time, id LIMIT ?`,
+        ['prepared', due, limit, 'submitted', due, limit, 'aborting', due, limit, limit],
+      )) as [Row[], unknown];
+      if (cand.length === 0) return [];
+      const [locked] = (await c.query(
+        `SELECT id FROM trans_global WHERE id IN (?) AND status IN ${UNFINISHED_STATUSES} AND next_cron_time < ?
+         FOR UPDATE SKIP LOCKED`,
+        [cand.map((r) => Number(r.id)), due],
+      )) as [Row[], unknown];
+      if (locked.length === 0) return [];
+      const ids = locked.map((r) => Number(r.id));
+      const [res] = (await c.query(
+        `UPDATE trans_global SET owner = ?, next_cron_time = ?, update_time = ? WHERE id IN (?);
+         SELECT ${GLOBAL_SELECT} FROM trans_global WHERE id IN (?) ORDER BY id`,
+        [owner, dt(leaseUntil), dt(now), ids, ids],
+      )) as unknown as [Result[], unknown];
+      return rows(res[1]).map(globalFromRow);
+    });
+  }
+
+  async resetCronTime(after: number, limit: number, now: number): Promise<number> {
+    const [r] = (await this.pool.query(
+      `UPDATE trans_global SET next_cron_time = ?, update_time = ?
+       WHERE status IN ${UNFINISHED_STATUSES} AND next_cron_time > ? LIMIT ?`,
+      [dt(now), dt(now), dt(after), limit],
+    )) as [mysql.ResultSetHeader, unknown];
+    return r.affectedRows;
+  }
+
+  deleteFinished(before: number, limit: number): Promise<number> {
+    // a bounded transaction of its own; rows someone else holds are skipped, so it never waits on live traffic
+    return this.tx(async (c) => {
+      const [old] = (await c.query(
+        `SELECT id, gid FROM trans_global WHERE status IN ${FINISHED_STATUSES} AND update_time < ?
+         LIMIT ? FOR UPDATE SKIP LOCKED`,
+        [dt(before), limit],
+      )) as [Row[], unknown];
+      if (old.length === 0) return 0;
+      await c.query('DELETE FROM trans_branch_op WHERE gid IN (?); DELETE FROM trans_global WHERE id IN (?)', [
+        old.map((r) => String(r.gid)),
+        old.map((r) => Number(r.id)),
+      ]);
+      return old.length;
+    });
+  }
+}
