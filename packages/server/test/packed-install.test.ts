@@ -59,7 +59,8 @@ describe('@dtx/server installed from its packed tarball, without optional peer d
     for (const f of ['LICENSE', 'README.md', 'package.json', 'bin/dtx.js', 'dist/src/cli.js', 'dist/src/index.d.ts']) {
       assert.ok(files.includes(f), `${f} is packed`);
     }
-    assert.ok(files.includes('src/store/redis/lua/save-new.lua'));
+    assert.ok(files.includes('src/store/redis/lua/save-new.1.lua'));
+    assert.ok(files.includes('src/store/redis/lua/include/unpacked.lua'), 'the Lua fragments are packed');
     assert.ok(
       files.some((f) => f.startsWith('templates/')),
       'the dtx init template is packed',

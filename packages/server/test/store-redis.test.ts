@@ -239,7 +239,7 @@ describe('RedisStore: Redis specifics', () => {
   describe('index repair after a crash between an index write and a transaction write', () => {
     it('a creation that stopped after reserve: a recent member is kept, an old one forgotten', async () => {
       store = newStore();
-      // reserve.lua ran (index first), save-new.lua never did
+      // reserve.3.lua ran (index first), save-new.1.lua never did
       await raw.zadd(k().due, at(10), 'half-new');
       await raw.zadd(k().all, 99, 'half-new');
       await store.saveNew(makeTrans('whole', { nextCronTime: at(10) }), []);

@@ -21,8 +21,8 @@ import { hashTagOf, RedisKeys } from './keys.js';
 import { type LuaScript, loadScripts, pack, type ScriptName, unpack } from './scripts.js';
 
 /**
- * The fields of a transaction hash that make up its global row, in the order lease.lua returns them and findTrans
- * reads them (the layout is described in lua/save-new.lua).
+ * The fields of a transaction hash that make up its global row, in the order lease.1.lua returns them and findTrans
+ * reads them (the layout is described in lua/save-new.1.lua).
  */
 export const GLOBAL_FIELDS = [
   'id',
@@ -47,7 +47,7 @@ const STUCK_SCAN_MAX = 2000;
 
 /**
  * A cron-index member whose transaction does not exist is forgotten only when it has been due for this long:
- * a younger one may be a creation in flight (reserve.lua runs before save-new.lua).
+ * a younger one may be a creation in flight (reserve.3.lua runs before save-new.1.lua).
  */
 const MISSING_GRACE_MS = 60_000;
 
@@ -100,7 +100,7 @@ function decodeGlobal(v: readonly (Buffer | null)[]): TransGlobal {
   };
 }
 
-/** Field g of a transaction hash: the columns that never change (save-new.lua). */
+/** Field g of a transaction hash: the columns that never change (save-new.1.lua). */
 function packG(t: TransGlobal): Buffer {
   return pack([
     t.gid,
@@ -142,7 +142,7 @@ function packState(b: TransBranch): Buffer {
   return pack(state);
 }
 
-/** The branches as save-new.lua and insert-branches.lua take them: b<i> and s<i> of each. */
+/** The branches as save-new.1.lua and insert-branches.1.lua take them: b<i> and s<i> of each. */
 function packBranches(branches: readonly TransBranch[]): Buffer {
   const values: Buffer[] = [];
   for (const b of branches) {
@@ -154,7 +154,7 @@ function packBranches(branches: readonly TransBranch[]): Buffer {
 /** The uniqueness marker field of (branch_id, op); the length is in bytes, as Lua's # counts. */
 const marker = (b: TransBranch): string => `u:${Buffer.byteLength(b.branchId)}:${b.branchId}:${b.op}`;
 
-/** A KV row is stored as `<version>|<id>|<create_time>|<update_time>|<v>` (kv-create.lua). */
+/** A KV row is stored as `<version>|<id>|<create_time>|<update_time>|<v>` (kv-create.3.lua). */
 function decodeKv(cat: string, k: string, raw: string): KV {
   const parts: string[] = [];
   let from = 0;
@@ -256,17 +256,26 @@ export class RedisStore implements Store {
     return new StoreUnavailableError(`redis store (${this.where}): ${why}${errorMessage(err)}`, { cause: err });
   }
 
-  private async run(name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
+  /** The script `name`, checked to take as many KEYS as `keys` holds (its file name says how many). */
+  private script(name: ScriptName, keys: string[]): LuaScript {
     const script = this.scripts[name];
+    if (keys.length !== script.keys) {
+      throw new Error(`redis store: script ${name} takes ${script.keys} KEYS, called with ${keys.length}`);
+    }
+    return script;
+  }
+
+  private async run(name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
+    const script = this.script(name, keys);
     this.hold();
     try {
-      return await this.r.evalsha(script.sha, keys.length, ...keys, ...args);
+      return await this.r.evalsha(script.sha, script.keys, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw this.unavailable(err);
     }
     // this Redis (or cluster node) does not know the script yet: EVAL sends it, and Redis keeps it
     try {
-      return await this.r.eval(script.lua, keys.length, ...keys, ...args);
+      return await this.r.eval(script.lua, script.keys, ...keys, ...args);
     } catch (err) {
       throw this.unavailable(err);
     }
@@ -277,15 +286,15 @@ export class RedisStore implements Store {
     // the *Buffer variants exist for every command but are not in ioredis' types; call('evalsha') would lose its
     // command name under auto-pipelining
     const r = this.r as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Arg[]) => Promise<unknown>>;
-    const script = this.scripts[name];
+    const script = this.script(name, keys);
     this.hold();
     try {
-      return await r.evalshaBuffer(script.sha, keys.length, ...keys, ...args);
+      return await r.evalshaBuffer(script.sha, script.keys, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw this.unavailable(err);
     }
     try {
-      return await r.evalBuffer(script.lua, keys.length, ...keys, ...args);
+      return await r.evalBuffer(script.lua, script.keys, ...keys, ...args);
     } catch (err) {
       throw this.unavailable(err);
     }
@@ -398,7 +407,7 @@ export class RedisStore implements Store {
   }
 
   async findBranches(gid: string): Promise<TransBranch[]> {
-    const flat = (await this.runBuffer('branches', [this.keys.trans(gid)], [])) as Buffer[];
+    const flat = (await this.runBuffer('branches.1', [this.keys.trans(gid)], [])) as Buffer[];
     const out: TransBranch[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const [branchId, op, url, createTime, binData] = unpack(flat[i]!);
@@ -469,13 +478,13 @@ export class RedisStore implements Store {
     const ttl = finished ? this.finishedTtl : UNFINISHED_TTL;
     let r: unknown;
     if (this.oneSlot) {
-      r = await this.run('save-new', [k.trans(gid), k.seq, k.all, k.due, k.fin], [ttl, '', ...rest]);
+      r = await this.run('save-new.5', [k.trans(gid), k.seq, k.all, k.due, k.fin], [ttl, '', ...rest]);
     } else {
       // the index first: an entry without a transaction is repaired, a transaction without one never found
-      const id = await this.run('reserve', [k.seq, k.all, k.due], [gid, finished ? '' : String(trans.nextCronTime)]);
-      r = await this.run('save-new', [k.trans(gid)], [ttl, String(id), ...rest]);
+      const id = await this.run('reserve.3', [k.seq, k.all, k.due], [gid, finished ? '' : String(trans.nextCronTime)]);
+      r = await this.run('save-new.1', [k.trans(gid)], [ttl, String(id), ...rest]);
       if (r !== 'UNIQUE_CONFLICT' && finished) {
-        await this.run('index-finish', [k.due, k.fin], [gid, String(trans.updateTime)]);
+        await this.run('index-finish.2', [k.due, k.fin], [gid, String(trans.updateTime)]);
       }
     }
     if (r === 'UNIQUE_CONFLICT') throw new UniqueConflictError();
@@ -487,7 +496,7 @@ export class RedisStore implements Store {
 
   async insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
     const ttl = isFinished(status) ? this.finishedTtl : UNFINISHED_TTL;
-    const r = await this.run('insert-branches', [this.keys.trans(gid)], [ttl, status, packBranches(branches)]);
+    const r = await this.run('insert-branches.1', [this.keys.trans(gid)], [ttl, status, packBranches(branches)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
     if (r === 'UNIQUE_CONFLICT') throw new UniqueConflictError();
     const first = Number(r);
@@ -502,7 +511,7 @@ export class RedisStore implements Store {
       if (b.id !== undefined) values.push(marker(b), String(b.id), packState(b));
     }
     const ttl = isFinished(status) ? this.finishedTtl : UNFINISHED_TTL;
-    const r = await this.run('update-branches', [this.keys.trans(gid)], [ttl, status, pack(values)]);
+    const r = await this.run('update-branches.1', [this.keys.trans(gid)], [ttl, status, pack(values)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
   }
 
@@ -521,26 +530,30 @@ export class RedisStore implements Store {
       await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', next, gid));
     }
     const opt = (v: string | number | undefined) => (v === undefined ? '' : String(v));
-    const before = await this.run('change-status', this.oneSlot ? [k.trans(gid), k.due, k.fin] : [k.trans(gid)], [
-      finished ? this.finishedTtl : UNFINISHED_TTL,
-      from,
-      to,
-      String(now),
-      change.rollbackReason ?? '',
-      change.result ?? '',
-      opt(change.finishTime),
-      opt(change.rollbackTime),
-      opt(next),
-      opt(change.nextCronInterval),
-      gid,
-    ]);
+    const before = await this.run(
+      this.oneSlot ? 'change-status.3' : 'change-status.1',
+      this.oneSlot ? [k.trans(gid), k.due, k.fin] : [k.trans(gid)],
+      [
+        finished ? this.finishedTtl : UNFINISHED_TTL,
+        from,
+        to,
+        String(now),
+        change.rollbackReason ?? '',
+        change.result ?? '',
+        opt(change.finishTime),
+        opt(change.rollbackTime),
+        opt(next),
+        opt(change.nextCronInterval),
+        gid,
+      ],
+    );
     if (before === 'NOT_FOUND') throw new NotFoundError();
     if (this.oneSlot) return; // the script moved it between the indexes
     if (finished) {
-      // AFTER the hash says finished; if this is lost, lease.lua finds the trans finished and repairs it
-      await this.repair('index-finish', this.run('index-finish', [k.due, k.fin], [gid, String(now)]));
+      // AFTER the hash says finished; if this is lost, lease.1.lua finds the trans finished and repairs it
+      await this.repair('index-finish', this.run('index-finish.2', [k.due, k.fin], [gid, String(now)]));
     } else if (next !== undefined && before !== '' && next > Number(before)) {
-      await this.repair('index-cas', this.run('index-cas', [k.due], [gid, String(before), String(next)]));
+      await this.repair('index-cas', this.run('index-cas.1', [k.due], [gid, String(before), String(next)]));
     }
   }
 
@@ -554,17 +567,21 @@ export class RedisStore implements Store {
   ) {
     const k = this.keys;
     if (!this.oneSlot) await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', nextCronTime, gid));
-    const before = await this.run('touch-cron-time', this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)], [
-      isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
-      status,
-      String(nextCronTime),
-      String(interval),
-      String(now),
-      gid,
-      resetFailedAttempts ? '1' : '',
-    ]);
+    const before = await this.run(
+      this.oneSlot ? 'touch-cron-time.2' : 'touch-cron-time.1',
+      this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)],
+      [
+        isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
+        status,
+        String(nextCronTime),
+        String(interval),
+        String(now),
+        gid,
+        resetFailedAttempts ? '1' : '',
+      ],
+    );
     if (!this.oneSlot && typeof before === 'string' && before !== '' && nextCronTime > Number(before)) {
-      await this.repair('index-cas', this.run('index-cas', [k.due], [gid, before, String(nextCronTime)]));
+      await this.repair('index-cas', this.run('index-cas.1', [k.due], [gid, before, String(nextCronTime)]));
     }
   }
 
@@ -579,26 +596,30 @@ export class RedisStore implements Store {
     const next = a.nextCronTime;
     if (!this.oneSlot) await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', next, gid));
     const b = branch?.id === undefined ? undefined : branch;
-    const before = await this.run('record-failure', this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)], [
-      isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
-      status,
-      String(next),
-      String(a.nextCronInterval),
-      String(now),
-      gid,
-      String(a.failedAttempts),
-      a.lastError,
-      b ? marker(b) : '',
-      b ? String(b.id) : '',
-      b ? packState({ ...b, updateTime: now }) : '',
-    ]);
+    const before = await this.run(
+      this.oneSlot ? 'record-failure.2' : 'record-failure.1',
+      this.oneSlot ? [k.trans(gid), k.due] : [k.trans(gid)],
+      [
+        isFinished(status) ? this.finishedTtl : UNFINISHED_TTL,
+        status,
+        String(next),
+        String(a.nextCronInterval),
+        String(now),
+        gid,
+        String(a.failedAttempts),
+        a.lastError,
+        b ? marker(b) : '',
+        b ? String(b.id) : '',
+        b ? packState({ ...b, updateTime: now }) : '',
+      ],
+    );
     if (!this.oneSlot && typeof before === 'string' && before !== '' && next > Number(before)) {
-      await this.repair('index-cas', this.run('index-cas', [k.due], [gid, before, String(next)]));
+      await this.repair('index-cas', this.run('index-cas.1', [k.due], [gid, before, String(next)]));
     }
   }
 
   async claimStuckAlert(gid: string, status: GlobalStatus): Promise<boolean> {
-    return (await this.run('claim-stuck-alert', [this.keys.trans(gid)], [status])) === 1;
+    return (await this.run('claim-stuck-alert.1', [this.keys.trans(gid)], [status])) === 1;
   }
 
   /**
@@ -651,14 +672,14 @@ export class RedisStore implements Store {
     for (let round = 0; round < MAX_ROUNDS && out.length < limit; round++) {
       const want = limit - out.length;
       const claimed = pairs(
-        (await this.run('claim-due', [k.due], [String(dueBefore), String(leaseUntil), want, ...skip])) as string[],
+        (await this.run('claim-due.1', [k.due], [String(dueBefore), String(leaseUntil), want, ...skip])) as string[],
       );
       if (claimed.length === 0) break;
       const results = await Promise.all(
         claimed.map(
           ([gid]) =>
             this.runBuffer(
-              'lease',
+              'lease.1',
               [k.trans(gid)],
               [UNFINISHED_TTL, String(dueBefore), String(leaseUntil), owner, String(now)],
             ) as Promise<Buffer[]>,
@@ -688,12 +709,12 @@ export class RedisStore implements Store {
       case 'MISSING':
         return this.repair(
           'index-missing',
-          this.run('index-missing', [k.due, k.all, k.fin], [gid, claimedScore, old, String(now - MISSING_GRACE_MS)]),
+          this.run('index-missing.3', [k.due, k.all, k.fin], [gid, claimedScore, old, String(now - MISSING_GRACE_MS)]),
         );
       case 'FINISHED':
-        return this.repair('index-finish', this.run('index-finish', [k.due, k.fin], [gid, r[1]!]));
+        return this.repair('index-finish', this.run('index-finish.2', [k.due, k.fin], [gid, r[1]!]));
       case 'NOTDUE':
-        return this.repair('index-cas', this.run('index-cas', [k.due], [gid, claimedScore, r[1]!]));
+        return this.repair('index-cas', this.run('index-cas.1', [k.due], [gid, claimedScore, r[1]!]));
       default:
         return Promise.resolve();
     }
@@ -720,13 +741,13 @@ export class RedisStore implements Store {
     for (let round = 0; round < MAX_ROUNDS && count < limit; round++) {
       const want = limit - count;
       const picked = pairs(
-        (await this.run('claim-reset', [k.due], [String(after), String(now), want, ...skip])) as string[],
+        (await this.run('claim-reset.1', [k.due], [String(after), String(now), want, ...skip])) as string[],
       );
       if (picked.length === 0) break;
       const results = await Promise.all(
         picked.map(
           ([gid]) =>
-            this.run('reset-cron', [k.trans(gid)], [UNFINISHED_TTL, String(after), String(now)]) as Promise<string[]>,
+            this.run('reset-cron.1', [k.trans(gid)], [UNFINISHED_TTL, String(after), String(now)]) as Promise<string[]>,
         ),
       );
       const repairs: Promise<void>[] = [];
@@ -746,7 +767,7 @@ export class RedisStore implements Store {
     const k = this.keys;
     await this.cmd((r) => r.zadd(k.due, 'XX', 'LT', now, gid));
     const status = await this.run(
-      'reset-trans-cron-time',
+      'reset-trans-cron-time.1',
       [k.trans(gid)],
       [UNFINISHED_TTL, this.finishedTtl, String(now)],
     );
@@ -762,13 +783,13 @@ export class RedisStore implements Store {
       const gids = await this.cmd((r) => r.zrangebyscore(k.fin, '-inf', `(${before}`, 'LIMIT', 0, want));
       if (gids.length === 0) break;
       const results = await Promise.all(
-        gids.map((gid) => this.run('delete-finished', [k.trans(gid)], [String(before)]) as Promise<string[]>),
+        gids.map((gid) => this.run('delete-finished.1', [k.trans(gid)], [String(before)]) as Promise<string[]>),
       );
       const repairs: Promise<unknown>[] = [];
       for (const [i, gid] of gids.entries()) {
         const r = results[i]!;
         if (r[0] === 'DELETED') deleted++;
-        if (r[0] === 'DELETED' || r[0] === 'MISSING') repairs.push(this.run('index-forget', [k.all, k.fin], [gid]));
+        if (r[0] === 'DELETED' || r[0] === 'MISSING') repairs.push(this.run('index-forget.2', [k.all, k.fin], [gid]));
         else if (r[0] === 'UNFINISHED') repairs.push(this.cmd((c) => c.zrem(k.fin, gid)));
         else if (r[0] === 'RECENT') repairs.push(this.cmd((c) => c.zadd(k.fin, r[1]!, gid)));
       }
@@ -805,18 +826,18 @@ export class RedisStore implements Store {
 
   async createKV(cat: string, k: string, v: string, now: number): Promise<void> {
     const keys = this.keys;
-    const r = await this.run('kv-create', [keys.kv(cat), keys.kvSeq, keys.kvCats], [cat, k, v, String(now)]);
+    const r = await this.run('kv-create.3', [keys.kv(cat), keys.kvSeq, keys.kvCats], [cat, k, v, String(now)]);
     if (r === 'UNIQUE_CONFLICT') throw new UniqueConflictError();
   }
 
   async updateKV(kv: KV, now: number): Promise<void> {
-    const r = await this.run('kv-update', [this.keys.kv(kv.cat)], [kv.k, String(kv.version), kv.v, String(now)]);
+    const r = await this.run('kv-update.1', [this.keys.kv(kv.cat)], [kv.k, String(kv.version), kv.v, String(now)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
     kv.version += 1;
   }
 
   async deleteKV(cat: string, k: string): Promise<void> {
-    const r = await this.run('kv-delete', [this.keys.kv(cat), this.keys.kvCats], [cat, k]);
+    const r = await this.run('kv-delete.2', [this.keys.kv(cat), this.keys.kvCats], [cat, k]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
   }
 }

@@ -1,5 +1,5 @@
 --[[
-  kv-create: create a KV row (topics) at version 1.
+  kv-create.3: create a KV row (topics) at version 1.
 
   Input (all keys live in the index hash slot):
     KEYS[1] <index>:kv:<cat>   hash   field k -> '<version>|<id>|<create_time>|<update_time>|<v>'

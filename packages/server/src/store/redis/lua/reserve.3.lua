@@ -1,5 +1,5 @@
 --[[
-  reserve: the index half of saveNew, run BEFORE the transaction's own hash is written (the index is a
+  reserve.3: the index half of saveNew, run BEFORE the transaction's own hash is written (the index is a
   hint that may point at a transaction that does not exist yet, never the reverse).
 
   Gives the new transaction its id (DTM's auto-increment id: it orders the admin list) and makes it visible

@@ -1,12 +1,12 @@
 --[[
-  branches: read every branch of a transaction, in insertion order, without the global fields.
+  branches.1: read every branch of a transaction, in insertion order, without the global fields.
 
   Input:
-    KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
+    KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.1.lua)
 
   Output:
     { b1, s1, b2, s2, ... }   the values of fields b<i> and s<i> of every branch (packed, see
-                              save-new.lua); {} when the transaction is missing or has none
+                              save-new.1.lua); {} when the transaction is missing or has none
 ]]
 local key = KEYS[1]
 local n = tonumber(redis.call('HGET', key, 'branches') or '0')

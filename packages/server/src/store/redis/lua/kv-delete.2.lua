@@ -1,5 +1,5 @@
 --[[
-  kv-delete: delete a KV row.
+  kv-delete.2: delete a KV row.
 
   Input:
     KEYS[1] <index>:kv:<cat>   hash   field k -> '<version>|<id>|<create_time>|<update_time>|<v>'

@@ -1,6 +1,6 @@
 --[[
-  index-missing: claim-due claimed a member whose transaction does not exist. Either its creation is
-  in flight (reserve.lua runs before save-new.lua) or it is gone for good (a creation that
+  index-missing.3: claim-due claimed a member whose transaction does not exist. Either its creation is
+  in flight (reserve.3.lua runs before save-new.1.lua) or it is gone for good (a creation that
   crashed half-way, or a transaction an older version let expire while unfinished). A member whose old score is older than the
   cutoff is forgotten; a recent one gets its old score back, to be looked at again later.
 

@@ -1,5 +1,5 @@
 --[[
-  index-finish: a transaction reached succeed or failed. Run AFTER its own hash says so: the cron no
+  index-finish.2: a transaction reached succeed or failed. Run AFTER its own hash says so: the cron no
   longer needs it, and retention finds it by its update_time.
 
   Input:

@@ -1,5 +1,5 @@
 --[[
-  kv-update: compare-and-set of a KV row on its version: version + 1, new v and update_time.
+  kv-update.1: compare-and-set of a KV row on its version: version + 1, new v and update_time.
 
   Input:
     KEYS[1] <index>:kv:<cat>   hash   field k -> '<version>|<id>|<create_time>|<update_time>|<v>'

@@ -1,5 +1,5 @@
 --[[
-  index-cas: move one member's score in a sorted-set index only if it still has the score the caller
+  index-cas.1: move one member's score in a sorted-set index only if it still has the score the caller
   expects. Used to raise the cron index after a transaction's next_cron_time moved later (the
   expected score is the transaction's previous next_cron_time), and to put back or correct a score
   that claim-due / claim-reset moved when the transaction turned out not to be due. If anyone moved

@@ -1,9 +1,9 @@
 --[[
-  claim-stuck-alert: set stuck_alerted once, while the status is the expected one, so that exactly one
+  claim-stuck-alert.1: set stuck_alerted once, while the status is the expected one, so that exactly one
   coordinator sends a transaction's stuck alert.
 
   Input:
-    KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.lua)
+    KEYS[1] <prefix>:t:<gid>   hash   the transaction (layout: see save-new.1.lua)
     ARGV[1] the status the transaction must have
 
   Output:
