@@ -3,14 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { DEFAULT_CONFIG, type DtxConfig } from '../src/config.js';
 import { Busi, type BusiCall } from './support/busi.js';
-import { DtxProcess, freePort } from './support/dtx.js';
+import { DtxProcess, dropTestStore, freePort, storeEnv, testStoreConfig } from './support/dtx.js';
 import { call } from './support/http.js';
 import { waitFor } from './support/poll.js';
 import { gidFor, msgBody, sagaBody } from './support/trans.js';
 
 // The real `dtx serve` in a child process on a SQLite file, SIGKILLed while a branch handler holds
 // the call (after the branch acted, before its result was written), then restarted on the same file.
+// A saga or msg pass holds its branch results back and writes them with its next status change
+// (TransMode.holdsResults), so a crash loses the results of the steps the pass had done since its
+// last write: recovery calls those steps again, which is what branches must bear (idempotency).
 // Every accepted transaction must reach its right end, through the production recovery path (the
 // restarted cron, moved by resetCronTime) or through the test-mode cronOnce.
 //
@@ -21,6 +25,7 @@ import { gidFor, msgBody, sagaBody } from './support/trans.js';
 const procs: DtxProcess[] = [];
 const busis: Busi[] = [];
 const dirs: string[] = [];
+const stores: ReturnType<typeof testStoreConfig>[] = [];
 
 // A test runner that dies abruptly must not leave coordinators behind.
 process.on('exit', () => {
@@ -31,6 +36,11 @@ afterEach(async () => {
   for (const p of procs.splice(0)) await p.kill();
   for (const b of busis.splice(0)) await b.stop();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const s of stores.splice(0)) {
+    const config: DtxConfig = structuredClone(DEFAULT_CONFIG);
+    config.Store = { ...config.Store, ...s };
+    await dropTestStore(config);
+  }
 });
 
 interface World {
@@ -38,14 +48,16 @@ interface World {
   busi: Busi;
 }
 
-/** A fresh busi and a started `dtx serve` on a fresh SQLite file. */
-async function world(o: { testMode?: boolean } = {}): Promise<World> {
+/** A fresh busi and a started `dtx serve` on a fresh store (a SQLite file unless `store` names another). */
+async function world(o: { testMode?: boolean; store?: string } = {}): Promise<World> {
   const busi = await new Busi().start();
   busis.push(busi);
   const dir = mkdtempSync(join(tmpdir(), 'dtx-crash-'));
   dirs.push(dir);
+  const store = testStoreConfig(dir, o.store ?? 'sqlite');
+  stores.push(store);
   const env: Record<string, string> = {
-    STORE_SQLITE_PATH: join(dir, 'dtx.sqlite'),
+    ...storeEnv(store),
     TRANS_CRON_INTERVAL: '1',
     RETRY_INTERVAL: '600',
     TIMEOUT_TO_FAIL: '600',
@@ -140,58 +152,64 @@ const submitAsync = async (dtx: DtxProcess, body: Record<string, unknown>) => {
 };
 
 describe('crash recovery: SIGKILL of dtx serve, restart on the same SQLite file', () => {
-  it('saga killed inside TransIn (after it acted, before its status was written) succeeds after restart (resetCronTime + cron)', async () => {
-    const w = await world();
-    const gid = gidFor('crash-saga-transin');
-    const crash = killOn(w, (c) => c.name === 'TransIn' && c.query.gid === gid);
-    await submitAsync(w.dtx, sagaBody(w.busi, gid));
-    await waitCrash(crash, 'in TransIn');
-    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action']);
+  // the two held-back cases on SQLite and on PostgreSQL (the other SQL store shares its engine)
+  for (const kind of ['sqlite', 'postgres']) {
+    it(`${kind}: saga killed inside TransIn (TransOut done, its result held back) succeeds after restart, TransOut called again (resetCronTime + cron)`, async () => {
+      const w = await world({ store: kind });
+      const gid = gidFor('crash-saga-transin');
+      const crash = killOn(w, (c) => c.name === 'TransIn' && c.query.gid === gid);
+      await submitAsync(w.dtx, sagaBody(w.busi, gid));
+      await waitCrash(crash, 'in TransIn');
+      assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action']);
 
-    await w.dtx.start();
-    // the crash left TransOut recorded and TransIn not: nothing moves until the cron is asked to
-    assert.equal(await statusOf(w.dtx, gid), 'submitted');
-    assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'prepared', 'prepared']);
-    assert.deepEqual(await resetCronTime(w.dtx), { has_remaining: false, succeed_count: 1 });
-    await reached(w.dtx, gid, 'succeed');
+      await w.dtx.start();
+      // the crash left the saga as submitted, TransOut's success unwritten: nothing moves until the cron is asked to
+      assert.equal(await statusOf(w.dtx, gid), 'submitted');
+      assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'prepared', 'prepared', 'prepared']);
+      assert.deepEqual(await resetCronTime(w.dtx), { has_remaining: false, succeed_count: 1 });
+      await reached(w.dtx, gid, 'succeed');
 
-    assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'prepared', 'succeed']);
-    // TransIn is delivered again (idempotency is the branch's job); TransOut was recorded, so only once
-    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransIn action']);
-    const t = await trans(w.dtx, gid);
-    assert.ok(t.finish_time, 'finish_time is set');
-    assert.equal(t.rollback_reason, undefined);
-  });
+      // both results were written with the final status, in one write
+      assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'prepared', 'succeed']);
+      // both steps are delivered again, in order (idempotency is the branch's job)
+      assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransOut action', 'TransIn action']);
+      const t = await trans(w.dtx, gid);
+      assert.ok(t.finish_time, 'finish_time is set');
+      assert.equal(t.rollback_reason, undefined);
+    });
 
-  it('rolling-back saga killed inside TransOutRevert fails after restart with its reason kept (cronOnce)', async () => {
-    const w = await world({ testMode: true });
-    const gid = gidFor('crash-saga-revert');
-    w.busi.setOnce('TransIn', 'FAILURE');
-    const crash = killOn(w, (c) => c.name === 'TransOutRevert' && c.query.gid === gid);
-    await submitAsync(w.dtx, sagaBody(w.busi, gid));
-    await waitCrash(crash, 'in TransOutRevert');
-    const before = ['TransOut action', 'TransIn action', 'TransInRevert compensate', 'TransOutRevert compensate'];
-    assert.deepEqual(w.busi.callsOf(gid), before);
+    it(`${kind}: rolling-back saga killed inside TransOutRevert fails after restart with its reason kept (cronOnce)`, async () => {
+      const w = await world({ testMode: true, store: kind });
+      const gid = gidFor('crash-saga-revert');
+      w.busi.setOnce('TransIn', 'FAILURE');
+      const crash = killOn(w, (c) => c.name === 'TransOutRevert' && c.query.gid === gid);
+      await submitAsync(w.dtx, sagaBody(w.busi, gid));
+      await waitCrash(crash, 'in TransOutRevert');
+      const before = ['TransOut action', 'TransIn action', 'TransInRevert compensate', 'TransOutRevert compensate'];
+      assert.deepEqual(w.busi.callsOf(gid), before);
 
-    await w.dtx.start();
-    // The reason was written with the move to aborting, before any compensation ran, so it survives:
-    // it is the branch's own text, not 'fail message lost' (that is only for a failed action found in
-    // the store while the trans is still submitted).
-    const reason = `url:${w.busi.url}/TransIn return failed: {"error":"reason:TransIn refused FAILURE"} FAILURE`;
-    let t = await trans(w.dtx, gid);
-    assert.equal(t.status, 'aborting');
-    assert.equal(t.rollback_reason, reason);
-    assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'succeed', 'failed']);
+      await w.dtx.start();
+      // The reason was written with the move to aborting, before any compensation ran, so it survives:
+      // it is the branch's own text, not 'fail message lost' (that is only for a failed action found in
+      // the store while the trans is still submitted). The actions' results rode on that same write; the
+      // compensation that succeeded before the crash (TransInRevert) was held back, so it runs again.
+      const reason = `url:${w.busi.url}/TransIn return failed: {"error":"reason:TransIn refused FAILURE"} FAILURE`;
+      let t = await trans(w.dtx, gid);
+      assert.equal(t.status, 'aborting');
+      assert.equal(t.rollback_reason, reason);
+      assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'prepared', 'failed']);
 
-    assert.equal(await cronOnce(w.dtx), gid);
-    assert.equal(await statusOf(w.dtx, gid), 'failed');
-    assert.deepEqual(await branchStatuses(w.dtx, gid), ['succeed', 'succeed', 'succeed', 'failed']);
-    assert.deepEqual(w.busi.callsOf(gid), [...before, 'TransOutRevert compensate']);
-    t = await trans(w.dtx, gid);
-    assert.equal(t.rollback_reason, reason);
-    assert.ok(t.rollback_time, 'rollback_time is set');
-    assert.equal(await cronOnce(w.dtx), '', 'nothing left to do');
-  });
+      assert.equal(await cronOnce(w.dtx), gid);
+      assert.equal(await statusOf(w.dtx, gid), 'failed');
+      assert.deepEqual(await branchStatuses(w.dtx, gid), ['succeed', 'succeed', 'succeed', 'failed']);
+      // no action runs again once the rollback is decided: only the compensations
+      assert.deepEqual(w.busi.callsOf(gid), [...before, 'TransInRevert compensate', 'TransOutRevert compensate']);
+      t = await trans(w.dtx, gid);
+      assert.equal(t.rollback_reason, reason);
+      assert.ok(t.rollback_time, 'rollback_time is set');
+      assert.equal(await cronOnce(w.dtx), '', 'nothing left to do');
+    });
+  }
 
   it('killed in the first action, right after the submit was acknowledged: the saga completes after restart', async () => {
     const w = await world();
@@ -266,11 +284,16 @@ describe('crash recovery: SIGKILL of dtx serve, restart on the same SQLite file'
       const calls = w.busi.callsOf(gid);
       assert.equal(calls[0], 'TransOut action', `${gid}: ${calls.join(', ')}`);
       assert.ok(calls.includes('TransIn action'), `${gid}: ${calls.join(', ')}`);
-      assert.ok(calls.lastIndexOf('TransOut action') < calls.indexOf('TransIn action'), `${gid}: ${calls.join(', ')}`);
-      // a TransIn seen before the kill means TransOut's success was durable: it must not run again
-      if (beforeKill.some((c) => c.query.gid === gid && c.name === 'TransIn')) {
-        assert.equal(countOf(w.busi, gid, 'TransOut'), 1, `${gid}: ${calls.join(', ')}`);
-      }
+      // after the restart the steps run again in order: the last TransOut comes before the last TransIn
+      assert.ok(
+        calls.lastIndexOf('TransOut action') < calls.lastIndexOf('TransIn action'),
+        `${gid}: ${calls.join(', ')}`,
+      );
+      // nothing was written after the submit, so every saga the killed process had started runs TransOut again
+      // (a call it sent just before dying may also reach busi after the kill: at most twice either way)
+      const outs = countOf(w.busi, gid, 'TransOut');
+      if (beforeKill.some((c) => c.query.gid === gid)) assert.equal(outs, 2, `${gid}: ${calls.join(', ')}`);
+      else assert.ok(outs <= 2, `${gid}: ${calls.join(', ')}`);
     }
   });
 
@@ -294,7 +317,7 @@ describe('crash recovery: SIGKILL of dtx serve, restart on the same SQLite file'
     assert.deepEqual(retry.json, { dtm_result: 'SUCCESS' });
     assert.equal(await statusOf(w.dtx, gid), 'succeed');
     assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'succeed', 'prepared', 'succeed']);
-    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransIn action']);
+    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransOut action', 'TransIn action']);
   });
 
   it('msg (prepare, then submit) killed inside its second branch succeeds after restart (cronOnce)', async () => {
@@ -309,12 +332,12 @@ describe('crash recovery: SIGKILL of dtx serve, restart on the same SQLite file'
 
     await w.dtx.start();
     assert.equal(await statusOf(w.dtx, gid), 'submitted');
-    assert.deepEqual(await branchStatuses(w.dtx, gid), ['succeed', 'prepared']);
+    assert.deepEqual(await branchStatuses(w.dtx, gid), ['prepared', 'prepared'], 'the first result was held back');
     assert.equal(await cronOnce(w.dtx), gid);
     assert.equal(await statusOf(w.dtx, gid), 'succeed');
     assert.deepEqual(await branchStatuses(w.dtx, gid), ['succeed', 'succeed']);
-    // submitted before the crash: no back-check through QueryPrepared, and the first branch not again
-    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransIn action']);
+    // submitted before the crash: no back-check through QueryPrepared; both branches again
+    assert.deepEqual(w.busi.callsOf(gid), ['TransOut action', 'TransIn action', 'TransOut action', 'TransIn action']);
     const last = w.busi.calls.filter((c) => c.query.gid === gid).at(-1)!;
     assert.equal(last.body, '{"amount":30}', 'the payload survived the crash');
   });

@@ -527,6 +527,61 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         assert.equal(found?.rollbackReason, `r${w}`);
         assert.equal(found?.updateTime, at(w + 1));
       });
+
+      it('with branches: the results and the move in one write, the attempt record too; none of it when the CAS loses', async () => {
+        const gid = 'gid-cs-br';
+        await store.saveNew(makeTrans(gid), [
+          makeBranch(gid, '01', 'compensate'),
+          makeBranch(gid, '01', 'action'),
+          makeBranch(gid, '02', 'compensate'),
+          makeBranch(gid, '02', 'action'),
+        ]);
+        const rows = await store.findBranches(gid);
+        const before = rows.map(plain);
+        const done = (b: TransBranch, t: number): TransBranch => ({
+          ...b,
+          status: 'succeed',
+          finishTime: at(t),
+          updateTime: at(t),
+          attempts: 1,
+          lastAttemptTime: at(t),
+          lastResult: 'SUCCESS',
+        });
+        const a1 = done(rows[1]!, 5);
+        const a2 = done(rows[3]!, 6);
+        // a lost CAS writes neither the status nor any branch
+        await assert.rejects(
+          store.changeStatus(gid, 'aborting', 'succeed', { finishTime: at(7), branches: [a1, a2] }, at(7)),
+          NotFoundError,
+        );
+        assert.deepEqual((await store.findBranches(gid)).map(plain), before);
+        assert.equal((await store.findTrans(gid))?.status, 'submitted');
+
+        await store.changeStatus(gid, 'submitted', 'succeed', { finishTime: at(7), branches: [a1, a2] }, at(7));
+        const found = await store.findTrans(gid);
+        assert.equal(found?.status, 'succeed');
+        assert.equal(found?.finishTime, at(7));
+        const after = (await store.findBranches(gid)).map(plain);
+        assert.deepEqual(after[0], before[0], 'untouched row');
+        assert.deepEqual(after[2], before[2], 'untouched row');
+        assert.deepEqual(after[1], plain(a1));
+        assert.deepEqual(after[3], plain(a2));
+      });
+
+      it("with branches: never writes a branch of another gid, even when addressed by that branch's id", async () => {
+        await store.saveNew(makeTrans('gid-cs-x'), [makeBranch('gid-cs-x', '01', 'action')]);
+        await store.saveNew(makeTrans('gid-cs-y'), [makeBranch('gid-cs-y', '01', 'action')]);
+        const [other] = await store.findBranches('gid-cs-y');
+        await store.changeStatus(
+          'gid-cs-x',
+          'submitted',
+          'succeed',
+          { branches: [{ ...other!, status: 'succeed', finishTime: at(5), updateTime: at(5) }] },
+          at(5),
+        );
+        assert.equal((await store.findTrans('gid-cs-x'))?.status, 'succeed');
+        assert.deepEqual(plain((await store.findBranches('gid-cs-y'))[0]!), plain(other!));
+      });
     });
 
     describe('attempt history, stuck rule and the stuck-alert flag', () => {

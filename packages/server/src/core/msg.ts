@@ -107,6 +107,7 @@ export const msgMode: TransMode = {
   compensatingSteps: false,
   topicSteps: true,
   alwaysPost: false,
+  holdsResults: true,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: (status) => (status === 'prepared' ? 'fail' : 'refuse'),

@@ -3,6 +3,7 @@ import { errorMessage } from '../util/error-message.js';
 import { formatTime } from '../util/format-time.js';
 import type { CallSlots } from './call-slots.js';
 import type { CoreConfig } from './core-config.js';
+import { NotFoundError } from './errors.js';
 import { type TransBranch, type TransGlobal, traceContextOf } from './model.js';
 import type {
   AlertPayload,
@@ -101,6 +102,10 @@ export class TransPass {
   readonly deadline: number;
   /** The error text of the last call that did not succeed, for the reply of a pass that ends unfinished. */
   lastError = '';
+  /** Branches whose decided result is not written yet (TransMode.holdsResults): the next status change carries them. */
+  private readonly held = new Set<TransBranch>();
+  /** Set when the transaction's status was moved under this pass (a force stop on this instance). */
+  private stopped = false;
 
   constructor(
     readonly deps: PassDeps,
@@ -117,6 +122,15 @@ export class TransPass {
     this.lastTouched = now;
     this.callTimeoutMs = callTimeoutMs(trans, deps.conf);
     this.deadline = now + this.callTimeoutMs + PASS_GRACE_MS;
+  }
+
+  /**
+   * The status was moved under this pass: it calls no further branch (each call would end like a lost
+   * compare-and-set, with NotFoundError) and writes nothing it held back.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.held.clear();
   }
 
   /** Branch calls of this pass in flight now. */
@@ -158,7 +172,10 @@ export class TransPass {
     const c: StatusChange = { ...change };
     if (to === 'succeed') c.finishTime = now;
     if (to === 'failed') c.rollbackTime = now;
+    const held = this.held.size > 0 ? [...this.held] : undefined;
+    if (held) c.branches = held;
     await this.deps.store.changeStatus(t.gid, t.status, to, c, now);
+    if (held) for (const b of held) this.held.delete(b);
     this.deps.log.debug('status changed', { gid: t.gid, trans_type: t.transType, from: t.status, to });
     if (to === 'succeed' || to === 'failed') this.deps.metrics?.finished(t.transType, to);
     t.status = to;
@@ -168,6 +185,17 @@ export class TransPass {
     if (c.finishTime) t.finishTime = c.finishTime;
     if (c.rollbackTime) t.rollbackTime = c.rollbackTime;
     if (t.stuckAlerted && (to === 'succeed' || to === 'failed')) sendRecovered(this.deps, t);
+  }
+
+  /**
+   * Write the branch results held back so far (one updateBranches), if any: at the end of a pass, and before a lease
+   * renewal, so that a long pass does not keep much unwritten.
+   */
+  async flushHeld(): Promise<void> {
+    if (this.held.size === 0) return;
+    const held = [...this.held];
+    await this.deps.store.updateBranches(this.trans.gid, this.trans.status, held);
+    for (const b of held) this.held.delete(b);
   }
 
   /** Spec §7.2: move next_cron_time; conditional on the status, silently. */
@@ -294,6 +322,7 @@ export class TransPass {
    */
   async execBranch(b: TransBranch): Promise<BranchOutcome> {
     const t = this.trans;
+    if (this.stopped) throw new NotFoundError();
     let out = await this.callUrl(b.url, b.branchId, b.op, b.binData);
     // the attempt record, written by the same store write as the outcome (updateBranches or recordFailedAttempt)
     b.attempts = (b.attempts ?? 0) + 1;
@@ -309,7 +338,8 @@ export class TransPass {
       b.status = out.result === 'SUCCESS' ? 'succeed' : 'failed';
       b.finishTime = now;
       b.updateTime = now;
-      await this.deps.store.updateBranches(t.gid, t.status, [b]);
+      if (this.mode.holdsResults) this.held.add(b);
+      else await this.deps.store.updateBranches(t.gid, t.status, [b]);
       const now2 = this.deps.clock.now();
       // after failures, the reset of the back-off also zeroes failed_attempts (not on a saga's hot path)
       const hadFailed = out.result === 'SUCCESS' && (t.failedAttempts ?? 0) > 0;
@@ -318,6 +348,7 @@ export class TransPass {
         now2 - this.lastTouched >= TOUCH_AFTER_MS ||
         t.nextCronInterval > Math.max(this.deps.conf.retryInterval, t.opts.retry_interval ?? 0)
       ) {
+        await this.flushHeld();
         await this.touch('reset', 0, hadFailed);
       }
     } else {

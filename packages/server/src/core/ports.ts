@@ -82,6 +82,11 @@ export interface StatusChange {
   rollbackTime?: number | undefined;
   nextCronTime?: number | undefined;
   nextCronInterval?: number | undefined;
+  /**
+   * Branch results written by the same atomic write, as updateBranches writes them (addressed by id), and only when
+   * the compare-and-set of the status wins: the results a pass held back (TransMode.holdsResults) ride on the move.
+   */
+  branches?: readonly TransBranch[] | undefined;
 }
 
 /** What a failed attempt writes on the global, with the branch's attempt, in one store write. */

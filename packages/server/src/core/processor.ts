@@ -68,6 +68,14 @@ export class Processor {
         await mode.process(pass);
       } finally {
         await pass.settle();
+        // what the pass held back and no status change carried (it ends unfinished, or a late call's result)
+        await pass.flushHeld().catch((err: unknown) => {
+          if (err instanceof NotFoundError) return; // the status moved on (another instance, a force stop)
+          this.deps.log.warn('branch results not written; the next pass calls those branches again', {
+            gid,
+            error: errorMessage(err),
+          });
+        });
         this.deps.metrics?.passHandled(trans.transType, (this.deps.clock.now() - trans.createTime) / 1000);
       }
     })();
@@ -106,6 +114,11 @@ export class Processor {
   /** True while this instance runs a pass of gid (the cron then leaves it to that pass). */
   isActive(gid: string): boolean {
     return this.active.has(gid);
+  }
+
+  /** The status of `gid` was moved by someone else (a force stop): its pass here, if any, starts no further call. */
+  stopPass(gid: string): void {
+    this.passes.get(gid)?.stop();
   }
 
   /** Background passes running now. */

@@ -292,6 +292,7 @@ export const sagaMode: TransMode = {
   compensatingSteps: true,
   topicSteps: false,
   alwaysPost: false,
+  holdsResults: true,
   defaultTimeout: false,
   failureIsFinal: (op) => op === 'action',
   abortMove: neverAborts,

@@ -270,6 +270,8 @@ export class TransService {
       throw new FailureError(`global transaction force stop error. status: ${t.status}. error:`);
     }
     await this.changeStatus(t, 'failed', { rollbackTime: this.now() });
+    // a pass of it running here learns of the stop now, not at its next write (it may hold its results back)
+    this.processor.stopPass(gid);
   }
 
   /** Add a tcc / xa branch; its confirm / cancel (commit / rollback) continue the context its prepare stored. */

@@ -21,6 +21,7 @@ export const tccMode: TransMode = {
   topicSteps: false,
   phase2: { commit: { op: 'confirm', url: 'confirm' }, rollback: { op: 'cancel', url: 'cancel' } },
   alwaysPost: false,
+  holdsResults: false,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: twoPhaseAbort,

@@ -57,6 +57,13 @@ export interface TransMode {
   failureIsFinal(op: string): boolean;
   /** HTTP branch calls are POSTed even with an empty payload (xa, spec §6.6); otherwise an empty one is a GET. */
   readonly alwaysPost: boolean;
+  /**
+   * A pass may hold a branch's decided result (succeed / failed) in memory and write it with its next status change
+   * (or at the end of the pass, or before a lease renewal) instead of on its own (saga, msg): a crash before that
+   * write makes the next pass call the branch again, which branches must bear anyway (idempotent, the barrier). The
+   * write that moves the transaction on — to aborting before any compensation, to its final status — carries them.
+   */
+  readonly holdsResults: boolean;
   /** What abort does with a transaction of this mode in `status`. */
   abortMove(status: GlobalStatus): AbortMove;
   /**

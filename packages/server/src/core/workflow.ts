@@ -200,6 +200,7 @@ export const workflowMode: TransMode = {
   topicSteps: false,
   // the server never times a workflow out: its pass only resumes it
   alwaysPost: false,
+  holdsResults: false,
   defaultTimeout: false,
   failureIsFinal: noFinalFailure,
   abortMove: neverAborts,

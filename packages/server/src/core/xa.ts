@@ -21,6 +21,7 @@ export const xaMode: TransMode = {
   topicSteps: false,
   phase2: { commit: { op: 'commit', url: 'url' }, rollback: { op: 'rollback', url: 'url' } },
   alwaysPost: true,
+  holdsResults: false,
   defaultTimeout: true,
   failureIsFinal: noFinalFailure,
   abortMove: twoPhaseAbort,

@@ -101,6 +101,10 @@ export class MemoryStore implements Store {
   async updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
     const t = this.globals.get(gid);
     if (!t || t.status !== status) throw new NotFoundError();
+    this.writeBranches(gid, branches);
+  }
+
+  private writeBranches(gid: string, branches: readonly TransBranch[]): void {
     const list = this.branches.get(gid) ?? [];
     for (const b of branches) {
       const row = list.find((x) => x.id === b.id);
@@ -174,6 +178,7 @@ export class MemoryStore implements Store {
     if (change.rollbackTime !== undefined) t.rollbackTime = change.rollbackTime;
     if (change.nextCronTime !== undefined) t.nextCronTime = change.nextCronTime;
     if (change.nextCronInterval !== undefined) t.nextCronInterval = change.nextCronInterval;
+    if (change.branches) this.writeBranches(gid, change.branches);
   }
 
   async touchCronTime(

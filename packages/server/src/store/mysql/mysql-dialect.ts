@@ -139,29 +139,32 @@ class MyWrites implements WriteBuilder<MyWrite> {
     });
   }
 
-  updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): MyWrite {
+  updateBranches(gid: string, status: GlobalStatus, branches: readonly TransBranch[]): MyWrite {
     const stmts: Stmt[] = [{ sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] }];
-    for (const b of branches) {
-      stmts.push({
-        sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
-          attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
-          WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
-        values: [
-          b.status,
-          dt(b.finishTime),
-          dt(b.rollbackTime),
-          dt(b.updateTime),
-          ...attemptValues(b),
-          b.id ?? 0,
-          gid,
-          gid,
-          status,
-        ],
-      });
-    }
+    for (const b of branches) stmts.push(MyWrites.branchUpdate(gid, status, b));
     return myWrite(stmts, (res) => {
       if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
     });
+  }
+
+  /** The UPDATE of one branch's result, applied only while the global status is `status`. */
+  private static branchUpdate(gid: string, status: GlobalStatus, b: TransBranch): Stmt {
+    return {
+      sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
+        attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
+        WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+      values: [
+        b.status,
+        dt(b.finishTime),
+        dt(b.rollbackTime),
+        dt(b.updateTime),
+        ...attemptValues(b),
+        b.id ?? 0,
+        gid,
+        gid,
+        status,
+      ],
+    };
   }
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): MyWrite {
@@ -178,13 +181,22 @@ class MyWrites implements WriteBuilder<MyWrite> {
     if (change.nextCronTime !== undefined) set('next_cron_time', dt(change.nextCronTime));
     if (change.nextCronInterval !== undefined) set('next_cron_interval', change.nextCronInterval);
     values.push(gid, from);
-    return myWrite(
-      [{ sql: `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`, values }],
-      (res) => {
-        // affectedRows counts matched rows (the driver's FOUND_ROWS flag), so 0 means the CAS lost
-        if (header(res[0]).affectedRows === 0) throw new NotFoundError();
-      },
-    );
+    const update: Stmt = { sql: `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`, values };
+    const held = change.branches ?? [];
+    // with branch results: the global row locked first, each branch written while it still has `from`, then the
+    // move; a lost CAS writes none of it
+    const stmts =
+      held.length === 0
+        ? [update]
+        : [
+            { sql: 'SELECT status FROM trans_global WHERE gid = ? FOR UPDATE', values: [gid] },
+            ...held.map((b) => MyWrites.branchUpdate(gid, from, b)),
+            update,
+          ];
+    return myWrite(stmts, (res) => {
+      // affectedRows counts matched rows (the driver's FOUND_ROWS flag), so 0 means the CAS lost
+      if (header(res[res.length - 1]!).affectedRows === 0) throw new NotFoundError();
+    });
   }
 
   touchCronTime(...args: WriteArgs<'touchCronTime'>): MyWrite {

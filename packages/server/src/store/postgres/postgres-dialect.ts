@@ -62,6 +62,11 @@ function attemptValues(b: TransBranch): unknown[] {
  * The hot path's writes in PostgreSQL's SQL: each one statement (CTEs carry the conditions), named, so each
  * connection parses and plans a shape once; shapes are few (branch count up to VALUES_ROWS_MAX, changed columns).
  */
+/** The columns of a branch result and the FROM item they are read from (PgWrites.branchRows). */
+const SET_RESULT = `SET status = v.st, finish_time = v.ft, rollback_time = v.rt, update_time = v.ut,
+  attempts = v.na, last_attempt_time = v.lat, last_result = v.lr, last_error = v.le`;
+const RESULT_ROW = 'v(id, st, ft, rt, ut, na, lat, lr, le)';
+
 class PgWrites implements WriteBuilder<PgWrite> {
   private readonly sqlCache = new Map<string, string>();
 
@@ -187,7 +192,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
     );
   }
 
-  updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): PgWrite {
+  updateBranches(gid: string, status: GlobalStatus, branches: readonly TransBranch[]): PgWrite {
     const n = branches.length;
     if (n === 0) {
       return this.write(
@@ -199,9 +204,31 @@ class PgWrites implements WriteBuilder<PgWrite> {
         },
       );
     }
-    let key: string;
-    let from: string;
     const values: unknown[] = [gid, status];
+    const { key, from } = PgWrites.branchRows(branches, values);
+    // The global row is locked FOR SHARE with the expected status: a concurrent status change waits for this
+    // commit, or has committed first and the recheck of the locked row leaves nothing to update. (Cheaper for
+    // PostgreSQL than a CTE that reports the status separately: no rows updated means NotFound.)
+    return this.write(
+      `update_${key}`,
+      () => `UPDATE ${this.s}.trans_branch_op b
+        ${SET_RESULT}
+        FROM (SELECT gid FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE) g,
+          ${from} AS ${RESULT_ROW}
+        WHERE b.id = v.id AND b.gid = g.gid`,
+      values,
+      (r) => {
+        if (r.rowCount === 0) throw new NotFoundError();
+      },
+    );
+  }
+
+  /**
+   * The rows of branch results as a FROM item `v(id, st, ft, rt, ut, na, lat, lr, le)`, their parameters appended to
+   * `values`: a VALUES list for up to VALUES_ROWS_MAX rows, else unnest() of arrays. `key` names the statement shape.
+   */
+  private static branchRows(branches: readonly TransBranch[], values: unknown[]): { key: string; from: string } {
+    const n = branches.length;
     const finish = (b: TransBranch) => (b.finishTime === undefined ? null : toIsoUtc(b.finishTime));
     const rollback = (b: TransBranch) => (b.rollbackTime === undefined ? null : toIsoUtc(b.rollbackTime));
     if (n <= VALUES_ROWS_MAX) {
@@ -213,40 +240,22 @@ class PgWrites implements WriteBuilder<PgWrite> {
         );
         values.push(b.id ?? 0, b.status, finish(b), rollback(b), toIsoUtc(b.updateTime), ...attemptValues(b));
       }
-      key = `update_branches_${n}`;
-      from = `(VALUES ${rows.join(', ')})`;
-    } else {
-      values.push(
-        branches.map((b) => b.id ?? 0),
-        branches.map((b) => b.status),
-        branches.map(finish),
-        branches.map(rollback),
-        branches.map((b) => toIsoUtc(b.updateTime)),
-        branches.map((b) => b.attempts ?? 0),
-        branches.map((b) => (b.lastAttemptTime === undefined ? null : toIsoUtc(b.lastAttemptTime))),
-        branches.map((b) => b.lastResult ?? ''),
-        branches.map((b) => b.lastError ?? ''),
-      );
-      key = 'update_branches_many';
-      from =
-        'unnest($3::int8[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::timestamptz[], $10::text[], $11::text[])';
+      return { key: `branches_${n}`, from: `(VALUES ${rows.join(', ')})` };
     }
-    // The global row is locked FOR SHARE with the expected status: a concurrent status change waits for this
-    // commit, or has committed first and the recheck of the locked row leaves nothing to update. (Cheaper for
-    // PostgreSQL than a CTE that reports the status separately: no rows updated means NotFound.)
-    return this.write(
-      key,
-      () => `UPDATE ${this.s}.trans_branch_op b
-        SET status = v.st, finish_time = v.ft, rollback_time = v.rt, update_time = v.ut,
-          attempts = v.na, last_attempt_time = v.lat, last_result = v.lr, last_error = v.le
-        FROM (SELECT gid FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE) g,
-          ${from} AS v(id, st, ft, rt, ut, na, lat, lr, le)
-        WHERE b.id = v.id AND b.gid = g.gid`,
-      values,
-      (r) => {
-        if (r.rowCount === 0) throw new NotFoundError();
-      },
+    const p = values.length + 1;
+    values.push(
+      branches.map((b) => b.id ?? 0),
+      branches.map((b) => b.status),
+      branches.map(finish),
+      branches.map(rollback),
+      branches.map((b) => toIsoUtc(b.updateTime)),
+      branches.map((b) => b.attempts ?? 0),
+      branches.map((b) => (b.lastAttemptTime === undefined ? null : toIsoUtc(b.lastAttemptTime))),
+      branches.map((b) => b.lastResult ?? ''),
+      branches.map((b) => b.lastError ?? ''),
     );
+    const types = ['int8', 'text', 'timestamptz', 'timestamptz', 'timestamptz', 'int', 'timestamptz', 'text', 'text'];
+    return { key: 'branches_many', from: `unnest(${types.map((t, i) => `$${p + i}::${t}[]`).join(', ')})` };
   }
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): PgWrite {
@@ -264,6 +273,26 @@ class PgWrites implements WriteBuilder<PgWrite> {
     if (change.rollbackTime !== undefined) set('b', 'rollback_time', toIsoUtc(change.rollbackTime), '::timestamptz');
     if (change.nextCronTime !== undefined) set('n', 'next_cron_time', toIsoUtc(change.nextCronTime), '::timestamptz');
     if (change.nextCronInterval !== undefined) set('i', 'next_cron_interval', change.nextCronInterval, '::int');
+    const held = change.branches ?? [];
+    if (held.length > 0) {
+      // one statement: the move, and the branch results joined to the row it moved (none when the CAS lost)
+      const rows = PgWrites.branchRows(held, values);
+      return this.write(
+        `${key}_${rows.key}`,
+        () => `WITH g AS (UPDATE ${this.s}.trans_global SET ${sets.join(', ')} WHERE gid = $1 AND status = $2
+            RETURNING gid),
+          u AS (UPDATE ${this.s}.trans_branch_op b
+            ${SET_RESULT}
+            FROM g, ${rows.from} AS ${RESULT_ROW}
+            WHERE b.id = v.id AND b.gid = g.gid
+            RETURNING 1)
+          SELECT (SELECT count(*) FROM g)::int AS moved, (SELECT count(*) FROM u)::int AS branches`,
+        values,
+        (r) => {
+          if (r.rows[0]?.moved !== 1) throw new NotFoundError();
+        },
+      );
+    }
     return this.write(
       key,
       () => `UPDATE ${this.s}.trans_global SET ${sets.join(', ')} WHERE gid = $1 AND status = $2`,

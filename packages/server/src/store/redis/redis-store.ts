@@ -142,6 +142,15 @@ function packState(b: TransBranch): Buffer {
   return pack(state);
 }
 
+/** Branch results as update-branches.1.lua takes them: marker, id, new s<id> value, packed. */
+function packStates(branches: readonly TransBranch[]): Buffer {
+  const values: (string | Buffer)[] = [];
+  for (const b of branches) {
+    if (b.id !== undefined) values.push(marker(b), String(b.id), packState(b));
+  }
+  return pack(values);
+}
+
 /** The branches as save-new.1.lua and insert-branches.1.lua take them: b<i> and s<i> of each. */
 function packBranches(branches: readonly TransBranch[]): Buffer {
   const values: Buffer[] = [];
@@ -506,12 +515,8 @@ export class RedisStore implements Store {
   }
 
   async updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
-    const values: (string | Buffer)[] = [];
-    for (const b of branches) {
-      if (b.id !== undefined) values.push(marker(b), String(b.id), packState(b));
-    }
     const ttl = isFinished(status) ? this.finishedTtl : UNFINISHED_TTL;
-    const r = await this.run('update-branches.1', [this.keys.trans(gid)], [ttl, status, pack(values)]);
+    const r = await this.run('update-branches.1', [this.keys.trans(gid)], [ttl, status, packStates(branches)]);
     if (r === 'NOT_FOUND') throw new NotFoundError();
   }
 
@@ -545,6 +550,7 @@ export class RedisStore implements Store {
         opt(next),
         opt(change.nextCronInterval),
         gid,
+        change.branches ? packStates(change.branches) : '',
       ],
     );
     if (before === 'NOT_FOUND') throw new NotFoundError();

@@ -402,6 +402,7 @@ export class SqliteStore implements Store {
         next_cron_interval: change.nextCronInterval ?? null,
       });
       if (r.changes === 0) throw new NotFoundError();
+      if (change.branches) for (const b of change.branches) this.runUpdateBranch(gid, b);
     });
   }
 

@@ -16,6 +16,7 @@
     ARGV[9] next_cron_time, '' = keep
     ARGV[10] next_cron_interval, '' = keep
     ARGV[11] gid (used by change-status.3.lua)
+    ARGV[12] branch results written with the move, packed as update-branches.1.lua's ARGV[3]; '' for none
 
   Output:
     the next_cron_time the transaction had before (a string), so the caller can raise the cron index

@@ -15,33 +15,10 @@
     'OK'
     'NOT_FOUND'  the transaction is missing or has another status; nothing was written
 ]]
---@include unpacked
---@include hash
-
+--@include branch-states
 local key = KEYS[1]
-local b = unpacked(ARGV[3])
--- one read for the status and the marker of every addressed branch
-local wanted = { 'status' }
-for i = 1, #b, 3 do
-  wanted[#wanted + 1] = b[i]
-end
-local row = {}
-for s = 1, #wanted, 1000 do -- in chunks: unpack() of a very long table overflows Lua's C stack
-  local part = redis.call('HMGET', key, unpack(wanted, s, math.min(s + 999, #wanted)))
-  for _, v in ipairs(part) do
-    row[#row + 1] = v
-  end
-end
-if row[1] ~= ARGV[2] then
+if not set_branch_states(key, ARGV[3], ARGV[2]) then
   return 'NOT_FOUND'
 end
-local set = {}
-for i = 1, #b, 3 do
-  if row[1 + (i + 2) / 3] == b[i + 1] then
-    set[#set + 1] = 's' .. b[i + 1]
-    set[#set + 1] = b[i + 2]
-  end
-end
-hset_all(key, set)
 set_ttl(key, ARGV[1])
 return 'OK'

@@ -1,4 +1,5 @@
 --@include hash
+--@include branch-states
 --@include status
 -- change_status(): the compare-and-set of change-status.1.lua (its header says KEYS[1] and ARGV); returns
 -- the next_cron_time the transaction had before, or 'NOT_FOUND' with nothing written.
@@ -24,6 +25,9 @@ local function change_status()
     end
   end
   redis.call('HSET', key, unpack(fields))
+  if ARGV[12] ~= '' then
+    set_branch_states(key, ARGV[12])
+  end
   set_ttl(key, ARGV[1])
   return before
 end
