@@ -1,6 +1,6 @@
 // `node bench/run.mjs --peers`: the same 2-step HTTP saga against dtx, DTM and dtmrs, one server at a time,
 // interleaved (dtx, dtm, dtmrs, dtx, ...), each on its counterpart of the chosen store. See bench/README.md.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +12,13 @@ import { round2, runClosedLoop } from './lib/load.mjs';
 import {
   CACHE_DIR,
   DTM_VERSION,
+  DTMRS_REDIS_DB,
   DTMRS_VERSION,
   DURABILITY,
   ensureDtm,
   ensureDtmrs,
   PEER_STORES,
+  preparePeerSqlStore,
   writeDtmConfig,
 } from './lib/peers.mjs';
 import { table } from './lib/report.mjs';
@@ -26,17 +28,19 @@ import { stores } from './lib/stores.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const PEERS = ['dtm', 'dtmrs'];
-const STORES = ['sqlite', 'redis'];
+const STORES = ['sqlite', 'postgres', 'mysql', 'redis'];
 
 const USAGE = `usage: node bench/run.mjs --peers [options]
-  --store <list>        dtx stores: sqlite (vs DTM's BoltDB and dtmrs's SQLite), redis (vs DTM on Redis),
-                        a comma list or all (default sqlite)
+  --store <list>        dtx stores: sqlite (vs DTM's BoltDB and dtmrs's SQLite), postgres, mysql, redis (each
+                        peer on the same server, a database of its own), a comma list or all (default sqlite)
   --peer <list>         dtm, dtmrs or both (default dtm,dtmrs); a peer whose toolchain (go / cargo) is
                         missing or whose build fails is left out with a message
   --duration <s>        measured seconds per server and concurrency level (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2)
   --concurrency <list>  closed-loop worker counts (default 1,50)
   --rounds <n>          interleaved rounds (dtx, dtm, dtmrs, dtx, ...); the table shows medians (default 3)
+  --drain <n>           also submit <n> sagas at C=50 without wait_result and time until all have ended
+                        (default 10000; 0 skips it)
   --dtm-async           run DTM with its default asynchronous branch writes (UpdateBranchSync: 0)
   --no-save             do not write bench/results/*.json
   -h, --help`;
@@ -51,6 +55,7 @@ function parseCli(argv) {
       warmup: { type: 'string', default: '2' },
       concurrency: { type: 'string', default: '1,50' },
       rounds: { type: 'string', default: '3' },
+      drain: { type: 'string', default: '10000' },
       'dtm-async': { type: 'boolean', default: false },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -86,6 +91,7 @@ function parseCli(argv) {
     warmupS: num('warmup', values.warmup, 0),
     concurrency,
     rounds,
+    drain: Math.floor(num('drain', values.drain, 0)),
     dtmSync: !values['dtm-async'],
     save: !values['no-save'],
   };
@@ -143,6 +149,100 @@ function sagaOp({ kind, pool, busi, nextGid, tracker }) {
   };
 }
 
+/** Peak resident memory of a process so far (VmHWM), MiB; null when /proc cannot tell. */
+function peakRssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round2(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The drain: `n` 2-step sagas submitted at concurrency 50 without wait_result, timed from the first submit until
+ * every saga's last branch (TransIn) has been called — busi counts the calls per gid, so the check costs the
+ * servers nothing. Then, untimed, every gid is read back through /api/dtmsvr/query (50 at a time, for up to 30 s)
+ * and each one not stored as succeed counts as an error.
+ */
+async function drain({ kind, origin, busi, n, nextGid, signal }) {
+  const pool = new Pool(origin, { connections: 50, pipelining: 1, keepAliveTimeout: 60_000 });
+  const headers = { 'content-type': 'application/json' };
+  const stepsDtm = JSON.stringify([
+    { action: busi.url('TransOut'), compensate: busi.url('TransOutRevert') },
+    { action: busi.url('TransIn'), compensate: busi.url('TransInRevert') },
+  ]);
+  const stepsRs = JSON.stringify([
+    { action: busi.url('TransOut'), compensate: busi.url('TransOutRevert'), payload: PAYLOAD },
+    { action: busi.url('TransIn'), compensate: busi.url('TransInRevert'), payload: PAYLOAD },
+  ]);
+  const rest =
+    kind === 'dtmrs'
+      ? `,"trans_type":"saga","steps":${stepsRs}}`
+      : `,"trans_type":"saga","protocol":"http","steps":${stepsDtm},"payloads":${JSON.stringify([PAYLOAD, PAYLOAD])}}`;
+  const gids = [];
+  let submitErrors = 0;
+  const t0 = performance.now();
+  const submitter = async () => {
+    while (gids.length < n && !signal.aborted) {
+      const gid = nextGid();
+      gids.push(gid);
+      try {
+        const r = await pool.request({
+          path: '/api/dtmsvr/submit',
+          method: 'POST',
+          headers,
+          body: `{"gid":${JSON.stringify(gid)}${rest}`,
+          signal,
+        });
+        const text = await r.body.text();
+        if (r.statusCode !== 200 || text.includes('FAILURE')) submitErrors++;
+      } catch {
+        submitErrors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, submitter));
+  const submittedS = (performance.now() - t0) / 1000;
+  let pending = gids;
+  const deadline = performance.now() + 120_000;
+  while (pending.length > 0 && performance.now() < deadline && !signal.aborted) {
+    pending = pending.filter((g) => !(busi.perGid.get(g)?.[1] >= 1));
+    if (pending.length > 0) await sleep(2);
+  }
+  const drainS = (performance.now() - t0) / 1000;
+  // untimed: every saga must be stored as succeed
+  let notSucceed = 0;
+  let next = 0;
+  const checker = async () => {
+    while (next < gids.length) {
+      const gid = gids[next++];
+      const until = performance.now() + 30_000;
+      for (;;) {
+        const q = await pool.request({ path: `/api/dtmsvr/query?gid=${encodeURIComponent(gid)}`, method: 'GET' });
+        const text = await q.body.text();
+        if (/"status":"succeed"/.test(text.slice(0, 2000))) break;
+        if (performance.now() > until) {
+          notSucceed++;
+          break;
+        }
+        await sleep(20);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, checker));
+  await pool.close();
+  return {
+    n,
+    submittedS: round2(submittedS),
+    drainS: round2(drainS),
+    tps: round2(n / drainS),
+    errors: submitErrors + pending.length + notSucceed,
+  };
+}
+
 /** Starts one server on its store for one round; returns { handle, facts, cleanup }. */
 async function launch({ kind, store, tmp, bins, dtmSync }) {
   const port = await freePort();
@@ -164,6 +264,7 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
     };
   }
   const peerStore = PEER_STORES[kind][store];
+  const sql = peerStore === 'postgres' || peerStore === 'mysql' ? await preparePeerSqlStore(kind, peerStore) : null;
   if (kind === 'dtm') {
     const conf = join(dir, 'dtm.yml');
     const redisPrefix = `{dtmbench-${process.pid}-${Date.now().toString(36)}}`;
@@ -174,6 +275,7 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
       grpcPort: await freePort(),
       jsonRpcPort: await freePort(),
       redisPrefix,
+      sql,
       sync: dtmSync,
     });
     // BoltDB lives in ./dtm.bolt of the working directory: a fresh one per run
@@ -191,9 +293,10 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
       facts: {
         store: peerStore,
         config,
-        durability: dtmSync ? DURABILITY.dtm[peerStore] : `${DURABILITY.dtm[peerStore]} → UpdateBranchSync: 0`,
+        durability: `${DURABILITY.dtm[peerStore]}${sql ? ` (${sql.durability})` : ''}${dtmSync ? '' : ' → UpdateBranchSync: 0'}`,
       },
       cleanup: async () => {
+        if (sql) return sql.cleanup();
         if (peerStore !== 'redis') return;
         const url = new URL(process.env.DTX_REDIS_URL ?? 'redis://127.0.0.1:6379');
         const { Redis } = await import('ioredis');
@@ -208,7 +311,28 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
       },
     };
   }
-  const db = `sqlite:${join(dir, 'dtmrs.db')}?mode=rwc`;
+  const redisUrl = new URL(process.env.DTX_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const flushRedis = async () => {
+    const { Redis } = await import('ioredis');
+    const r = new Redis({
+      host: redisUrl.hostname,
+      port: Number(redisUrl.port || 6379),
+      db: DTMRS_REDIS_DB,
+      maxRetriesPerRequest: 1,
+    });
+    await r.flushdb();
+    r.disconnect();
+  };
+  let db;
+  if (peerStore === 'sqlite') db = `sqlite:${join(dir, 'dtmrs.db')}?mode=rwc`;
+  else if (peerStore === 'redis') {
+    await flushRedis();
+    db = `redis://${redisUrl.hostname}:${redisUrl.port || 6379}/${DTMRS_REDIS_DB}`;
+  } else {
+    const c = sql.conn;
+    const auth = `${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}`;
+    db = `${peerStore}://${auth}@${c.host}:${c.port}/${sql.db}`;
+  }
   const handle = await startProcess({
     cmd: bins.dtmrs,
     args: [],
@@ -223,7 +347,18 @@ async function launch({ kind, store, tmp, bins, dtmSync }) {
     readyPath: '/health',
     logFile,
   });
-  return { handle, facts: { store: peerStore, db, durability: DURABILITY.dtmrs[peerStore] }, cleanup: async () => {} };
+  return {
+    handle,
+    facts: {
+      store: peerStore,
+      db: db.replace(/\/\/[^@/]*@/, '//'),
+      durability: `${DURABILITY.dtmrs[peerStore]}${sql ? ` (${sql.durability})` : ''}`,
+    },
+    cleanup: async () => {
+      if (sql) await sql.cleanup();
+      if (peerStore === 'redis') await flushRedis();
+    },
+  };
 }
 
 export async function runPeers(argv) {
@@ -299,6 +434,40 @@ export async function runPeers(argv) {
               for (const [k, n] of Object.entries(s.errorKinds).slice(0, 3)) log(`    ${n} x ${k}`);
               if (current.handle.exited) throw new Error(`${kind} exited; log tail:\n${current.handle.logTail()}`);
             }
+            if (opts.drain > 0) {
+              const cpu0 = procCpuSeconds(current.handle.pid);
+              const d = await drain({
+                kind,
+                origin: current.handle.origin,
+                busi,
+                n: opts.drain,
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-d${(++seq).toString(36)}`,
+                signal: stopAll.signal,
+              });
+              const cpu1 = procCpuSeconds(current.handle.pid);
+              if (stopAll.signal.aborted) throw stopAll.signal.reason;
+              const cpuMsPerOp = cpu0 === null || cpu1 === null ? null : round2(((cpu1 - cpu0) * 1000) / d.n);
+              runs.push({
+                store,
+                round,
+                kind,
+                concurrency: 'drain',
+                tps: d.tps,
+                p50: null,
+                p99: null,
+                ops: d.n,
+                errors: d.errors,
+                cpuMsPerOp,
+                unverified: 0,
+                drainS: d.drainS,
+                submittedS: d.submittedS,
+              });
+              log(
+                `  drain ${kind}: ${d.n} sagas submitted in ${d.submittedS} s, all ended after ${d.drainS} s (${d.tps} tx/s), ${d.errors} errors`,
+              );
+            }
+            const rss = peakRssMiB(current.handle.pid);
+            for (const r of runs) if (r.store === store && r.round === round && r.kind === kind) r.peakRssMiB = rss;
           } finally {
             await current.handle.stop();
             await current.cleanup().catch(() => {});
@@ -315,7 +484,7 @@ export async function runPeers(argv) {
   // medians over rounds, and dtx / peer
   const summary = [];
   for (const store of opts.stores) {
-    for (const concurrency of opts.concurrency) {
+    for (const concurrency of [...opts.concurrency, ...(opts.drain > 0 ? ['drain'] : [])]) {
       const of = (kind) => runs.filter((r) => r.store === store && r.concurrency === concurrency && r.kind === kind);
       const dtxTps = median(of('dtx').map((r) => r.tps));
       for (const kind of ['dtx', ...PEERS]) {
@@ -329,8 +498,9 @@ export async function runPeers(argv) {
           concurrency,
           rounds: rs.length,
           tps: round2(tps),
-          p50: round2(median(rs.map((r) => r.p50 ?? 0))),
-          p99: round2(median(rs.map((r) => r.p99 ?? 0))),
+          p50: concurrency === 'drain' ? null : round2(median(rs.map((r) => r.p50 ?? 0))),
+          p99: concurrency === 'drain' ? null : round2(median(rs.map((r) => r.p99 ?? 0))),
+          peakRssMiB: median(rs.map((r) => r.peakRssMiB).filter((x) => x !== null && x !== undefined)),
           errors: rs.reduce((a, r) => a + r.errors + r.unverified, 0),
           cpuMsPerOp: median(rs.map((r) => r.cpuMsPerOp).filter((x) => x !== null)),
           dtxOverPeer: kind === 'dtx' || !tps ? null : round2(dtxTps / tps),
@@ -355,17 +525,30 @@ export async function runPeers(argv) {
   );
   console.log(
     table(
-      ['dtx store', 'server', 'its store', 'conc', 'tx/s', 'p50 ms', 'p99 ms', 'errors', 'cpu ms/op', 'dtx/peer'],
+      [
+        'dtx store',
+        'server',
+        'its store',
+        'conc',
+        'tx/s',
+        'p50 ms',
+        'p99 ms',
+        'errors',
+        'cpu ms/op',
+        'peak rss MiB',
+        'dtx/peer',
+      ],
       summary.map((r) => [
         r.dtxStore,
         r.server,
         r.store,
         r.concurrency,
         r.tps.toFixed(1),
-        r.p50.toFixed(2),
-        r.p99.toFixed(2),
+        r.p50 === null ? null : r.p50.toFixed(2),
+        r.p99 === null ? null : r.p99.toFixed(2),
         r.errors,
         r.cpuMsPerOp === null ? null : r.cpuMsPerOp.toFixed(3),
+        r.peakRssMiB === null ? null : r.peakRssMiB.toFixed(0),
         r.dtxOverPeer === null ? null : `${r.dtxOverPeer.toFixed(2)}x`,
       ]),
     ),

@@ -12,6 +12,29 @@ import { join } from 'node:path';
  * @property {() => Promise<void>} cleanup   removes what `prepare` created (temp dir removal is done by the caller)
  */
 
+/** The PostgreSQL server and database of DTX_PG_URL (default: the test database of scripts/services.sh). */
+export function pgConn() {
+  const url = new URL(process.env.DTX_PG_URL ?? 'postgres://dtx:dtx@127.0.0.1:5432/dtx_test');
+  return {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.slice(1)) || 'dtx_test',
+  };
+}
+
+/** The MySQL / MariaDB server of DTX_MYSQL_URL (the database part is not used: each run makes its own). */
+export function mysqlConn() {
+  const url = new URL(process.env.DTX_MYSQL_URL ?? 'mysql://dtx:dtx@127.0.0.1:3306/dtx_test');
+  return {
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+  };
+}
+
 /** @type {Record<string, { describe: string, prepare: (ctx: { tmpDir: string }) => Promise<PreparedStore> }>} */
 export const stores = {
   sqlite: {
@@ -66,14 +89,7 @@ export const stores = {
     describe:
       'PostgreSQL at DTX_PG_URL (default postgres://dtx:dtx@127.0.0.1:5432/dtx_test), a schema of its own per run',
     async prepare() {
-      const url = new URL(process.env.DTX_PG_URL ?? 'postgres://dtx:dtx@127.0.0.1:5432/dtx_test');
-      const conn = {
-        host: url.hostname,
-        port: Number(url.port || 5432),
-        user: decodeURIComponent(url.username),
-        password: decodeURIComponent(url.password),
-        database: decodeURIComponent(url.pathname.slice(1)) || 'dtx_test',
-      };
+      const conn = pgConn();
       const schema = `dtxbench_${process.pid}_${Date.now().toString(36)}`;
       const { default: pg } = await import('pg');
       const admin = new pg.Client(conn);
@@ -108,13 +124,7 @@ export const stores = {
     describe:
       'MySQL / MariaDB at DTX_MYSQL_URL (default mysql://dtx:dtx@127.0.0.1:3306), a database of its own per run',
     async prepare() {
-      const url = new URL(process.env.DTX_MYSQL_URL ?? 'mysql://dtx:dtx@127.0.0.1:3306/dtx_test');
-      const conn = {
-        host: url.hostname,
-        port: Number(url.port || 3306),
-        user: decodeURIComponent(url.username),
-        password: decodeURIComponent(url.password),
-      };
+      const conn = mysqlConn();
       const database = `dtxbench_${process.pid}_${Date.now().toString(36)}`;
       const { default: mysql } = await import('mysql2/promise');
       const admin = await mysql.createConnection(conn);
