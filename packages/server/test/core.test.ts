@@ -95,6 +95,54 @@ describe('core: intervals (spec §7.1)', () => {
     assert.equal(resetInterval(t({ timeout_to_fail: 30 }), conf), 10);
   });
 
+  /** The store writes `w` makes from now on, by method name. */
+  function countWrites(w: ReturnType<typeof world>): string[] {
+    const writes: string[] = [];
+    const store = w.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    for (const name of ['saveNew', 'updateBranches', 'changeStatus', 'touchCronTime', 'recordFailedAttempt']) {
+      const orig = store[name]!.bind(w.store);
+      store[name] = (...a: unknown[]) => {
+        const change = name === 'changeStatus' ? (a[3] as { branches?: unknown[] }) : undefined;
+        writes.push(change?.branches ? `${name}+${change.branches.length}` : name);
+        return orig(...a);
+      };
+    }
+    return writes;
+  }
+
+  it('a saga that ends in one pass writes twice: the create, and the finish carrying every branch result', async () => {
+    const w = world();
+    const writes = countWrites(w);
+    await w.service.submit(saga('g', 2));
+    assert.deepEqual(writes, ['saveNew', 'changeStatus+2']);
+    assert.deepEqual(await w.statuses('g'), ['prepared', 'succeed', 'prepared', 'succeed']);
+  });
+
+  it('a rollback: the move to aborting carries the actions done and the failed one, before any compensation', async () => {
+    const statusAtFirstCompensation: string[][] = [];
+    let w!: ReturnType<typeof world>;
+    w = world({ A2: ['FAILURE'] }, async (c) => {
+      if (c.op === 'compensate' && statusAtFirstCompensation.length === 0) {
+        statusAtFirstCompensation.push([String(await w.status('g')), ...(await w.statuses('g'))]);
+      }
+    });
+    const writes = countWrites(w);
+    await assert.rejects(w.service.submit(saga('g', 2)), FailureError);
+    assert.deepEqual(statusAtFirstCompensation, [['aborting', 'prepared', 'succeed', 'prepared', 'failed']]);
+    assert.deepEqual(writes, ['saveNew', 'changeStatus+2', 'changeStatus+2']);
+    assert.deepEqual(await w.statuses('g'), ['succeed', 'succeed', 'succeed', 'failed']);
+  });
+
+  it('a pass that ends unfinished writes what it held: the next pass does not call the step that succeeded', async () => {
+    const w = world({ A2: ['ERROR'] });
+    await assert.rejects(w.service.submit(saga('g', 2)), OngoingError);
+    assert.deepEqual(await w.statuses('g'), ['prepared', 'succeed', 'prepared', 'prepared']);
+    w.clock.advance(1000 * 1000);
+    await w.cron.step();
+    assert.equal(await w.status('g'), 'succeed');
+    assert.deepEqual(w.caller.calls, ['A1 action', 'A2 action', 'A2 action']);
+  });
+
   it('errors back off x2, one stuck alert at the 3rd failure in a row, success resets and sends the recovery', async () => {
     const w = world({ A2: ['ERROR', 'ERROR', 'ERROR', 'ERROR'] });
     await assert.rejects(w.service.submit(saga('g', 2)), OngoingError);
