@@ -11,7 +11,7 @@ import {
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
-import { type HttpCallerOptions, readReply } from './http-caller.js';
+import { type HttpCallerOptions, requestText } from './http-caller.js';
 import { outboundAgent } from './outbound.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
@@ -86,16 +86,21 @@ export class JsonRpcBranchCaller implements BranchCaller {
     if (c.trace) withTraceHeaders(headers, c.trace);
     const deadline = Date.now() + c.timeoutMs;
     try {
-      const res = await this.agent.request({
-        origin: u.origin,
-        path: `${u.pathname}${u.search}`,
-        method: 'POST',
-        headers,
-        body,
-        headersTimeout: c.timeoutMs,
-        bodyTimeout: c.timeoutMs,
-      });
-      const out = classifyJsonRpcReply(res.statusCode, await readReply(res.body, deadline, c.timeoutMs));
+      const res = await requestText(
+        this.agent,
+        {
+          origin: u.origin,
+          path: `${u.pathname}${u.search}`,
+          method: 'POST',
+          headers,
+          body,
+          headersTimeout: c.timeoutMs,
+          bodyTimeout: c.timeoutMs,
+        },
+        deadline,
+        c.timeoutMs,
+      );
+      const out = classifyJsonRpcReply(res.statusCode, res.body);
       if (this.hideReplies) {
         out.message = out.message.startsWith('json-rpc error') ? 'json-rpc error' : `http status ${res.statusCode}`;
       }
