@@ -1,6 +1,21 @@
 import type { Database } from 'better-sqlite3';
 import type { StoreObserver } from '../store.js';
 
+/**
+ * Makes what was committed so far durable: `sync` on the libuv thread pool, `syncNow` on the calling thread. Both
+ * are fdatasync of the WAL file (see SqliteStore); tests pass their own.
+ */
+export interface WalSync {
+  sync(done: (err: Error | null) => void): void;
+  syncNow(): void;
+}
+
+/** A committed batch waiting for its sync: its callers and what each is to be told. */
+interface Committed {
+  jobs: Job[];
+  results: { ok: boolean; value: unknown }[];
+}
+
 interface Job {
   run: () => unknown;
   resolve: (v: unknown) => void;
@@ -14,7 +29,8 @@ interface Job {
  * Each write is a synchronous function over the database. Writes queued during one turn of the event
  * loop run in a single `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint so that one failing
  * write (a lost compare-and-set, a unique conflict) is rolled back alone and reported to its caller
- * only. A caller's promise settles after the commit that made its write durable.
+ * only. A caller's promise settles once its write is durable: after the COMMIT when SQLite syncs in it, or after
+ * the sync of the WAL that covers the commit (see the constructor's `wal`).
  *
  * Whatever SQLite answers — to a write, to the savepoint statements, to the COMMIT — every caller of the
  * batch gets an answer: a statement of the batch's own plumbing failing rolls the whole batch back and
@@ -24,16 +40,60 @@ export class SqliteGroupCommit {
   private queue: Job[] = [];
   private scheduled = false;
   private readonly maxBatch: number;
+  /** A sync is running on the thread pool. */
+  private syncing = false;
+  /** Batches committed before the running sync started: it makes them durable. */
+  private inSync: Committed[] = [];
+  /** Batches committed since: the next sync makes them durable. */
+  private awaitingSync: Committed[] = [];
+  /** Callers of `durable` waiting for the running sync, and those waiting for the next. */
+  private readersInSync: ((err?: Error) => void)[] = [];
+  private readersAwaiting: ((err?: Error) => void)[] = [];
+  /**
+   * Set when a sync failed: what was committed may not be on disk, and the kernel may have dropped the pages it
+   * could not write, so no later sync could vouch for them. Every call fails from then on; a restart recovers
+   * from what the disk holds.
+   */
+  private broken: Error | undefined;
 
+  /**
+   * @param wal when given, SQLite commits without syncing (synchronous = NORMAL) and this makes each commit durable
+   *   before its callers are told: a lone write is synced at once on this thread (no thread hop on the path of a
+   *   single transaction), and while a sync runs on the thread pool, later batches commit and wait for the next
+   *   one, so the event loop never waits for the disk under load. Without it, each COMMIT syncs (synchronous=FULL).
+   */
   constructor(
     private readonly db: Database,
     maxBatch = 512,
     private readonly observer?: StoreObserver,
+    private readonly wal?: WalSync,
   ) {
     this.maxBatch = maxBatch;
   }
 
+  /**
+   * Resolves once everything committed so far is durable: a read calls it before answering, so that no caller
+   * sees a write that a power cut could still take back. At once when no commit waits for a sync.
+   */
+  durable(): Promise<void> | undefined {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.awaitingSync.length > 0)
+      return new Promise((resolve, reject) => this.readersAwaiting.push(waiter(resolve, reject)));
+    if (this.syncing) return new Promise((resolve, reject) => this.readersInSync.push(waiter(resolve, reject)));
+    return undefined;
+  }
+
+  private fail(err: Error): Error {
+    this.broken ??= new Error(
+      `SQLite store: a sync of the WAL failed (${err.message}): writes since the last good sync may not be on disk, ` +
+        'so the store takes no further calls; restart dtx to recover from what the disk holds',
+      { cause: err },
+    );
+    return this.broken;
+  }
+
   write<T>(run: () => T): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -46,6 +106,10 @@ export class SqliteGroupCommit {
   private flush(): void {
     this.scheduled = false;
     const jobs = this.queue.splice(0, this.maxBatch);
+    if (this.broken) {
+      for (const j of jobs) j.reject(this.broken);
+      return;
+    }
     if (this.queue.length > 0) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -61,10 +125,49 @@ export class SqliteGroupCommit {
       for (const j of jobs) j.reject(err);
       return;
     }
-    jobs.forEach((j, i) => {
-      const r = results[i]!;
-      if (r.ok) j.resolve(r.value);
-      else j.reject(r.value);
+    if (!this.wal) {
+      settle({ jobs, results });
+      return;
+    }
+    if (!this.syncing && this.awaitingSync.length === 0 && jobs.length === 1 && this.queue.length === 0) {
+      // one write and nothing else to do: a hop to the thread pool would only add its latency
+      try {
+        this.wal.syncNow();
+      } catch (err) {
+        const e = this.fail(err as Error);
+        for (const j of jobs) j.reject(e);
+        return;
+      }
+      settle({ jobs, results });
+      return;
+    }
+    this.awaitingSync.push({ jobs, results });
+    if (!this.syncing) this.startSync();
+  }
+
+  private startSync(): void {
+    this.syncing = true;
+    this.inSync = this.awaitingSync;
+    this.awaitingSync = [];
+    this.readersInSync = this.readersAwaiting;
+    this.readersAwaiting = [];
+    this.wal!.sync((err) => {
+      this.syncing = false;
+      const batches = this.inSync;
+      const readers = this.readersInSync;
+      this.inSync = [];
+      this.readersInSync = [];
+      if (err || this.broken) {
+        const e = this.fail(err ?? (this.broken as Error));
+        for (const b of [...batches, ...this.awaitingSync]) for (const j of b.jobs) j.reject(e);
+        for (const r of [...readers, ...this.readersAwaiting]) r(e);
+        this.awaitingSync = [];
+        this.readersAwaiting = [];
+        return;
+      }
+      for (const b of batches) settle(b);
+      for (const r of readers) r();
+      if (this.awaitingSync.length > 0 || this.readersAwaiting.length > 0) this.startSync();
     });
   }
 
@@ -99,4 +202,16 @@ export class SqliteGroupCommit {
       // SQLite refused even that; the next batch tries again before it begins
     }
   }
+}
+
+function settle(b: Committed): void {
+  b.jobs.forEach((j, i) => {
+    const r = b.results[i]!;
+    if (r.ok) j.resolve(r.value);
+    else j.reject(r.value);
+  });
+}
+
+function waiter(resolve: () => void, reject: (e: Error) => void): (err?: Error) => void {
+  return (err) => (err ? reject(err) : resolve());
 }
