@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { keyCountOf, loadScripts, luaDir, resolveIncludes, SCRIPTS } from '../src/store/redis/scripts.js';
+import { keyCountOf, loadScripts, luaDir, pack, resolveIncludes, SCRIPTS, unpack } from '../src/store/redis/scripts.js';
 
 describe('Redis Lua: the include step', () => {
   const fragments: Record<string, string> = {
@@ -103,4 +103,25 @@ describe('Redis Lua: the scripts as loaded', () => {
       assert.doesNotMatch(lua, /#KEYS/, 'a script takes a fixed number of KEYS; its one-slot form is its own file');
     });
   }
+});
+
+describe('Redis Lua: packed arguments', () => {
+  it('text packs to a string, anything with bytes to a Buffer; lengths count UTF-8 bytes either way', () => {
+    const values = ['gid-1', '', 'dé€😀', '12:34'];
+    const text = pack(values);
+    assert.equal(typeof text, 'string');
+    assert.equal(text, '5:gid-10:10:dé€😀5:12:34');
+    const bytes = Uint8Array.from([0xff, 0x00, 0x3a]);
+    const mixed = pack([...values, bytes]);
+    assert.ok(Buffer.isBuffer(mixed));
+    // the same bytes on the wire: ioredis encodes a string argument as UTF-8
+    assert.deepEqual(mixed.subarray(0, Buffer.byteLength(text as string)), Buffer.from(text as string, 'utf8'));
+    assert.deepEqual(
+      unpack(mixed).map((b) => Buffer.from(b)),
+      [...values.map((v) => Buffer.from(v, 'utf8')), Buffer.from(bytes)],
+    );
+    // a packed string nested in a Buffer pack, as the branch rows are
+    const nested = pack([text, bytes]) as Buffer;
+    assert.deepEqual(unpack(unpack(nested)[0]!).map(String), values);
+  });
 });

@@ -101,7 +101,7 @@ function decodeGlobal(v: readonly (Buffer | null)[]): TransGlobal {
 }
 
 /** Field g of a transaction hash: the columns that never change (save-new.1.lua). */
-function packG(t: TransGlobal): Buffer {
+function packG(t: TransGlobal): string | Buffer {
   return pack([
     t.gid,
     t.transType,
@@ -115,7 +115,7 @@ function packG(t: TransGlobal): Buffer {
 }
 
 /** The other global fields of a new transaction, as field/value pairs (empty ones left out). */
-function packMutable(t: TransGlobal): Buffer {
+function packMutable(t: TransGlobal): string | Buffer {
   const out = [
     'status',
     t.status,
@@ -135,7 +135,7 @@ function packMutable(t: TransGlobal): Buffer {
 }
 
 /** Field s<i> of a branch: its state. */
-function packState(b: TransBranch): Buffer {
+function packState(b: TransBranch): string | Buffer {
   const state = [b.status, String(b.updateTime), timeOrEmpty(b.finishTime), timeOrEmpty(b.rollbackTime)];
   // the attempt record only once the branch was called (a new branch's state stays four values)
   if (b.attempts) state.push(String(b.attempts), timeOrEmpty(b.lastAttemptTime), b.lastResult ?? '', b.lastError ?? '');
@@ -143,7 +143,7 @@ function packState(b: TransBranch): Buffer {
 }
 
 /** Branch results as update-branches.1.lua takes them: marker, id, new s<id> value, packed. */
-function packStates(branches: readonly TransBranch[]): Buffer {
+function packStates(branches: readonly TransBranch[]): string | Buffer {
   const values: (string | Buffer)[] = [];
   for (const b of branches) {
     if (b.id !== undefined) values.push(marker(b), String(b.id), packState(b));
@@ -152,8 +152,8 @@ function packStates(branches: readonly TransBranch[]): Buffer {
 }
 
 /** The branches as save-new.1.lua and insert-branches.1.lua take them: b<i> and s<i> of each. */
-function packBranches(branches: readonly TransBranch[]): Buffer {
-  const values: Buffer[] = [];
+function packBranches(branches: readonly TransBranch[]): string | Buffer {
+  const values: (string | Buffer)[] = [];
   for (const b of branches) {
     values.push(pack([b.branchId, b.op, b.url, String(b.createTime), b.binData]), packState(b));
   }

@@ -128,9 +128,25 @@ export function loadScripts(dir = luaDir()): Record<ScriptName, LuaScript> {
 
 /**
  * Pack values into one argument, each as `<byte length>:<bytes>` (the scripts unpack it with string.find/sub). A
- * command with a few packed arguments costs ioredis far less than one with dozens of small ones.
+ * command with a few packed arguments costs ioredis far less than one with dozens of small ones. Text values give
+ * a string (one concatenation; ioredis encodes the command once), any bytes among them a Buffer.
  */
-export function pack(values: readonly (string | Uint8Array)[]): Buffer {
+export function pack(values: readonly (string | Uint8Array)[]): string | Buffer {
+  let text = true;
+  for (let i = 0; i < values.length; i++) {
+    if (typeof values[i] !== 'string') {
+      text = false;
+      break;
+    }
+  }
+  if (text) {
+    let out = '';
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] as string;
+      out += `${Buffer.byteLength(v)}:${v}`;
+    }
+    return out;
+  }
   const lens = new Array<number>(values.length);
   let size = 0;
   for (let i = 0; i < values.length; i++) {
