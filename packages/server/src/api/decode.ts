@@ -47,9 +47,13 @@ export interface EdgeLimits {
  */
 export const DEFAULT_EDGE_LIMITS: EdgeLimits = { maxSteps: 1000, maxBranchHeaders: 32, maxBranchHeadersBytes: 8192 };
 
+/** A character trim() would keep (\s is the set it removes). */
+const NON_BLANK = /\S/;
+
 export function parseJson(body: Buffer | string | undefined): unknown {
   const text = typeof body === 'string' ? body : body ? body.toString('utf8') : '';
-  if (text.trim() === '') throw new InputError('body', 'empty request body: expected a JSON object');
+  // (a test for any non-blank character, not trim(), which copies the whole body)
+  if (!NON_BLANK.test(text)) throw new InputError('body', 'empty request body: expected a JSON object');
   try {
     return JSON.parse(text);
   } catch (err) {
