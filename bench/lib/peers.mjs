@@ -197,7 +197,7 @@ export function writeDtmConfig({ file, store, httpPort, grpcPort, jsonRpcPort, r
 /** What the results file says about each side's durability. */
 export const DURABILITY = {
   dtx: {
-    sqlite: 'WAL + synchronous=FULL (fsync per group commit)',
+    sqlite: 'WAL, fdatasync of the WAL per group commit before any caller is told',
     redis: "the Redis server's appendonly/appendfsync",
   },
   dtm: {

@@ -38,12 +38,12 @@ export function mysqlConn() {
 /** @type {Record<string, { describe: string, prepare: (ctx: { tmpDir: string }) => Promise<PreparedStore> }>} */
 export const stores = {
   sqlite: {
-    describe: 'embedded SQLite file, server defaults (WAL, synchronous=FULL)',
+    describe: 'embedded SQLite file, server defaults (WAL, fdatasync of it before each write is acknowledged)',
     async prepare({ tmpDir }) {
       const path = join(tmpDir, 'dtx-bench.sqlite');
       return {
         env: { STORE_DRIVER: 'sqlite', STORE_SQLITE_PATH: path },
-        facts: { driver: 'sqlite', path, durability: 'server default (WAL + synchronous FULL)' },
+        facts: { driver: 'sqlite', path, durability: 'server default (WAL, synchronous=NORMAL + an fdatasync of the WAL before each acknowledgement)' },
         async cleanup() {},
       };
     },
