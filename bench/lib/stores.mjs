@@ -43,7 +43,11 @@ export const stores = {
       const path = join(tmpDir, 'dtx-bench.sqlite');
       return {
         env: { STORE_DRIVER: 'sqlite', STORE_SQLITE_PATH: path },
-        facts: { driver: 'sqlite', path, durability: 'server default (WAL, synchronous=NORMAL + an fdatasync of the WAL before each acknowledgement)' },
+        facts: {
+          driver: 'sqlite',
+          path,
+          durability: 'server default (WAL, synchronous=NORMAL + an fdatasync of the WAL before each acknowledgement)',
+        },
         async cleanup() {},
       };
     },

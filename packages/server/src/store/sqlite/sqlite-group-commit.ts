@@ -46,7 +46,7 @@ export class SqliteGroupCommit {
   private inSync: Committed[] = [];
   /** Batches committed since: the next sync makes them durable. */
   private awaitingSync: Committed[] = [];
-  /** Callers of `durable` waiting for the running sync, and those waiting for the next. */
+  /** Callers of `durable` waiting for the running sync, and those waiting for the next (only while a batch does). */
   private readersInSync: ((err?: Error) => void)[] = [];
   private readersAwaiting: ((err?: Error) => void)[] = [];
   /**
@@ -157,8 +157,8 @@ export class SqliteGroupCommit {
       const readers = this.readersInSync;
       this.inSync = [];
       this.readersInSync = [];
-      if (err || this.broken) {
-        const e = this.fail(err ?? (this.broken as Error));
+      if (err) {
+        const e = this.fail(err);
         for (const b of [...batches, ...this.awaitingSync]) for (const j of b.jobs) j.reject(e);
         for (const r of [...readers, ...this.readersAwaiting]) r(e);
         this.awaitingSync = [];
@@ -167,7 +167,8 @@ export class SqliteGroupCommit {
       }
       for (const b of batches) settle(b);
       for (const r of readers) r();
-      if (this.awaitingSync.length > 0 || this.readersAwaiting.length > 0) this.startSync();
+      // (a reader waiting for the next sync came while a batch waited for it: that batch is still here)
+      if (this.awaitingSync.length > 0) this.startSync();
     });
   }
 
