@@ -44,21 +44,11 @@ export class HttpBranchCaller implements BranchCaller {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
     const post = c.payload.byteLength > 0 || modeOf(t.transType)?.alwaysPost === true;
-    const deadline = Date.now() + c.timeoutMs;
     try {
       const { origin, path } = splitUrl(branchUrl(c.url, t.gid, t.transType, c.branchId, c.op));
       const res = await requestText(
         this.agent,
-        {
-          origin,
-          path,
-          method: post ? 'POST' : 'GET',
-          headers,
-          body: post ? c.payload : null,
-          headersTimeout: c.timeoutMs,
-          bodyTimeout: c.timeoutMs,
-        },
-        deadline,
+        { origin, path, method: post ? 'POST' : 'GET', headers, body: post ? c.payload : null },
         c.timeoutMs,
       );
       let body = res.body;
@@ -87,8 +77,10 @@ export class CallTimeoutError extends Error {
   }
 }
 
-/** What {@link requestText} sends: undici's dispatch options, the body given whole. */
-export type TextRequest = Dispatcher.DispatchOptions & { body: string | Uint8Array | null };
+/** What {@link requestText} sends: undici's dispatch options (its timeouts set from the call's), the body whole. */
+export type TextRequest = Omit<Dispatcher.DispatchOptions, 'headersTimeout' | 'bodyTimeout'> & {
+  body: string | Uint8Array | null;
+};
 
 /** A reply: its status and its body as text, at most MAX_REPLY_READ bytes of it. */
 export interface TextReply {
@@ -99,22 +91,21 @@ export interface TextReply {
 /**
  * Send a request and read its reply as text, at most MAX_REPLY_READ bytes of it: the rest is not read into memory
  * (the connection is dropped instead of drained when the body is longer). undici's bodyTimeout only bounds the gaps
- * between chunks, so a branch dribbling its reply is cut here once the call is past `deadline` (epoch ms): a call
- * lasts at most its headersTimeout plus one body gap after that, less than twice its timeout. (A timer and an
- * AbortSignal per call would bound it exactly, at a measurable cost on every call.)
+ * between chunks, so a branch dribbling its reply is cut here once the call is past its `timeoutMs` (which is also
+ * undici's headersTimeout and bodyTimeout): a call lasts at most that plus one body gap, less than twice its
+ * timeout. (A timer and an AbortSignal per call would bound it exactly, at a measurable cost on every call.)
  *
  * This is undici's dispatch with a handler of its own rather than `request()`: no response stream, no async
  * iterator and no parsed header object per call (the status is all a branch reply needs), which is a large part
  * of a branch call's CPU.
  */
-export function requestText(
-  agent: Dispatcher,
-  opts: TextRequest,
-  deadline: number,
-  timeoutMs: number,
-): Promise<TextReply> {
+export function requestText(agent: Dispatcher, opts: TextRequest, timeoutMs: number): Promise<TextReply> {
+  const deadline = Date.now() + timeoutMs;
   return new Promise<TextReply>((resolve, reject) => {
-    agent.dispatch(opts, new TextReplyHandler(resolve, reject, deadline, timeoutMs));
+    agent.dispatch(
+      { ...opts, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+      new TextReplyHandler(resolve, reject, deadline, timeoutMs),
+    );
   });
 }
 

@@ -84,20 +84,10 @@ export class JsonRpcBranchCaller implements BranchCaller {
     });
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
-    const deadline = Date.now() + c.timeoutMs;
     try {
       const res = await requestText(
         this.agent,
-        {
-          origin: u.origin,
-          path: `${u.pathname}${u.search}`,
-          method: 'POST',
-          headers,
-          body,
-          headersTimeout: c.timeoutMs,
-          bodyTimeout: c.timeoutMs,
-        },
-        deadline,
+        { origin: u.origin, path: `${u.pathname}${u.search}`, method: 'POST', headers, body },
         c.timeoutMs,
       );
       const out = classifyJsonRpcReply(res.statusCode, res.body);
