@@ -382,4 +382,34 @@ describe('SqliteStore: schema migrations', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('version 4 drops the owner index, which no query read: the lease still records its owner', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-v3-'));
+    const path = join(dir, 'v3.sqlite');
+    const indexes = (db: Database.Database) =>
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trans_global'").all() as {
+        name: string;
+      }[]).map((r) => r.name);
+    const old = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 3)) old.exec(m);
+    old.pragma('user_version = 3');
+    assert.ok(indexes(old).includes('trans_global_owner'), 'a version-3 database has the owner index');
+    old.close();
+    const store = new SqliteStore({ path });
+    try {
+      assert.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+      const left = indexes(store.db);
+      assert.ok(!left.includes('trans_global_owner'), `owner index dropped, left: ${left.join(', ')}`);
+      assert.ok(left.includes('trans_global_due') && left.includes('trans_global_finished'), left.join(', '));
+      await store.saveNew(makeTrans('due-gid', { status: 'submitted', nextCronTime: at(10) }), [
+        makeBranch('due-gid', '01', 'action'),
+      ]);
+      const [leased] = await store.lockDue(at(20), at(30), 'instance-a', 1, at(15));
+      assert.equal(leased?.gid, 'due-gid');
+      assert.equal((await store.findTrans('due-gid'))!.owner, 'instance-a');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
