@@ -386,10 +386,8 @@ describe('SqliteStore: schema migrations', () => {
   it('version 4 drops the owner index, which no query read: the lease still records its owner', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-v3-'));
     const path = join(dir, 'v3.sqlite');
-    const indexes = (db: Database.Database) =>
-      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trans_global'").all() as {
-        name: string;
-      }[]).map((r) => r.name);
+    const INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trans_global'";
+    const indexes = (db: Database.Database) => (db.prepare(INDEXES).all() as { name: string }[]).map((r) => r.name);
     const old = new Database(path);
     for (const m of MIGRATIONS.slice(0, 3)) old.exec(m);
     old.pragma('user_version = 3');
