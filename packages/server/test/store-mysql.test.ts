@@ -289,6 +289,35 @@ describe('MysqlStore: behaviour of this backend', () => {
     }
   });
 
+  it('a saveNew alone in its batch: a new gid commits at once, a taken one fails on the unique key alone', async () => {
+    const store = await open();
+    try {
+      const s0 = { ...store.stats };
+      await store.saveNew(makeTrans('alone', { customData: 'first' }), [makeBranch('alone', '01', 'action')]);
+      assert.equal(store.stats.batches - s0.batches, 1);
+      assert.equal(store.stats.replays - s0.replays, 0, 'no savepoint replay for a gid that is free');
+      const dup = outcome(
+        store.saveNew(makeTrans('alone', { customData: 'second' }), [
+          makeBranch('alone', '01', 'action'),
+          makeBranch('alone', '02', 'action'),
+        ]),
+      );
+      assert.equal(await dup, 'UniqueConflict');
+      // no lookup before a lone write: the duplicate is the INSERT's unique-key error, and the replay reports it
+      assert.equal(store.stats.replays - s0.replays, 1);
+      assert.equal((await store.findTrans('alone'))?.customData, 'first', 'the duplicate changed nothing');
+      assert.deepEqual(
+        (await store.findBranches('alone')).map((b) => b.branchId),
+        ['01'],
+      );
+      // and the store goes on: the next lone write commits
+      await store.saveNew(makeTrans('alone-2'), []);
+      assert.equal((await store.findTrans('alone-2'))?.status, 'submitted');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('gids, branch ids and KV keys compare exactly (case matters)', async () => {
     const store = await open();
     try {

@@ -74,10 +74,13 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
    * saveNew's INSERTs cannot carry a condition cheaply (INSERT … SELECT costs MySQL two to three times a plain
    * INSERT), so the gids the batch creates are looked up first, in one statement: a gid that exists, or that
    * an earlier write of the batch creates, fails with UniqueConflictError and sends nothing. A gid another
-   * instance commits in between hits the unique key, and the batch replays with savepoints.
+   * instance commits in between hits the unique key, and the batch replays with savepoints. A batch of one write
+   * skips the lookup (a round trip, the only other one at concurrency 1): its duplicate gid hits the unique key
+   * just the same, and the replay of that one write is the lookup's cost only when the gid really is taken.
    */
   private static async runText(conn: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
-    const newGids = batch.flatMap((p) => (p.write.newGid === undefined ? [] : [p.write.newGid]));
+    const newGids =
+      batch.length === 1 ? [] : batch.flatMap((p) => (p.write.newGid === undefined ? [] : [p.write.newGid]));
     const taken = new Set<string>();
     if (newGids.length > 0) {
       const [found] = (await conn.query('SELECT gid FROM trans_global WHERE gid IN (?)', [newGids])) as [
