@@ -204,13 +204,6 @@ export function checkGid(gid: string, field = 'gid'): string {
 }
 
 /**
- * Validate a branch URL and return the form that will be called: WHATWG-normalized (a space or a
- * non-ASCII character percent-encoded). A fragment is refused: the query parameters dtx appends would
- * land after the `#` and never reach the branch. In a grpc or json-rpc transaction a URL that is not
- * http(s) is a gRPC branch (spec §5.1): `host:port/package.Service/Method`, or a discovery target
- * `etcd://` / `discov://` / `discovery://` followed by the service and the method.
- */
-/**
  * A topic subscriber's URL: it becomes the branch URL of the msg steps that name the topic, over HTTP or gRPC,
  * so it must be one of those (an empty one is the topic's own error).
  */
@@ -227,6 +220,13 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
   return checked;
 }
 
+/**
+ * Validate a branch URL and return the form that will be called: WHATWG-normalized (a space or a
+ * non-ASCII character percent-encoded). A fragment is refused: the query parameters dtx appends would
+ * land after the `#` and never reach the branch. In a grpc or json-rpc transaction a URL that is not
+ * http(s) is a gRPC branch (spec §5.1): `host:port/package.Service/Method`, or a discovery target
+ * `etcd://` / `discov://` / `discovery://` followed by the service and the method.
+ */
 function checkUrlForm(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
   checkStoredText(url, field, MAX_URL);
