@@ -1,5 +1,6 @@
 // `node bench/run.mjs --peers`: the same 2-step HTTP saga against dtx, DTM and dtmrs, one server at a time,
 // interleaved (dtx, dtm, dtmrs, dtx, ...), each on its counterpart of the chosen store. See bench/README.md.
+import { setMaxListeners } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
@@ -387,6 +388,7 @@ export async function runPeers(argv) {
   const servers = {};
   const fsyncBefore = fsyncProbe(tmp);
   const stopAll = new AbortController();
+  setMaxListeners(0, stopAll.signal); // each of the drain's 50 submitters listens on it
   process.once('SIGINT', () => stopAll.abort(new Error('interrupted by SIGINT')));
   let current = null;
   process.on('exit', () => current?.handle.killNow());
