@@ -289,7 +289,7 @@ describe('MysqlStore: behaviour of this backend', () => {
     }
   });
 
-  it('a saveNew alone in its batch: a new gid commits at once, a taken one fails on the unique key alone', async () => {
+  it('a saveNew alone in its batch: a new gid commits at once, a taken one fails on the unique key without a replay', async () => {
     const store = await open();
     try {
       const s0 = { ...store.stats };
@@ -303,16 +303,25 @@ describe('MysqlStore: behaviour of this backend', () => {
         ]),
       );
       assert.equal(await dup, 'UniqueConflict');
-      // no lookup before a lone write: the duplicate is the INSERT's unique-key error, and the replay reports it
-      assert.equal(store.stats.replays - s0.replays, 1);
+      // a lone write's duplicate (a prepared msg / tcc / xa being submitted) costs no savepoint replay either
+      assert.equal(store.stats.replays - s0.replays, 0, 'no savepoint replay for a lone duplicate');
       assert.equal((await store.findTrans('alone'))?.customData, 'first', 'the duplicate changed nothing');
       assert.deepEqual(
         (await store.findBranches('alone')).map((b) => b.branchId),
         ['01'],
       );
-      // and the store goes on: the next lone write commits
+      // a duplicate branch inside a lone saveNew fails it whole, and the store goes on: the next lone write commits
+      const half = outcome(
+        store.saveNew(makeTrans('alone-half'), [
+          makeBranch('alone-half', '01', 'action'),
+          makeBranch('alone-half', '01', 'action'),
+        ]),
+      );
+      assert.equal(await half, 'UniqueConflict');
+      assert.equal(await store.findTrans('alone-half'), undefined, 'the failed saveNew left no global row');
       await store.saveNew(makeTrans('alone-2'), []);
       assert.equal((await store.findTrans('alone-2'))?.status, 'submitted');
+      assert.equal(store.stats.replays - s0.replays, 0);
     } finally {
       await store.close();
     }

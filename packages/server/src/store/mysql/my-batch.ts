@@ -2,7 +2,7 @@ import mysql from 'mysql2/promise';
 import { UniqueConflictError } from '../../core/errors.js';
 import type { Pending } from '../sql/commit-queue.js';
 import type { BatchExecutor, Row, SqlWrite } from '../sql/dialect.js';
-import { isConnectionError, isDeadlock } from '../sql/errors.js';
+import { isConnectionError, isDeadlock, isUniqueViolation } from '../sql/errors.js';
 import { settle } from '../sql/sql-batch.js';
 
 /** What a statement returns: a header for writes, rows for reads. */
@@ -75,8 +75,9 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
    * INSERT), so the gids the batch creates are looked up first, in one statement: a gid that exists, or that
    * an earlier write of the batch creates, fails with UniqueConflictError and sends nothing. A gid another
    * instance commits in between hits the unique key, and the batch replays with savepoints. A batch of one write
-   * skips the lookup (a round trip, the only other one at concurrency 1): its duplicate gid hits the unique key
-   * just the same, and the replay of that one write is the lookup's cost only when the gid really is taken.
+   * (every write at concurrency 1) skips the lookup, a round trip: a gid that is taken (a prepared msg, tcc or xa
+   * being submitted) hits the unique key instead, and after the ROLLBACK that one write fails with
+   * UniqueConflictError, without a replay: two round trips, as with the lookup.
    */
   private static async runText(conn: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
     const newGids =
@@ -107,6 +108,11 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       if (isConnectionError(err)) throw err; // COMMIT sent or not: unknown, so every caller hears of a failure
       // MySQL stopped at the failing statement, before the COMMIT: undo what ran before it
       await conn.query('ROLLBACK');
+      // a lone write's unique-key error is that write's UniqueConflict: the replay would only say it again
+      if (batch.length === 1 && isUniqueViolation(err)) {
+        batch[0]!.reject(new UniqueConflictError());
+        return true;
+      }
       return false;
     }
     let at = 1;
