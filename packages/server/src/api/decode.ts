@@ -229,6 +229,8 @@ function checkUrl(url: string, field: string, protocol: string, allowTopic: bool
  */
 function checkUrlForm(url: string, field: string, protocol: string, allowTopic: boolean): string {
   if (url === '') return url;
+  const known = FORM_CACHE.get(url);
+  if (known !== undefined) return known;
   checkStoredText(url, field, MAX_URL);
   if (allowTopic && url.startsWith('topic://')) {
     if (url.length === 'topic://'.length) throw new InputError(field, 'empty topic name');
@@ -256,8 +258,22 @@ function checkUrlForm(url: string, field: string, protocol: string, allowTopic: 
   if (url.includes('#')) throw new InputError(field, `must not contain a fragment (#): '${url.slice(0, 200)}'`);
   // percent-encoding may lengthen it
   if (u.href.length > MAX_URL) throw new InputError(field, `longer than ${MAX_URL} characters once percent-encoded`);
+  if (url.length <= FORM_CACHE_URL_MAX) {
+    if (FORM_CACHE.size >= FORM_CACHE_MAX) FORM_CACHE.clear();
+    FORM_CACHE.set(url, u.href);
+  }
   return u.href;
 }
+
+/**
+ * http(s) URLs that passed checkUrlForm, with the form they are called by. A transaction's URLs are few and the same
+ * from one submit to the next, and parsing them was a few per cent of a submit. Such a URL's verdict depends on the
+ * URL alone (not on the field, the protocol or allowTopic), and only successes are kept, so an error still names its
+ * field. Bounded: entries of at most 512 characters, emptied at 2048 entries (at most a few MB).
+ */
+const FORM_CACHE = new Map<string, string>();
+const FORM_CACHE_MAX = 2048;
+const FORM_CACHE_URL_MAX = 512;
 
 export interface DecodeTransOptions {
   /** Strip \n \r ; from the gid (HTTP does, gRPC does not). */
