@@ -106,17 +106,26 @@ const OPTION_KEYS = [
   'compensate_delays',
 ] as const;
 
-/** Serialize options as DTM does: empty ones omitted, except `concurrent`. */
+/**
+ * Serialize options as DTM does: empty ones omitted, except `concurrent`. Built as text rather than through an
+ * object and JSON.stringify (every submit stores it): the keys need no escaping, the values are JSON.stringify'd.
+ */
 export function encodeOptions(opts: StoredOptions & { retry_count?: number }): string {
-  const out: Record<string, unknown> = {};
+  const o = opts as Record<string, unknown>;
+  let out = '{';
   for (const k of OPTION_KEYS) {
-    const v = (opts as Record<string, unknown>)[k];
-    if (k === 'concurrent') out[k] = v === true;
+    const v = o[k];
+    let text: string;
+    if (k === 'concurrent') text = v === true ? 'true' : 'false';
     else if (k === 'branch_headers') {
-      if (v && typeof v === 'object' && Object.keys(v).length > 0) out[k] = v;
-    } else if (v) out[k] = v;
+      if (!v || typeof v !== 'object' || Object.keys(v).length === 0) continue;
+      text = JSON.stringify(v);
+    } else if (!v) continue;
+    else text = JSON.stringify(v);
+    if (out.length > 1) out += ',';
+    out += `"${k}":${text}`;
   }
-  return JSON.stringify(out);
+  return `${out}}`;
 }
 
 /** Parse the stored options text; tolerant of '' (old rows). */
