@@ -155,6 +155,17 @@ describe('branch-URL policy: the matcher', () => {
     assert.throws(() => UrlPolicy.fromConfig('', 'a.b/x'), /neither a host name nor a CIDR/);
   });
 
+  it('gives a URL the same verdict every time, long or short, cached or not', () => {
+    const p = UrlPolicy.fromConfig('', '10.0.0.0/8');
+    const long = 'a'.repeat(1000);
+    for (let i = 0; i < 2; i++) {
+      assert.match(p.checkUrl(`http://10.1.2.3/${long}`) ?? '', /is denied by BranchUrl.Deny 10.0.0.0\/8/);
+      assert.equal(p.checkUrl(`http://11.1.2.3/${long}`), undefined);
+      assert.match(p.checkUrl('http://10.1.2.3/x') ?? '', /is denied by BranchUrl.Deny 10.0.0.0\/8/);
+      assert.equal(p.checkUrl('http://11.1.2.3/x'), undefined);
+    }
+  });
+
   it('splits URLs into scheme and hosts', () => {
     assert.deepEqual(targetOf('http://[::1]:80/x'), { scheme: 'http', hosts: ['::1'] });
     assert.deepEqual(targetOf('etcd://h1:2379,h2:2379/svc/p.S/M'), { scheme: 'etcd', hosts: ['h1', 'h2'] });

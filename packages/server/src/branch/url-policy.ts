@@ -277,8 +277,12 @@ export class UrlPolicyError extends Error {
   }
 }
 
-/** Entries of the static-verdict cache before it is emptied (a URL verdict depends only on the URL). */
+/**
+ * Entries of the static-verdict cache before it is emptied (a URL verdict depends only on the URL), and the longest
+ * URL it keeps: a longer one (up to 8,192 characters) is checked every time, so the cache stays within a few MB.
+ */
 const CACHE_MAX = 4096;
+const CACHE_URL_MAX = 512;
 
 /**
  * A compiled policy. `checkUrl` is the static check (cached per URL); `checkAddress` checks one resolved address
@@ -329,8 +333,10 @@ export class UrlPolicy {
       }
       if (problem !== undefined) problem = `${shown(url)} ${problem}`;
     }
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(url, problem ?? null);
+    if (url.length <= CACHE_URL_MAX) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(url, problem ?? null);
+    }
     return problem;
   }
 
