@@ -34,26 +34,39 @@ export async function writePrivateEtc(dir: string, database: string): Promise<Pr
       out[k] = k === 'Key' && typeof v === 'string' ? `${prefix}${v}` : rekey(v);
     return out;
   };
+  // freePort() closes its probe, so two calls can give the same port (up's run saw product-api's metrics port be
+  // user-rpc's gRPC port): hand each port out once
+  const taken = new Set<number>();
+  const distinctPort = async (): Promise<number> => {
+    for (let i = 0; i < 100; i++) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+    throw new Error('no distinct free port in 100 tries');
+  };
   const apis: Record<string, string> = {};
   for (const file of readdirSync(ETC).filter((f) => f.endsWith('.yaml') && f !== 'dtx.yaml')) {
     const conf = rekey(parse(readFileSync(join(ETC, file), 'utf8'))) as Record<string, unknown>;
-    if ('ListenOn' in conf) conf.ListenOn = `127.0.0.1:${await freePort()}`;
+    if ('ListenOn' in conf) conf.ListenOn = `127.0.0.1:${await distinctPort()}`;
     else {
-      const port = await freePort();
+      const port = await distinctPort();
       Object.assign(conf, { Host: '127.0.0.1', Port: port, DtmServer: `etcd://127.0.0.1:2379/${prefix}dtmservice` });
       apis[file.replace('-api.yaml', '')] = `http://127.0.0.1:${port}`;
     }
     if ('Mysql' in conf) conf.Mysql = { DataSource: dsn };
-    conf.Prometheus = { Host: '127.0.0.1', Port: await freePort(), Path: '/metrics' };
+    conf.Prometheus = { Host: '127.0.0.1', Port: await distinctPort(), Path: '/metrics' };
     writeFileSync(join(dir, file), stringify(conf));
   }
   const dtx = parse(readFileSync(join(ETC, 'dtx.yaml'), 'utf8')) as Record<string, unknown>;
-  const grpc = await freePort();
-  const http = await freePort();
+  const grpc = await distinctPort();
+  const http = await distinctPort();
   Object.assign(dtx, {
     HttpPort: http,
     GrpcPort: grpc,
-    JsonRpcPort: await freePort(),
+    JsonRpcPort: await distinctPort(),
     MicroService: {
       Driver: 'dtm-driver-gozero',
       Target: `etcd://127.0.0.1:2379/${prefix}dtmservice`,
