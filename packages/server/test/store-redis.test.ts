@@ -407,6 +407,21 @@ describe('RedisStore: Redis specifics', () => {
     assert.ok(updated.every((b) => b.status === 'succeed' && b.finishTime === at(9)));
   });
 
+  it('a Redis that forgot the scripts (SCRIPT FLUSH, a restart) gets them sent again, on both layouts', async () => {
+    for (const prefix of [freshPrefix(), freshTaggedPrefix()]) {
+      store = newStore({ prefix });
+      await store.saveNew(makeTrans('flushed'), [makeBranch('flushed', '01', 'action')]);
+      await raw.script('FLUSH');
+      // a reply read as text (changeStatus) and one read as bytes (findBranches) each take the EVAL path once
+      await store.changeStatus('flushed', 'submitted', 'succeed', { finishTime: at(3) }, at(3));
+      await raw.script('FLUSH');
+      const [b] = await store.findBranches('flushed');
+      assert.equal(b?.branchId, '01');
+      assert.equal((await store.findTrans('flushed'))?.status, 'succeed');
+      await store.close();
+    }
+  });
+
   it('updateBranches ignores an id whose row has another branch_id or op', async () => {
     store = newStore();
     await store.saveNew(makeTrans('ids'), [makeBranch('ids', '01', 'compensate'), makeBranch('ids', '01', 'action')]);

@@ -18,6 +18,7 @@ import type {
 import type { StoreConfig } from '../store-config.js';
 import { createRedisClient, type RedisClient } from './connect.js';
 import { hashTagOf, RedisKeys } from './keys.js';
+import { EncodedCommand } from './resp.js';
 import { type LuaScript, loadScripts, pack, type ScriptName, unpack } from './scripts.js';
 
 /**
@@ -278,7 +279,7 @@ export class RedisStore implements Store {
     const script = this.script(name, keys);
     this.hold();
     try {
-      return await this.r.evalsha(script.sha, script.keys, ...keys, ...args);
+      return await this.evalsha(script, keys, args, 'utf8');
     } catch (err) {
       if (!isNoScript(err)) throw this.unavailable(err);
     }
@@ -298,7 +299,7 @@ export class RedisStore implements Store {
     const script = this.script(name, keys);
     this.hold();
     try {
-      return await r.evalshaBuffer(script.sha, script.keys, ...keys, ...args);
+      return await this.evalsha(script, keys, args, null);
     } catch (err) {
       if (!isNoScript(err)) throw this.unavailable(err);
     }
@@ -307,6 +308,25 @@ export class RedisStore implements Store {
     } catch (err) {
       throw this.unavailable(err);
     }
+  }
+
+  /**
+   * EVALSHA of `script`. On one Redis the request is encoded here into one Buffer (EncodedCommand): the scripts'
+   * packed arguments are long, and ioredis' own encoding concatenates each into a string that the socket then
+   * converts again. A cluster routes by the command's keys, so it gets ioredis' command.
+   */
+  private evalsha(script: LuaScript, keys: string[], args: Arg[], replyEncoding: 'utf8' | null): Promise<unknown> {
+    const one = this.standalone;
+    if (one) {
+      const c = new EncodedCommand('evalsha', [script.sha, script.keys, ...keys, ...args], replyEncoding);
+      one.sendCommand(c); // it returns c.promise (typed unknown)
+      return c.promise;
+    }
+    if (replyEncoding === null) {
+      const r = this.r as unknown as Record<'evalshaBuffer', (...a: Arg[]) => Promise<unknown>>;
+      return r.evalshaBuffer(script.sha, script.keys, ...keys, ...args);
+    }
+    return this.r.evalsha(script.sha, script.keys, ...keys, ...args);
   }
 
   private async cmd<T>(send: (r: Redis) => Promise<T>): Promise<T> {
