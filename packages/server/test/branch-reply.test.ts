@@ -101,6 +101,37 @@ describe('branch replies over HTTP and JSON-RPC', () => {
     }
   });
 
+  it('headers: content-type alone on a plain call; branch_headers and the trace context only on their own calls', async () => {
+    const seen: { url?: string; headers: IncomingMessage['headers'] }[] = [];
+    routes.set('/', (req, res) => {
+      seen.push({ url: req.url, headers: req.headers });
+      res.end('{"dtm_result":"SUCCESS"}');
+    });
+    const caller = new HttpBranchCaller();
+    const extra = (h: IncomingMessage['headers']) =>
+      Object.keys(h)
+        .filter((k) => !['host', 'connection', 'content-length', 'content-type'].includes(k))
+        .sort();
+    try {
+      await caller.call(callOf(base)); // no path: the query goes on '/'
+      const rich = callOf(`${base}?x=1`);
+      rich.trans = { ...trans(), opts: { branch_headers: { 'x-tenant': 't1' } } } as unknown as TransGlobal;
+      rich.trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+      await caller.call(rich);
+      await caller.call(callOf(base));
+      assert.equal(seen.length, 3);
+      assert.equal(seen[0]!.url, '/?gid=g-reply&trans_type=saga&branch_id=01&op=action');
+      assert.equal(seen[1]!.url, '/?x=1&gid=g-reply&trans_type=saga&branch_id=01&op=action');
+      for (const s of seen) assert.equal(s.headers['content-type'], 'application/json');
+      assert.deepEqual(extra(seen[0]!.headers), []);
+      assert.deepEqual(extra(seen[1]!.headers), ['traceparent', 'x-tenant']);
+      assert.equal(seen[1]!.headers['x-tenant'], 't1');
+      assert.deepEqual(extra(seen[2]!.headers), [], 'a call after one with extra headers sends none of them');
+    } finally {
+      await caller.close();
+    }
+  });
+
   it('the status decides: 409 is FAILURE, 425 ONGOING, 500 an ERROR that names the status and the body', async () => {
     routes.set('/status', (req, res) => {
       const code = Number(new URL(req.url ?? '', base).searchParams.get('code'));

@@ -18,11 +18,16 @@ import { type OutboundOptions, outboundAgent } from './outbound.js';
 /** How the HTTP (and JSON-RPC) branch callers are built. */
 export interface HttpCallerOptions extends OutboundOptions, ReplyOptions {}
 
-/** Branch URL with DTM's four query parameters added (existing ones kept). */
-export function branchUrl(url: string, gid: string, transType: string, branchId: string, op: string): string {
-  const sep = url.includes('?') ? '&' : '?';
-  return `${url}${sep}gid=${encodeURIComponent(gid)}&trans_type=${encodeURIComponent(transType)}&branch_id=${encodeURIComponent(branchId)}&op=${encodeURIComponent(op)}`;
+/** DTM's four query parameters of a branch call, added to the branch URL (after its own query, if any). */
+function dtmQuery(gid: string, transType: string, branchId: string, op: string): string {
+  return `gid=${encodeURIComponent(gid)}&trans_type=${encodeURIComponent(transType)}&branch_id=${encodeURIComponent(branchId)}&op=${encodeURIComponent(op)}`;
 }
+
+/**
+ * The headers of a call with no extra headers and no trace context, shared by all such calls (undici only reads
+ * them); frozen, so that nothing can change them for every later call.
+ */
+const JSON_ONLY: Record<string, string> = Object.freeze({ 'content-type': 'application/json' });
 
 /**
  * Plain HTTP branches (spec §5.2): POST when there is a payload or the trans is xa, else GET, with the
@@ -41,14 +46,24 @@ export class HttpBranchCaller implements BranchCaller {
 
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
-    const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
-    if (c.trace) withTraceHeaders(headers, c.trace);
+    let headers = JSON_ONLY;
+    if (c.trace || t.extData || t.opts.branch_headers) {
+      headers = { 'content-type': 'application/json', ...extraHeaders(t) };
+      if (c.trace) withTraceHeaders(headers, c.trace);
+    }
     const post = c.payload.byteLength > 0 || modeOf(t.transType)?.alwaysPost === true;
     try {
-      const { origin, path } = splitUrl(branchUrl(c.url, t.gid, t.transType, c.branchId, c.op));
+      const { origin, path } = splitUrl(c.url);
+      const sep = c.url.includes('?') ? '&' : '?';
       const res = await requestText(
         this.agent,
-        { origin, path, method: post ? 'POST' : 'GET', headers, body: post ? c.payload : null },
+        {
+          origin,
+          path: `${path}${sep}${dtmQuery(t.gid, t.transType, c.branchId, c.op)}`,
+          method: post ? 'POST' : 'GET',
+          headers,
+          body: post ? c.payload : null,
+        },
         c.timeoutMs,
       );
       let body = res.body;
