@@ -408,7 +408,8 @@ describe('RedisStore: Redis specifics', () => {
   });
 
   it('a Redis that forgot the scripts (SCRIPT FLUSH, a restart) gets them sent again, on both layouts', async () => {
-    for (const prefix of [freshPrefix(), freshTaggedPrefix()]) {
+    for (const [i, prefix] of [freshPrefix(), freshTaggedPrefix()].entries()) {
+      if (i > 0) await store.close(); // (afterEach closes the last one)
       store = newStore({ prefix });
       await store.saveNew(makeTrans('flushed'), [makeBranch('flushed', '01', 'action')]);
       await raw.script('FLUSH');
@@ -418,7 +419,6 @@ describe('RedisStore: Redis specifics', () => {
       const [b] = await store.findBranches('flushed');
       assert.equal(b?.branchId, '01');
       assert.equal((await store.findTrans('flushed'))?.status, 'succeed');
-      await store.close();
     }
   });
 
