@@ -32,6 +32,7 @@ export const MAX_REPLY_READ = 256 * 1024;
  */
 export function extraHeaders(t: TransGlobal): Record<string, string> {
   const out: Record<string, string> = {};
+  if (!mayHaveExtraHeaders(t)) return out;
   if (t.extData) {
     try {
       const h = (JSON.parse(t.extData) as { headers?: Record<string, string> }).headers;
@@ -42,6 +43,11 @@ export function extraHeaders(t: TransGlobal): Record<string, string> {
   }
   if (t.opts.branch_headers) Object.assign(out, t.opts.branch_headers);
   return out;
+}
+
+/** False when {@link extraHeaders} of `t` is certainly empty: no ext_data and no branch_headers (a cheap test). */
+export function mayHaveExtraHeaders(t: TransGlobal): boolean {
+  return t.extData !== '' || t.opts.branch_headers !== undefined;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   isTimeoutError,
   MAX_MESSAGE,
   MAX_REPLY_READ,
+  mayHaveExtraHeaders,
   type ReplyOptions,
   withTraceHeaders,
 } from './caller.js';
@@ -47,7 +48,7 @@ export class HttpBranchCaller implements BranchCaller {
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
     let headers = JSON_ONLY;
-    if (c.trace || t.extData || t.opts.branch_headers) {
+    if (c.trace || mayHaveExtraHeaders(t)) {
       headers = { 'content-type': 'application/json', ...extraHeaders(t) };
       if (c.trace) withTraceHeaders(headers, c.trace);
     }

@@ -68,6 +68,13 @@ const isFinished = (s: string): boolean => s === 'succeed' || s === 'failed';
 
 type Arg = string | number | Buffer;
 
+/**
+ * The client's EVALSHA / EVAL with Buffer replies: the *Buffer variants exist for every command but are not in
+ * ioredis' types; call('evalsha') would lose its command name under auto-pipelining.
+ */
+const bufferCommands = (r: Redis) =>
+  r as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Arg[]) => Promise<unknown>>;
+
 const str = (b: Buffer | null | undefined): string => (b ? b.toString() : '');
 const optTime = (b: Buffer | null | undefined): number | undefined => (b && b.length > 0 ? Number(b) : undefined);
 const timeOrEmpty = (t: number | undefined): string => (t === undefined ? '' : String(t));
@@ -293,9 +300,7 @@ export class RedisStore implements Store {
 
   /** run() with the reply's strings as Buffers (binary payloads). */
   private async runBuffer(name: ScriptName, keys: string[], args: Arg[]): Promise<unknown> {
-    // the *Buffer variants exist for every command but are not in ioredis' types; call('evalsha') would lose its
-    // command name under auto-pipelining
-    const r = this.r as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Arg[]) => Promise<unknown>>;
+    const r = bufferCommands(this.r);
     const script = this.script(name, keys);
     this.hold();
     try {
@@ -322,10 +327,7 @@ export class RedisStore implements Store {
       one.sendCommand(c); // it returns c.promise (typed unknown)
       return c.promise;
     }
-    if (replyEncoding === null) {
-      const r = this.r as unknown as Record<'evalshaBuffer', (...a: Arg[]) => Promise<unknown>>;
-      return r.evalshaBuffer(script.sha, script.keys, ...keys, ...args);
-    }
+    if (replyEncoding === null) return bufferCommands(this.r).evalshaBuffer(script.sha, script.keys, ...keys, ...args);
     return this.r.evalsha(script.sha, script.keys, ...keys, ...args);
   }
 
