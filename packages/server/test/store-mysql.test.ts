@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
+import { DEADLOCK_ATTEMPTS, shortTransaction } from '../src/store/mysql/my-batch.js';
 import { MysqlStore } from '../src/store/mysql/mysql-store.js';
 import { dropSqlStoreData } from '../src/store/sql/drop-store-data.js';
 import { type SqlStoreOptions, sqlOptionsFromUrl } from '../src/store/sql/sql-options.js';
@@ -285,6 +286,76 @@ describe('MysqlStore: behaviour of this backend', () => {
       assertSameBytes((await store.findBranches('huge'))[0]!.binData, big, '9 MiB');
       assert.equal((await store.findBranches('small-b')).length, 1);
     } finally {
+      await store.close();
+    }
+  });
+
+  it('a short transaction (the lease, retention) chosen as a deadlock victim is run again; other errors are not', async () => {
+    const store = await open();
+    const pool = store.pool;
+    const other = await pool.getConnection();
+    try {
+      await pool.query('CREATE TABLE IF NOT EXISTS dl_probe (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+      await pool.query('DELETE FROM dl_probe');
+      await pool.query(
+        `INSERT INTO dl_probe VALUES ${Array.from({ length: 20 }, (_, i) => `(${i + 1}, 0)`).join(',')}`,
+      );
+      // the other transaction changed rows 2..20, so InnoDB rolls back the lighter of the two: ours
+      await other.query('START TRANSACTION');
+      await other.query('UPDATE dl_probe SET v = v + 1 WHERE id >= 2');
+      let runs = 0;
+      let otherDone: Promise<unknown> | undefined;
+      const v = await shortTransaction(pool, async (c) => {
+        runs++;
+        await c.query('SELECT v FROM dl_probe WHERE id = 1 FOR UPDATE');
+        if (runs === 1) {
+          const [[me]] = (await c.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+          const waiting = c.query('SELECT v FROM dl_probe WHERE id = 2 FOR UPDATE'); // waits for the other
+          waiting.catch(() => undefined);
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            const [w] = (await pool.query(
+              "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'",
+              [me.id],
+            )) as unknown as [[{ n: number }]];
+            if (Number(w[0].n) > 0) break;
+            assert.ok(Date.now() < deadline, 'our transaction never waited for the row the other holds');
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          // the other now wants row 1, which we hold: a cycle, and InnoDB picks a victim at once
+          otherDone = other.query('SELECT v FROM dl_probe WHERE id = 1 FOR UPDATE').then(() => other.query('COMMIT'));
+          await waiting;
+        }
+        const [rows] = (await c.query('SELECT v FROM dl_probe WHERE id = 2 FOR UPDATE')) as unknown as [
+          { v: number }[],
+        ];
+        return rows[0]!.v;
+      });
+      await otherDone;
+      assert.equal(runs, 2, 'run once more after the deadlock');
+      assert.equal(v, 1, 'the second run sees what the other transaction committed');
+
+      let plainRuns = 0;
+      await assert.rejects(
+        shortTransaction(pool, async (c) => {
+          plainRuns++;
+          await c.query('SELECT no_such_column FROM dl_probe');
+        }),
+        /no_such_column/,
+      );
+      assert.equal(plainRuns, 1, 'an error other than a deadlock is not retried');
+      let victimRuns = 0;
+      await assert.rejects(
+        shortTransaction(pool, async () => {
+          victimRuns++;
+          throw Object.assign(new Error('Deadlock found when trying to get lock'), { errno: 1213 });
+        }),
+        /Deadlock found/,
+      );
+      assert.equal(victimRuns, DEADLOCK_ATTEMPTS, 'a victim every time gives up after DEADLOCK_ATTEMPTS runs');
+    } finally {
+      other.destroy();
+      await pool.query('DROP TABLE IF EXISTS dl_probe');
       await store.close();
     }
   });

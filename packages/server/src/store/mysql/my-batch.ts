@@ -44,6 +44,31 @@ export function myWrite(stmts: Stmt[], done: (results: Result[]) => unknown, new
   return newGid === undefined ? { stmts, done, weight } : { stmts, done, weight, newGid };
 }
 
+/** How many times a short transaction is run when InnoDB keeps choosing it as a deadlock victim. */
+export const DEADLOCK_ATTEMPTS = 3;
+
+/**
+ * `fn` in a short transaction of its own on one pooled connection (the cron's lease, retention's deletes), the
+ * connection dropped on any error. A deadlock victim is run again, at most DEADLOCK_ATTEMPTS times in all: InnoDB
+ * rolled all of it back, so nothing of the failed run remains (the group commit replays its victims the same way,
+ * `retryBatch`). `fn` must do nothing but its queries on the connection.
+ */
+export async function shortTransaction<T>(pool: mysql.Pool, fn: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const conn = await pool.getConnection();
+    try {
+      await conn.query('START TRANSACTION');
+      const out = await fn(conn);
+      await conn.query('COMMIT');
+      conn.release();
+      return out;
+    } catch (err) {
+      conn.destroy(); // its transaction state is unknown: never back into the pool
+      if (!isDeadlock(err) || attempt >= DEADLOCK_ATTEMPTS) throw err;
+    }
+  }
+}
+
 /**
  * MySQL's batches: the whole batch as ONE multi-statement query, `START TRANSACTION; …; COMMIT` — one round trip
  * and one redo-log flush. MySQL stops a multi-statement at the first error, before the COMMIT; the batch is then

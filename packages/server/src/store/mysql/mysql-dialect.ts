@@ -22,7 +22,15 @@ import {
 import type { SqlStoreOptions } from '../sql/sql-options.js';
 import { toMysqlDatetime } from '../sql/time.js';
 import type { StatusChange } from '../store.js';
-import { MAX_BATCH_TEXT, MyBatchExecutor, type MyWrite, myWrite, type Result, type Stmt } from './my-batch.js';
+import {
+  MAX_BATCH_TEXT,
+  MyBatchExecutor,
+  type MyWrite,
+  myWrite,
+  type Result,
+  type Stmt,
+  shortTransaction,
+} from './my-batch.js';
 import { MY_DROP_ALL, MY_MIGRATIONS, MY_MIGRATIONS_TABLE, type MyMigrationConn } from './schema.js';
 
 /** Rows of one multi-row INSERT of branches (8 placeholders each; a prepared statement holds 65,535). */
@@ -407,19 +415,9 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
 
   // ------------------------------------------------------------------ the cron lease and retention
 
-  /** A short transaction of its own on one pooled connection; the connection is dropped on any error. */
-  private async tx<T>(fn: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    const conn = await this.pool.getConnection();
-    try {
-      await conn.query('START TRANSACTION');
-      const out = await fn(conn);
-      await conn.query('COMMIT');
-      conn.release();
-      return out;
-    } catch (err) {
-      conn.destroy(); // its transaction state is unknown: never back into the pool
-      throw err;
-    }
+  /** A short transaction of its own (shortTransaction: a deadlock victim is run again). */
+  private tx<T>(fn: (c: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    return shortTransaction(this.pool, fn);
   }
 
   lockDue(dueBefore: number, leaseUntil: number, owner: string, limit: number, now: number): Promise<TransGlobal[]> {
