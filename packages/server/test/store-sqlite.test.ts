@@ -410,4 +410,93 @@ describe('SqliteStore: schema migrations', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a database of a newer schema than this dtx knows is refused with a clear error, and left as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-newer-'));
+    const path = join(dir, 'newer.sqlite');
+    const newer = new Database(path);
+    newer.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    newer.close();
+    try {
+      assert.throws(
+        () => new SqliteStore({ path }),
+        new RegExp(`schema version ${MIGRATIONS.length + 1}, newer than this dtx's ${MIGRATIONS.length}`),
+      );
+      const check = new Database(path);
+      assert.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length + 1);
+      assert.deepEqual(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all(), []);
+      check.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('version 5 keys branch rows by their transaction row id: rows, ids and attempt history kept, orphans dropped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtx-store-sqlite-v4-'));
+    const path = join(dir, 'v4.sqlite');
+    const old = new Database(path);
+    for (const m of MIGRATIONS.slice(0, 4)) old.exec(m);
+    old.pragma('user_version = 4');
+    const global = old.prepare(`INSERT INTO trans_global (gid, trans_type, status, create_time, update_time, options,
+      next_cron_interval, next_cron_time) VALUES (?, 'tcc', ?, ?, ?, '', 10, ?)`);
+    const branch = old.prepare(`INSERT INTO trans_branch_op (id, gid, url, bin_data, branch_id, op, status, create_time,
+      update_time, attempts, last_result, last_error) VALUES (?, ?, ?, X'7b7d', ?, ?, 'prepared', ?, ?, ?, ?, ?)`);
+    global.run('gid-b', 'prepared', at(0), at(0), at(10)); // row id 1: its rows are added second, with lower ids
+    global.run('gid-a', 'succeed', at(0), at(0), at(10));
+    branch.run(7, 'gid-a', 'http://busi/try', '01', 'try', at(0), at(0), 2, 'ERROR', 'down');
+    branch.run(8, 'gid-a', 'http://busi/confirm', '01', 'confirm', at(0), at(0), 0, '', '');
+    branch.run(3, 'gid-b', 'http://busi/try', '01', 'try', at(0), at(0), 0, '', '');
+    branch.run(9, 'gone-gid', 'http://busi/try', '01', 'try', at(0), at(0), 0, '', ''); // no transaction: unreadable
+    old.close();
+    const store = new SqliteStore({ path });
+    try {
+      assert.equal(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+      const unique = store.db
+        .prepare('SELECT name FROM pragma_index_list(\'trans_branch_op\') WHERE "unique" = 1')
+        .all() as { name: string }[];
+      const columns = unique.map(({ name }) =>
+        (store.db.prepare('SELECT name FROM pragma_index_info(?)').all(name) as { name: string }[]).map((c) => c.name),
+      );
+      assert.deepEqual(columns, [['trans_id', 'branch_id', 'op']]);
+      const a = await store.findBranches('gid-a');
+      assert.deepEqual(
+        a.map((b) => [b.id, b.gid, b.op, b.url, b.attempts, b.lastResult, b.lastError]),
+        [
+          [7, 'gid-a', 'try', 'http://busi/try', 2, 'ERROR', 'down'],
+          [8, 'gid-a', 'confirm', 'http://busi/confirm', 0, '', ''],
+        ],
+      );
+      assert.deepEqual(
+        (await store.findBranches('gid-b')).map((b) => [b.id, b.op]),
+        [[3, 'try']],
+      );
+      assert.deepEqual((await store.findBranches('gone-gid')).length, 0);
+      assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM trans_branch_op').get() as { n: number }).n, 3);
+      // registering goes on: a second try of gid-b is a conflict, its confirm a new row after the carried-over ids
+      assert.equal(
+        await outcome(store.insertBranches('gid-b', 'prepared', [makeBranch('gid-b', '01', 'try')])),
+        'UniqueConflict',
+      );
+      const confirm = makeBranch('gid-b', '01', 'confirm');
+      await store.insertBranches('gid-b', 'prepared', [confirm]);
+      assert.ok(confirm.id! > 8, `new row id ${confirm.id}`);
+      assert.deepEqual(
+        (await store.findBranches('gid-b')).map((b) => b.op),
+        ['try', 'confirm'],
+      );
+      // retention takes a finished transaction with its rows, and leaves the other's
+      assert.equal(await store.deleteFinished(at(1), 10), 1);
+      assert.deepEqual(await store.findBranches('gid-a'), []);
+      assert.equal((await store.findBranches('gid-b')).length, 2);
+      // a gid created again after retention starts with no rows of the old one
+      await store.saveNew(makeTrans('gid-a'), [makeBranch('gid-a', '01', 'action')]);
+      assert.deepEqual(
+        (await store.findBranches('gid-a')).map((b) => b.op),
+        ['action'],
+      );
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -53,8 +53,8 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (cat, k)
   );
   `,
-  // 2: retention finds finished transactions by age without scanning (deleting their branches by gid
-  // uses the unique (gid, branch_id, op) index, whose prefix is gid)
+  // 2: retention finds finished transactions by age without scanning (deleting their branches uses the unique
+  // index of trans_branch_op, whose prefix is the transaction: gid up to version 4, trans_id since 5)
   `
   CREATE INDEX IF NOT EXISTS trans_global_finished ON trans_global(update_time)
     WHERE status IN ('succeed', 'failed');
@@ -74,5 +74,38 @@ export const MIGRATIONS: readonly string[] = [
   // page written to the WAL on every new transaction and every lease: 13 pages a 2-step saga, now 12
   `
   DROP INDEX IF EXISTS trans_global_owner;
+  `,
+  // 5: branch rows are keyed by their transaction's row id, not its gid. Gids are random (newGid is a UUID), so the
+  // unique (gid, branch_id, op) index took every new transaction's branches into a random leaf page: one more page
+  // written to the WAL per transaction, and in a batch one per transaction instead of one shared page. The row id
+  // grows with each new transaction, so (trans_id, branch_id, op) is written at its right edge. Rows whose
+  // transaction is gone (none are written so) are not carried over: nothing could read them.
+  `
+  CREATE TABLE trans_branch_op_v5 (
+    id INTEGER PRIMARY KEY,
+    trans_id INTEGER NOT NULL,
+    gid TEXT NOT NULL,
+    url TEXT NOT NULL DEFAULT '',
+    bin_data BLOB,
+    branch_id TEXT NOT NULL,
+    op TEXT NOT NULL,
+    status TEXT NOT NULL,
+    finish_time INTEGER,
+    rollback_time INTEGER,
+    create_time INTEGER,
+    update_time INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_attempt_time INTEGER,
+    last_result TEXT NOT NULL DEFAULT '',
+    last_error TEXT NOT NULL DEFAULT '',
+    UNIQUE (trans_id, branch_id, op)
+  );
+  INSERT INTO trans_branch_op_v5 (id, trans_id, gid, url, bin_data, branch_id, op, status, finish_time, rollback_time,
+    create_time, update_time, attempts, last_attempt_time, last_result, last_error)
+    SELECT b.id, g.id, b.gid, b.url, b.bin_data, b.branch_id, b.op, b.status, b.finish_time, b.rollback_time,
+      b.create_time, b.update_time, b.attempts, b.last_attempt_time, b.last_result, b.last_error
+    FROM trans_branch_op b JOIN trans_global g ON g.gid = b.gid;
+  DROP TABLE trans_branch_op;
+  ALTER TABLE trans_branch_op_v5 RENAME TO trans_branch_op;
   `,
 ];

@@ -194,15 +194,17 @@ export class SqliteStore implements Store {
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       findTrans: p('SELECT * FROM trans_global WHERE gid = ?'),
-      findBranches: p('SELECT * FROM trans_branch_op WHERE gid = ? ORDER BY id'),
+      findBranches: p(
+        'SELECT * FROM trans_branch_op WHERE trans_id = (SELECT id FROM trans_global WHERE gid = ?) ORDER BY id',
+      ),
       insertGlobal: p(`INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time,
         update_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
         VALUES (@gid, @trans_type, @status, @query_prepared, @protocol, @create_time, @update_time, @options,
         @custom_data, @next_cron_interval, @next_cron_time, @owner, @ext_data, @result, @rollback_reason)
         ON CONFLICT (gid) DO NOTHING`),
-      insertBranch: p(`INSERT INTO trans_branch_op (gid, url, bin_data, branch_id, op, status, create_time, update_time)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      statusOf: p('SELECT status FROM trans_global WHERE gid = ?'),
+      insertBranch: p(`INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, op, status, create_time,
+        update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      statusOf: p('SELECT id, status FROM trans_global WHERE gid = ?'),
       updateBranch: p(`UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
         attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ? WHERE id = ? AND gid = ?`),
       failedAttempt: p(`UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
@@ -235,9 +237,9 @@ export class SqliteStore implements Store {
       resetCron: p(`UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE id IN
         (SELECT id FROM trans_global WHERE ${UNFINISHED} AND next_cron_time > ? LIMIT ?)`),
       resetOne: p('UPDATE trans_global SET next_cron_time = ?, update_time = ? WHERE gid = ?'),
-      oldFinished: p(`SELECT gid FROM trans_global WHERE status IN ('succeed', 'failed') AND update_time < ? LIMIT ?`),
-      deleteGlobal: p('DELETE FROM trans_global WHERE gid = ?'),
-      deleteBranches: p('DELETE FROM trans_branch_op WHERE gid = ?'),
+      oldFinished: p(`SELECT id FROM trans_global WHERE status IN ('succeed', 'failed') AND update_time < ? LIMIT ?`),
+      deleteGlobal: p('DELETE FROM trans_global WHERE id = ?'),
+      deleteBranches: p('DELETE FROM trans_branch_op WHERE trans_id = ?'),
       scanKV: p('SELECT * FROM kv WHERE cat = ? AND id < ? ORDER BY id DESC LIMIT ?'),
       createKV: p(
         'INSERT INTO kv (cat, k, v, version, create_time, update_time) VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING',
@@ -251,6 +253,13 @@ export class SqliteStore implements Store {
 
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      // a newer dtx wrote it: this one's statements would fail on its tables, or write rows that one cannot read
+      this.db.close();
+      throw new Error(
+        `SQLite store: the database has schema version ${version}, newer than this dtx's ${MIGRATIONS.length}: run the dtx that upgraded it, or a newer one`,
+      );
+    }
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);
@@ -313,9 +322,11 @@ export class SqliteStore implements Store {
     return this.afterSync((this.st.findBranches!.all(gid) as BranchRow[]).map(toBranch));
   }
 
-  private insertBranchRows(branches: TransBranch[]): void {
+  /** The rows of `branches`, which belong to the transaction whose row id is `transId`. */
+  private insertBranchRows(transId: number, branches: TransBranch[]): void {
     for (const b of branches) {
       const r = this.st.insertBranch!.run(
+        transId,
         b.gid,
         b.url,
         Buffer.from(b.binData.buffer, b.binData.byteOffset, b.binData.byteLength),
@@ -350,16 +361,16 @@ export class SqliteStore implements Store {
       });
       if (r.changes === 0) throw new UniqueConflictError();
       trans.id = Number(r.lastInsertRowid);
-      this.insertBranchRows(branches);
+      this.insertBranchRows(trans.id, branches);
     });
   }
 
   insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
     return this.writer.write(() => {
-      const row = this.st.statusOf!.get(gid) as { status: string } | undefined;
+      const row = this.st.statusOf!.get(gid) as { id: number; status: string } | undefined;
       if (!row || row.status !== status) throw new NotFoundError();
       try {
-        this.insertBranchRows(branches);
+        this.insertBranchRows(row.id, branches);
       } catch (err) {
         if (isUniqueViolation(err)) throw new UniqueConflictError();
         throw err;
@@ -369,7 +380,7 @@ export class SqliteStore implements Store {
 
   updateBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): Promise<void> {
     return this.writer.write(() => {
-      const row = this.st.statusOf!.get(gid) as { status: string } | undefined;
+      const row = this.st.statusOf!.get(gid) as { id: number; status: string } | undefined;
       if (!row || row.status !== status) throw new NotFoundError();
       for (const b of branches) this.runUpdateBranch(gid, b);
     });
@@ -488,12 +499,12 @@ export class SqliteStore implements Store {
 
   deleteFinished(before: number, limit: number): Promise<number> {
     return this.writer.write(() => {
-      const gids = this.st.oldFinished!.all(before, limit) as { gid: string }[];
-      for (const { gid } of gids) {
-        this.st.deleteBranches!.run(gid);
-        this.st.deleteGlobal!.run(gid);
+      const ids = this.st.oldFinished!.all(before, limit) as { id: number }[];
+      for (const { id } of ids) {
+        this.st.deleteBranches!.run(id);
+        this.st.deleteGlobal!.run(id);
       }
-      return gids.length;
+      return ids.length;
     });
   }
 
