@@ -23,7 +23,7 @@ import {
   writeDtmConfig,
 } from './lib/peers.mjs';
 import { table } from './lib/report.mjs';
-import { PAYLOAD, scenarios } from './lib/scenarios.mjs';
+import { GID_MODES, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startProcess, startServer } from './lib/server.mjs';
 import { stores } from './lib/stores.mjs';
 
@@ -42,6 +42,7 @@ const USAGE = `usage: node bench/run.mjs --peers [options]
   --rounds <n>          interleaved rounds (dtx, dtm, dtmrs, dtx, ...); the table shows medians (default 3)
   --drain <n>           also submit <n> sagas at C=50 without wait_result and time until all have ended
                         (default 10000; 0 skips it)
+  --gids <seq|random>   how each gid ends after its prefix: a counter (default) or a UUID (as newGid makes them)
   --dtm-async           run DTM with its default asynchronous branch writes (UpdateBranchSync: 0)
   --server-entry <js>   dtx's entry point (default packages/server/dist/src/cli.js): another build, or a wrapper
   --no-save             do not write bench/results/*.json
@@ -59,6 +60,7 @@ function parseCli(argv) {
       rounds: { type: 'string', default: '3' },
       drain: { type: 'string', default: '10000' },
       'dtm-async': { type: 'boolean', default: false },
+      gids: { type: 'string', default: 'seq' },
       'server-entry': { type: 'string', default: join(ROOT, 'packages/server/dist/src/cli.js') },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -83,6 +85,7 @@ function parseCli(argv) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--concurrency takes positive integers, got '${s}'`);
     return n;
   });
+  if (!GID_MODES.includes(values.gids)) throw new Error(`--gids takes ${GID_MODES.join(' or ')}, got '${values.gids}'`);
   const rounds = num('rounds', values.rounds, 1);
   if (!Number.isInteger(rounds)) throw new Error('--rounds must be an integer');
   const durationS = num('duration', values.duration, 0);
@@ -96,6 +99,7 @@ function parseCli(argv) {
     rounds,
     drain: Math.floor(num('drain', values.drain, 0)),
     dtmSync: !values['dtm-async'],
+    gids: values.gids,
     serverEntry: values['server-entry'],
     save: !values['no-save'],
   };
@@ -416,7 +420,7 @@ export async function runPeers(argv) {
                 pool,
                 busi,
                 tracker,
-                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-${(++seq).toString(36)}`,
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-${gidTail(opts.gids, ++seq)}`,
               });
               if (opts.warmupS > 0)
                 await runClosedLoop({ op, concurrency, durationS: opts.warmupS, stop: stopAll.signal });
@@ -449,7 +453,7 @@ export async function runPeers(argv) {
                 origin: current.handle.origin,
                 busi,
                 n: opts.drain,
-                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-d${(++seq).toString(36)}`,
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-d${gidTail(opts.gids, ++seq)}`,
                 signal: stopAll.signal,
                 cpuNow: () => procCpuSeconds(current.handle.pid),
               });

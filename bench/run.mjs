@@ -16,7 +16,7 @@ import { startGrpcBusi } from './lib/grpc-busi.mjs';
 import { createGrpcClients } from './lib/grpc-clients.mjs';
 import { errorText, round2, runClosedLoop } from './lib/load.mjs';
 import { levelTable, summaryTable } from './lib/report.mjs';
-import { BASELINE_OF, GRPC_PAYLOAD, PAYLOAD, scenarios } from './lib/scenarios.mjs';
+import { BASELINE_OF, GID_MODES, GRPC_PAYLOAD, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startServer, systemBusyCpuSeconds } from './lib/server.mjs';
 import { storeNames, stores } from './lib/stores.mjs';
 
@@ -37,6 +37,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --server-entry <js>   coordinator entry point (default packages/server/dist/src/cli.js)
   --token <t>           start the coordinator with Auth.Token <t> (AUTH_TOKEN) and send it on every call
                         (Authorization: Bearer / authorization metadata): the cost of the token check
+  --gids <seq|random>   how each gid ends after its prefix: a counter (default) or a UUID, as newGid and DTM's
+                        clients make them (a new gid then lands anywhere in the stores' gid indexes)
   --keep-data           keep the temporary directory (store file, server log)
   --no-save             do not write bench/results/*.json
   --peers               compare with DTM and dtmrs instead (node bench/run.mjs --peers --help)
@@ -54,6 +56,7 @@ function parseCli() {
       profile: { type: 'boolean', default: process.env.DTX_BENCH_PROFILE === '1' },
       'server-entry': { type: 'string', default: join(ROOT, 'packages/server/dist/src/cli.js') },
       'keep-data': { type: 'boolean', default: false },
+      gids: { type: 'string', default: 'seq' },
       token: { type: 'string' },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -68,6 +71,7 @@ function parseCli() {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got '${v}'`);
     return n;
   };
+  if (!GID_MODES.includes(values.gids)) throw new Error(`--gids takes ${GID_MODES.join(' or ')}, got '${values.gids}'`);
   const durationS = num('duration', values.duration ?? (values.quick ? 1 : 10));
   if (durationS <= 0) throw new Error('--duration must be > 0');
   const warmupS = num('warmup', values.warmup ?? (values.quick ? 0.5 : 2));
@@ -95,6 +99,7 @@ function parseCli() {
     profile: values.profile,
     serverEntry: values['server-entry'],
     keepData: values['keep-data'],
+    gids: values.gids,
     token: values.token,
     save: !values['no-save'],
   };
@@ -409,7 +414,7 @@ async function main() {
           token: opts.token,
           grpc,
           grpcBusi,
-          nextGid: () => prefix + (++gidSeq).toString(36),
+          nextGid: () => prefix + gidTail(opts.gids, ++gidSeq),
           tracker: trackers[sc.transport],
         });
         if (opts.warmupS > 0) await runPhase({ op, concurrency, durationS: opts.warmupS });
@@ -534,6 +539,7 @@ async function main() {
         durationS: opts.durationS,
         warmupS: opts.warmupS,
         concurrency: opts.concurrency,
+        gids: opts.gids,
         quick: opts.quick,
         profile: opts.profile,
         serverEntry: relative(ROOT, opts.serverEntry),

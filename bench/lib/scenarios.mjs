@@ -8,6 +8,20 @@
 //              with the dtm-* metadata and the payload bytes the coordinator would send.
 //  - grpc-saga: dtmgimp.Dtm/Submit of the same saga with gRPC branches and WaitResult.
 
+import { randomUUID } from 'node:crypto';
+
+/** How the bench's gids end after their prefix (`--gids`). */
+export const GID_MODES = ['seq', 'random'];
+
+/**
+ * The end of a gid after its prefix: with `seq` the counter `n` in base 36 (a new gid mostly sorts after the last
+ * one), with `random` a UUID, as a coordinator's newGid and DTM's clients make them (a new gid lands anywhere in a
+ * gid index).
+ */
+export function gidTail(mode, n) {
+  return mode === 'random' ? randomUUID() : n.toString(36);
+}
+
 /** The body of every branch call (and each saga step's payload). */
 export const PAYLOAD = '{"amount":30}';
 /** The message of every gRPC branch call: busi.proto's `BusiReq { Amount: 30 }`, sent unchanged. */
