@@ -81,6 +81,32 @@ describe('SQLite: commits made durable by a sync of the WAL', () => {
     db.close();
   });
 
+  it('a lone write that fails half-way leaves nothing of it (no savepoint: its transaction is rolled back)', async () => {
+    const { db, put, has } = database();
+    const s = handSync();
+    const gc = new SqliteGroupCommit(db, 512, undefined, s.wal);
+    const halfWay = () => {
+      put('first')();
+      put('first')(); // the primary key refuses it: the first insert must not stay either
+    };
+    assert.match(await outcome(gc.write(halfWay)), /UNIQUE/);
+    assert.equal(db.inTransaction, false, 'no transaction left open');
+    assert.equal(has('first'), false);
+    assert.match(
+      await outcome(
+        gc.write(() => {
+          throw new Error('refused before writing');
+        }),
+      ),
+      /refused before writing/,
+    );
+    assert.equal(await gc.write(put('next')), 1);
+    assert.ok(has('next'));
+    assert.equal(has('first'), false);
+    assert.equal(s.started(), 0, 'lone writes only: every sync on the spot');
+    db.close();
+  });
+
   it('a batch waits for its sync; a batch committed meanwhile, and a read, wait for the next one', async () => {
     const { db, put, has } = database();
     const s = handSync();

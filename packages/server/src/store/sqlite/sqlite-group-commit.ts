@@ -29,7 +29,8 @@ interface Job {
  * Each write is a synchronous function over the database. Writes queued during one turn of the event
  * loop run in a single `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint so that one failing
  * write (a lost compare-and-set, a unique conflict) is rolled back alone and reported to its caller
- * only. A caller's promise settles once its write is durable: after the COMMIT when SQLite syncs in it, or after
+ * only (a batch of one write needs no savepoint: its transaction is rolled back instead). A caller's promise
+ * settles once its write is durable: after the COMMIT when SQLite syncs in it, or after
  * the sync of the WAL that covers the commit (see the constructor's `wal`).
  *
  * Whatever SQLite answers — to a write, to the savepoint statements, to the COMMIT — every caller of the
@@ -177,6 +178,7 @@ export class SqliteGroupCommit {
     // a transaction left open by a failure SQLite did not let us roll back must not swallow this batch
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
     this.db.exec('BEGIN IMMEDIATE');
+    if (jobs.length === 1) return [this.runLone(jobs[0]!)];
     const results: { ok: boolean; value: unknown }[] = [];
     for (const j of jobs) {
       this.db.exec('SAVEPOINT w');
@@ -194,6 +196,23 @@ export class SqliteGroupCommit {
     }
     this.db.exec('COMMIT');
     return results;
+  }
+
+  /**
+   * A batch of one write (every write at concurrency 1) in the transaction runBatch began, without a savepoint: when
+   * the write fails, rolling the whole transaction back undoes exactly it. (A savepoint costs two statements and a
+   * copy of each page the write changes into SQLite's statement journal.)
+   */
+  private runLone(j: Job): { ok: boolean; value: unknown } {
+    let value: unknown;
+    try {
+      value = j.run();
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      return { ok: false, value: err };
+    }
+    this.db.exec('COMMIT');
+    return { ok: true, value };
   }
 
   private rollback(): void {
