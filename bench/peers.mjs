@@ -23,7 +23,7 @@ import {
   writeDtmConfig,
 } from './lib/peers.mjs';
 import { table } from './lib/report.mjs';
-import { GID_MODES, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
+import { gidMode, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startProcess, startServer } from './lib/server.mjs';
 import { stores } from './lib/stores.mjs';
 
@@ -85,7 +85,6 @@ function parseCli(argv) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--concurrency takes positive integers, got '${s}'`);
     return n;
   });
-  if (!GID_MODES.includes(values.gids)) throw new Error(`--gids takes ${GID_MODES.join(' or ')}, got '${values.gids}'`);
   const rounds = num('rounds', values.rounds, 1);
   if (!Number.isInteger(rounds)) throw new Error('--rounds must be an integer');
   const durationS = num('duration', values.duration, 0);
@@ -99,7 +98,7 @@ function parseCli(argv) {
     rounds,
     drain: Math.floor(num('drain', values.drain, 0)),
     dtmSync: !values['dtm-async'],
-    gids: values.gids,
+    gids: gidMode(values.gids),
     serverEntry: values['server-entry'],
     save: !values['no-save'],
   };

@@ -16,7 +16,7 @@ import { startGrpcBusi } from './lib/grpc-busi.mjs';
 import { createGrpcClients } from './lib/grpc-clients.mjs';
 import { errorText, round2, runClosedLoop } from './lib/load.mjs';
 import { levelTable, summaryTable } from './lib/report.mjs';
-import { BASELINE_OF, GID_MODES, GRPC_PAYLOAD, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
+import { BASELINE_OF, GRPC_PAYLOAD, gidMode, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startServer, systemBusyCpuSeconds } from './lib/server.mjs';
 import { storeNames, stores } from './lib/stores.mjs';
 
@@ -71,7 +71,6 @@ function parseCli() {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got '${v}'`);
     return n;
   };
-  if (!GID_MODES.includes(values.gids)) throw new Error(`--gids takes ${GID_MODES.join(' or ')}, got '${values.gids}'`);
   const durationS = num('duration', values.duration ?? (values.quick ? 1 : 10));
   if (durationS <= 0) throw new Error('--duration must be > 0');
   const warmupS = num('warmup', values.warmup ?? (values.quick ? 0.5 : 2));
@@ -99,7 +98,7 @@ function parseCli() {
     profile: values.profile,
     serverEntry: values['server-entry'],
     keepData: values['keep-data'],
-    gids: values.gids,
+    gids: gidMode(values.gids),
     token: values.token,
     save: !values['no-save'],
   };

@@ -11,7 +11,13 @@
 import { randomUUID } from 'node:crypto';
 
 /** How the bench's gids end after their prefix (`--gids`). */
-export const GID_MODES = ['seq', 'random'];
+const GID_MODES = ['seq', 'random'];
+
+/** The value of `--gids`, checked. */
+export function gidMode(value) {
+  if (!GID_MODES.includes(value)) throw new Error(`--gids takes ${GID_MODES.join(' or ')}, got '${value}'`);
+  return value;
+}
 
 /**
  * The end of a gid after its prefix: with `seq` the counter `n` in base 36 (a new gid mostly sorts after the last
