@@ -81,7 +81,7 @@ describe('SQLite: commits made durable by a sync of the WAL', () => {
     db.close();
   });
 
-  it('a lone write that fails half-way leaves nothing of it (no savepoint: its transaction is rolled back)', async () => {
+  it('a lone write that fails half-way leaves nothing of it (no savepoint: its transaction is rolled back), and no sync', async () => {
     const { db, put, has } = database();
     const s = handSync();
     const gc = new SqliteGroupCommit(db, 512, undefined, s.wal);
@@ -92,6 +92,7 @@ describe('SQLite: commits made durable by a sync of the WAL', () => {
     assert.match(await outcome(gc.write(halfWay)), /UNIQUE/);
     assert.equal(db.inTransaction, false, 'no transaction left open');
     assert.equal(has('first'), false);
+    assert.equal(s.syncedNow(), 0, 'a write that committed nothing needs no sync');
     assert.match(
       await outcome(
         gc.write(() => {
@@ -100,7 +101,9 @@ describe('SQLite: commits made durable by a sync of the WAL', () => {
       ),
       /refused before writing/,
     );
+    assert.equal(s.syncedNow(), 0);
     assert.equal(await gc.write(put('next')), 1);
+    assert.equal(s.syncedNow(), 1, 'the write that committed is synced before its caller hears of it');
     assert.ok(has('next'));
     assert.equal(has('first'), false);
     assert.equal(s.started(), 0, 'lone writes only: every sync on the spot');

@@ -131,9 +131,10 @@ export class SqliteGroupCommit {
       return;
     }
     if (!this.syncing && this.awaitingSync.length === 0 && jobs.length === 1 && this.queue.length === 0) {
-      // one write and nothing else to do: a hop to the thread pool would only add its latency
+      // one write and nothing else to do: a hop to the thread pool would only add its latency. A write that failed
+      // committed nothing, and all before it is synced already (no sync runs, none waits): nothing to sync then
       try {
-        this.wal.syncNow();
+        if (results[0]!.ok) this.wal.syncNow();
       } catch (err) {
         const e = this.fail(err as Error);
         for (const j of jobs) j.reject(e);
