@@ -33,7 +33,9 @@ export interface HttpCall {
  * trace-propagation.ts). Transport errors and timeouts are thrown as they come from undici.
  */
 export async function httpCall(dispatcher: Dispatcher, call: HttpCall): Promise<HttpReply> {
-  const headers: Record<string, string> = { ...call.headers };
+  // Object.assign, not `{ ...call.headers }`: on Node 20 adding a property to an optimised spread's copy makes a
+  // new hidden class on every call.
+  const headers: Record<string, string> = Object.assign({}, call.headers);
   if (call.body !== undefined) headers['content-type'] = 'application/json';
   injectTraceHeaders(headers);
   const res = await dispatcher.request({

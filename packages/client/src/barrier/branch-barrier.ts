@@ -7,7 +7,7 @@
  */
 import { type BranchInfo, BranchOp, MSG_BRANCH_ID } from '@dtx/protocol';
 import { DuplicatedError, FailureError } from '../errors.js';
-import type { BarrierDb, BarrierKey } from './barrier-db.js';
+import { type BarrierDb, type BarrierKey, barrierRow } from './barrier-db.js';
 import { branchInfoFromMetadata, branchInfoFromQuery, type StringMap, validateBranchInfo } from './branch-info.js';
 
 /**
@@ -137,9 +137,11 @@ export class BranchBarrier implements BranchInfo {
     const { trans_type, gid, branch_id, op } = this;
     const origin = originOpOf(op);
     return db.transaction(async (tx) => {
-      const row = { trans_type, gid, branch_id, barrier_id, reason: op };
-      const originInserted = origin === undefined ? 0 : await tx.insertIgnore({ ...row, op: origin });
-      const inserted = await tx.insertIgnore({ ...row, op });
+      const originInserted =
+        origin === undefined
+          ? 0
+          : await tx.insertIgnore(barrierRow({ gid, branch_id, op: origin, barrier_id }, trans_type, op));
+      const inserted = await tx.insertIgnore(barrierRow({ gid, branch_id, op, barrier_id }, trans_type, op));
       if (op === BranchOp.Msg && inserted === 0) {
         throw new DuplicatedError(
           `msg ${gid} was already rolled back by the back-check (barrier ${branch_id}/${op}/${barrier_id}); ` +
@@ -165,7 +167,7 @@ export class BranchBarrier implements BranchInfo {
    */
   async queryPrepared(db: BarrierDb<unknown>): Promise<void> {
     const key = msgKey(this.gid);
-    await db.insertIgnore({ ...key, trans_type: this.trans_type, reason: BranchOp.Rollback });
+    await db.insertIgnore(barrierRow(key, this.trans_type, BranchOp.Rollback));
     const reason = await db.selectReason(key);
     if (reason === BranchOp.Rollback) {
       throw new FailureError(`msg ${this.gid} is rolled back: its local transaction did not commit`);

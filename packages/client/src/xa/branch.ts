@@ -8,7 +8,7 @@
  */
 import { setTimeout as pause } from 'node:timers/promises';
 import { BranchOp, TransType } from '@dtx/protocol';
-import type { BarrierKey } from '../barrier/barrier-db.js';
+import { type BarrierKey, barrierRow } from '../barrier/barrier-db.js';
 import type { StringMap } from '../barrier/branch-info.js';
 import type { CallOptions, TransportClient } from '../coordinator-transport.js';
 import { brand, DtxError, DuplicatedError, FailureError } from '../errors.js';
@@ -211,7 +211,7 @@ export async function runXaBranch<Db, Conn, T>(
   try {
     const key = barrierKey(ref);
     const inserted = await local.insertBarrier(
-      { ...key, trans_type: ref.transType ?? TransType.Xa, reason: BranchOp.Action },
+      barrierRow(key, ref.transType ?? TransType.Xa, BranchOp.Action),
       options.lockTimeoutMs ?? 5_000,
     );
     if (inserted === 0) {
@@ -301,7 +301,7 @@ export async function xaPhase2<Db, Conn>(
   if (op === BranchOp.Commit) return;
   const inserted = await dialect.insertBarrier(
     db,
-    { ...key, trans_type: ref.transType ?? TransType.Xa, reason: BranchOp.Rollback },
+    barrierRow(key, ref.transType ?? TransType.Xa, BranchOp.Rollback),
     options.lockTimeoutMs ?? 5_000,
   );
   if (inserted === 0 && (await dialect.barrierReason(db, key)) === BranchOp.Action) {

@@ -169,7 +169,9 @@ export class TransPass {
   async changeStatus(to: GlobalStatus, change: StatusChange = {}): Promise<void> {
     const t = this.trans;
     const now = this.deps.clock.now();
-    const c: StatusChange = { ...change };
+    // Object.assign, not `{ ...change }`: on Node 20 adding a property to an optimised spread's copy makes a new
+    // hidden class on every call.
+    const c: StatusChange = Object.assign({}, change);
     if (to === 'succeed') c.finishTime = now;
     if (to === 'failed') c.rollbackTime = now;
     const held = this.held.size > 0 ? [...this.held] : undefined;
