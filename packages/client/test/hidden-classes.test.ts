@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import type { Dispatcher } from 'undici';
 import type { BarrierDb, BarrierRow, BarrierTransaction } from '../src/barrier/barrier-db.js';
 import { BranchBarrier } from '../src/barrier/branch-barrier.js';
+import { ensureBarrierTable } from '../src/barrier/ddl.js';
+import { sqliteBarrierDb } from '../src/barrier/sqlite.js';
 import { httpCall } from '../src/http-call.js';
 import { oneHiddenClass } from './support/shapes.js';
 
@@ -14,9 +17,16 @@ const lastOf = <T>(xs: T[]): T[] => xs.slice(-20);
 
 describe('hidden classes of per-call objects', () => {
   it('the barrier rows of a guarded compensation (its own row and the null-compensation row)', async () => {
+    // a real barrier table (SQLite in memory); every row the barrier inserts is kept as it was handed over
     const rows: BarrierRow[] = [];
-    const tx: BarrierTransaction<null> = { handle: null, insertIgnore: async (r) => (rows.push(r), 1) };
-    const db = { dialect: 'sqlite', table: 'barrier', transaction: (work) => work(tx) } as BarrierDb<null>;
+    const real = sqliteBarrierDb(new Database(':memory:'));
+    await ensureBarrierTable(real);
+    const db: BarrierDb<Database.Database> = Object.assign(Object.create(real) as BarrierDb<Database.Database>, {
+      transaction: <T>(work: (tx: BarrierTransaction<Database.Database>) => Promise<T>) =>
+        real.transaction((tx) =>
+          work({ handle: tx.handle, insertIgnore: (r: BarrierRow) => (rows.push(r), tx.insertIgnore(r)) }),
+        ),
+    });
     for (let i = 0; i < CALLS / 2; i++) {
       const b = new BranchBarrier({ trans_type: 'saga', gid: `g${i}`, branch_id: '01', op: 'compensate' });
       // both rows inserted: a compensation without its action, which the barrier answers without the business
@@ -31,6 +41,7 @@ describe('hidden classes of per-call objects', () => {
       trans_type: 'saga',
       reason: 'compensate',
     });
+    assert.equal(await real.selectReason(rows.at(-1)!), 'compensate'); // the rows are in the table
     assert.ok(oneHiddenClass(lastOf(rows.filter((r) => r.op === 'action'))));
     assert.ok(oneHiddenClass(lastOf(rows.filter((r) => r.op === 'compensate'))));
   });
