@@ -1,9 +1,10 @@
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import { UniqueConflictError } from '../../core/errors.js';
 import type { Pending } from '../sql/commit-queue.js';
 import type { BatchExecutor, Row, SqlWrite } from '../sql/dialect.js';
 import { isConnectionError, isDeadlock, isUniqueViolation } from '../sql/errors.js';
 import { settle } from '../sql/sql-batch.js';
+import { sqlText } from './my-text.js';
 
 /** What a statement returns: a header for writes, rows for reads. */
 export type Result = mysql.ResultSetHeader | Row[];
@@ -122,7 +123,7 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
         if (taken.has(gid)) return true;
         taken.add(gid);
       }
-      for (const s of p.write.stmts) parts.push(mysql.format(s.sql, s.values as never[]));
+      for (const s of p.write.stmts) parts.push(sqlText(s.sql, s.values));
       return false;
     });
     parts.push('COMMIT');
