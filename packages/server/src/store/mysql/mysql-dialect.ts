@@ -39,6 +39,67 @@ const INSERT_ROWS_MAX = 1000;
 const INSERT_BYTES_MAX = 4 * 1024 * 1024;
 const GLOBAL_SELECT = GLOBAL_COLUMNS.join(', ');
 
+// The hot path's statements are built once, not per write: the text batch renders each through my-text.ts,
+// which splits a statement at its placeholders once per distinct SQL string.
+const GLOBAL_INSERT = `INSERT INTO trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
+  VALUES (${GLOBAL_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+const BRANCH_ROW = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+/** `INSERT … VALUES` of n branch rows, kept for n ≤ BRANCH_INSERTS_KEPT (larger ones are rare: built each time). */
+const BRANCH_INSERTS_KEPT = 64;
+const branchInsertSql: string[] = [];
+function branchInsert(n: number): string {
+  const kept = branchInsertSql[n];
+  if (kept !== undefined) return kept;
+  const sql = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${Array(n).fill(BRANCH_ROW).join(', ')}`;
+  if (n <= BRANCH_INSERTS_KEPT) branchInsertSql[n] = sql;
+  return sql;
+}
+/** One registered branch, inserted only while the global still has the status (a VALUES list takes no condition). */
+const BRANCH_INSERT_WHILE = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
+  SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM DUAL
+  WHERE EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
+const BRANCH_UPDATE = `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
+  attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
+  WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
+const BRANCH_ATTEMPT = `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
+  update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
+const GLOBAL_FAILED_ATTEMPT = `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
+  failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`;
+const TOUCH_CRON = [false, true].map(
+  (reset) =>
+    `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?${
+      reset ? ', failed_attempts = 0' : ''
+    } WHERE gid = ? AND status = ?`,
+);
+const SHARE_STATUS = 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE';
+/** The optional columns of changeStatus, in the order of their bits in a STATUS_UPDATE index. */
+const STATUS_CHANGE_COLUMNS = [
+  'rollback_reason',
+  'result',
+  'finish_time',
+  'rollback_time',
+  'next_cron_time',
+  'next_cron_interval',
+] as const;
+/** changeStatus's UPDATE for each set of optional columns present (bit i: STATUS_CHANGE_COLUMNS[i]). */
+const STATUS_UPDATE = Array.from({ length: 1 << STATUS_CHANGE_COLUMNS.length }, (_, mask) => {
+  const sets = ['status = ?', 'update_time = ?'];
+  STATUS_CHANGE_COLUMNS.forEach((c, i) => {
+    if (mask & (1 << i)) sets.push(`${c} = ?`);
+  });
+  return `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`;
+});
+
+/** The values of a multi-row INSERT of `branches` of `gid`, row after row. */
+function branchRowValues(gid: string, branches: readonly TransBranch[]): unknown[] {
+  const values: unknown[] = [];
+  for (const b of branches) {
+    values.push(gid);
+    branchInsertValues(b, toMysqlDatetime, values);
+  }
+  return values;
+}
+
 const dt = (ms: number | undefined): string | null => (ms === undefined ? null : toMysqlDatetime(ms));
 
 /** The attempt record of a branch, as the four values updateBranches and recordFailedAttempt write. */
@@ -59,20 +120,6 @@ class MyWrites implements WriteBuilder<MyWrite> {
   /** @@auto_increment_increment: the step between the ids of one multi-row INSERT (1 unless Galera-style). */
   autoIncStep = 1;
 
-  /**
-   * One INSERT per new branch, guarded by `cond` (SQL over session variables or tables; a VALUES list cannot
-   * carry a condition). One row per statement: its result carries the row's id (no read-back, no reliance
-   * on consecutive auto-increment values), and MySQL needs no temporary table for it.
-   */
-  private static branchInserts(gid: string, branches: TransBranch[], cond: string, condValues: unknown[]): Stmt[] {
-    const sql = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
-      SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM DUAL WHERE ${cond}`;
-    return branches.map((b) => ({
-      sql,
-      values: [gid, ...branchInsertValues(b, toMysqlDatetime), ...condValues],
-    }));
-  }
-
   /** Branch ids from the INSERT results `results[first…]`; false when the guard held them back. */
   private static takeBranchIds(branches: TransBranch[], results: Result[], first: number): boolean {
     for (let i = 0; i < branches.length; i++) {
@@ -85,13 +132,7 @@ class MyWrites implements WriteBuilder<MyWrite> {
 
   saveNew(trans: TransGlobal, branches: TransBranch[]): MyWrite {
     // plain INSERTs: the cheapest statements MySQL has for this (see MyBatchExecutor.runText for how a duplicate gid fails)
-    const stmts: Stmt[] = [
-      {
-        sql: `INSERT INTO trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
-          VALUES (${GLOBAL_INSERT_COLUMNS.map(() => '?').join(', ')})`,
-        values: globalInsertValues(trans, toMysqlDatetime),
-      },
-    ];
+    const stmts: Stmt[] = [{ sql: GLOBAL_INSERT, values: globalInsertValues(trans, toMysqlDatetime) }];
     // the branches in multi-row INSERTs of at most INSERT_ROWS_MAX rows / about INSERT_BYTES_MAX bytes: a
     // prepared statement holds at most 65,535 placeholders, and a packet max_allowed_packet bytes
     const chunks: TransBranch[][] = [];
@@ -108,11 +149,10 @@ class MyWrites implements WriteBuilder<MyWrite> {
       bytes += size;
     }
     if (chunk.length > 0) chunks.push(chunk);
-    const row = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
     for (const c of chunks) {
       stmts.push({
-        sql: `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${c.map(() => row).join(', ')}`,
-        values: c.flatMap((b) => [trans.gid, ...branchInsertValues(b, toMysqlDatetime)]),
+        sql: branchInsert(c.length),
+        values: branchRowValues(trans.gid, c),
       });
     }
     return myWrite(
@@ -134,12 +174,14 @@ class MyWrites implements WriteBuilder<MyWrite> {
 
   insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): MyWrite {
     // the shared lock keeps the global's status until this commits (spec §8.5: DTM selects FOR UPDATE)
+    // one row per INSERT: its result carries the row's id (no read-back, no reliance on consecutive
+    // auto-increment values), and MySQL needs no temporary table for it
     const stmts: Stmt[] = [
-      { sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] },
-      ...MyWrites.branchInserts(gid, branches, 'EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)', [
-        gid,
-        status,
-      ]),
+      { sql: SHARE_STATUS, values: [gid] },
+      ...branches.map((b) => ({
+        sql: BRANCH_INSERT_WHILE,
+        values: [gid, ...branchInsertValues(b, toMysqlDatetime), gid, status],
+      })),
     ];
     return myWrite(stmts, (res) => {
       if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
@@ -148,7 +190,7 @@ class MyWrites implements WriteBuilder<MyWrite> {
   }
 
   updateBranches(gid: string, status: GlobalStatus, branches: readonly TransBranch[]): MyWrite {
-    const stmts: Stmt[] = [{ sql: 'SELECT status FROM trans_global WHERE gid = ? LOCK IN SHARE MODE', values: [gid] }];
+    const stmts: Stmt[] = [{ sql: SHARE_STATUS, values: [gid] }];
     for (const b of branches) stmts.push(MyWrites.branchUpdate(gid, status, b));
     return myWrite(stmts, (res) => {
       if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
@@ -158,9 +200,7 @@ class MyWrites implements WriteBuilder<MyWrite> {
   /** The UPDATE of one branch's result, applied only while the global status is `status`. */
   private static branchUpdate(gid: string, status: GlobalStatus, b: TransBranch): Stmt {
     return {
-      sql: `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
-        attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
-        WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+      sql: BRANCH_UPDATE,
       values: [
         b.status,
         dt(b.finishTime),
@@ -176,20 +216,35 @@ class MyWrites implements WriteBuilder<MyWrite> {
   }
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): MyWrite {
-    const sets = ['status = ?', 'update_time = ?'];
     const values: unknown[] = [to, dt(now)];
-    const set = (column: string, v: unknown) => {
-      sets.push(`${column} = ?`);
-      values.push(v);
-    };
-    if (change.rollbackReason) set('rollback_reason', change.rollbackReason);
-    if (change.result) set('result', change.result);
-    if (change.finishTime !== undefined) set('finish_time', dt(change.finishTime));
-    if (change.rollbackTime !== undefined) set('rollback_time', dt(change.rollbackTime));
-    if (change.nextCronTime !== undefined) set('next_cron_time', dt(change.nextCronTime));
-    if (change.nextCronInterval !== undefined) set('next_cron_interval', change.nextCronInterval);
+    let mask = 0;
+    // bit order: STATUS_CHANGE_COLUMNS
+    if (change.rollbackReason) {
+      mask |= 1;
+      values.push(change.rollbackReason);
+    }
+    if (change.result) {
+      mask |= 2;
+      values.push(change.result);
+    }
+    if (change.finishTime !== undefined) {
+      mask |= 4;
+      values.push(dt(change.finishTime));
+    }
+    if (change.rollbackTime !== undefined) {
+      mask |= 8;
+      values.push(dt(change.rollbackTime));
+    }
+    if (change.nextCronTime !== undefined) {
+      mask |= 16;
+      values.push(dt(change.nextCronTime));
+    }
+    if (change.nextCronInterval !== undefined) {
+      mask |= 32;
+      values.push(change.nextCronInterval);
+    }
     values.push(gid, from);
-    const update: Stmt = { sql: `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`, values };
+    const update: Stmt = { sql: STATUS_UPDATE[mask]!, values };
     const held = change.branches ?? [];
     // with branch results: the global row locked first, each branch written while it still has `from`, then the
     // move; a lost CAS writes none of it
@@ -209,12 +264,10 @@ class MyWrites implements WriteBuilder<MyWrite> {
 
   touchCronTime(...args: WriteArgs<'touchCronTime'>): MyWrite {
     const [gid, status, nextCronTime, interval, now, resetFailedAttempts = false] = args;
-    const reset = resetFailedAttempts ? ', failed_attempts = 0' : '';
     return myWrite(
       [
         {
-          sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?${reset}
-            WHERE gid = ? AND status = ?`,
+          sql: TOUCH_CRON[resetFailedAttempts ? 1 : 0]!,
           values: [dt(nextCronTime), interval, dt(now), gid, status],
         },
       ],
@@ -226,16 +279,14 @@ class MyWrites implements WriteBuilder<MyWrite> {
     const [gid, status, branch, a, now] = args;
     const stmts: Stmt[] = [
       {
-        sql: `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
-          failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`,
+        sql: GLOBAL_FAILED_ATTEMPT,
         values: [dt(a.nextCronTime), a.nextCronInterval, dt(now), a.failedAttempts, a.lastError, gid, status],
       },
     ];
     if (branch) {
       // same transaction (one commit); written only while the global has the status
       stmts.push({
-        sql: `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
-          update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`,
+        sql: BRANCH_ATTEMPT,
         values: [...attemptValues(branch), dt(now), branch.id ?? 0, gid, gid, status],
       });
     }

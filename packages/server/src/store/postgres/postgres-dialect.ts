@@ -102,7 +102,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
   private static branchParams(branches: TransBranch[]): unknown[] {
     const out: unknown[] = [];
     for (const b of branches) {
-      out.push(...branchInsertValues(b, toIsoUtc));
+      branchInsertValues(b, toIsoUtc, out);
     }
     return out;
   }

@@ -106,9 +106,13 @@ export function globalInsertValues<T>(t: TransGlobal, time: (ms: number) => T): 
   ];
 }
 
-/** The values of a new branch row in BRANCH_INSERT_COLUMNS order after gid; `time` renders a time for the driver. */
-export function branchInsertValues<T>(b: TransBranch, time: (ms: number) => T): unknown[] {
-  return [b.url, payload(b.binData), b.branchId, b.op, b.status, time(b.createTime), time(b.updateTime)];
+/**
+ * The values of a new branch row in BRANCH_INSERT_COLUMNS order after gid, appended to `out` (a multi-row
+ * INSERT's values, built without a copy per row); `time` renders a time for the driver.
+ */
+export function branchInsertValues<T>(b: TransBranch, time: (ms: number) => T, out: unknown[] = []): unknown[] {
+  out.push(b.url, payload(b.binData), b.branchId, b.op, b.status, time(b.createTime), time(b.updateTime));
+  return out;
 }
 
 /** A driver's row (times as the driver's text, or Date) → the core's TransGlobal. NULLs of old DTM rows become ''/0. */
