@@ -142,6 +142,26 @@ describe('SQL time conversions', () => {
     assert.equal(parseSqlTime('2026-01-02 03:04:05'), ms - 67);
     assert.throws(() => parseSqlTime('01/02/2026 03:04:05 PST'), /cannot parse a SQL time/);
   });
+
+  it('renders each millisecond of a second, and times going back and forth, as Date#toISOString does', () => {
+    const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+    const times: number[] = [];
+    const second = Date.UTC(2026, 11, 31, 23, 59, 59);
+    for (let i = 0; i < 1000; i++) times.push(second + i); // the same second, then the next year below
+    times.push(
+      second + 1000,
+      second + 999,
+      second + 1000,
+      0,
+      Date.UTC(1000, 0, 1),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+    );
+    for (let i = 0; i < 500; i++) times.push(Math.floor(Math.random() * Date.UTC(9000, 0, 1)) + Date.UTC(1000, 0, 1));
+    for (const ms of times) {
+      assert.equal(toMysqlDatetime(ms), iso(ms), `ms ${ms}`);
+      assert.equal(toIsoUtc(ms), `${iso(ms)}Z`, `ms ${ms}`);
+    }
+  });
 });
 
 describe('SQL error classification', () => {

@@ -7,12 +7,21 @@
 const p2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
 const p3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
 
+/** The second utcText rendered last, and its text up to the seconds: a write's times mostly share their second. */
+let lastSecond = Number.NaN;
+let lastPrefix = '';
+
 /** `2026-01-01 00:00:00.123` in UTC (years 1000–9999). Twice as fast as Date#toISOString, on every write. */
 function utcText(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(
-    d.getUTCMinutes(),
-  )}:${p2(d.getUTCSeconds())}.${p3(d.getUTCMilliseconds())}`;
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    const d = new Date(second * 1000);
+    lastPrefix = `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(
+      d.getUTCMinutes(),
+    )}:${p2(d.getUTCSeconds())}.`;
+    lastSecond = second;
+  }
+  return lastPrefix + p3(ms - second * 1000);
 }
 
 /** `2026-01-01 00:00:00.123Z`: what PostgreSQL reads exactly into a timestamptz. */
