@@ -148,6 +148,9 @@ describe('SQL time conversions', () => {
     const times: number[] = [];
     const second = Date.UTC(2026, 11, 31, 23, 59, 59);
     for (let i = 0; i < 1000; i++) times.push(second + i); // the same second, then the next year below
+    // two and three seconds taking turns (now and a retry's next_cron_time; then one more)
+    for (let i = 0; i < 50; i++) times.push(second + 2000 + i, second + 60_000 + i);
+    for (let i = 0; i < 50; i++) times.push(second + 2000 + i, second + 60_000 + i, second - 3_600_000 + i);
     times.push(
       second + 1000,
       second + 999,

@@ -7,21 +7,34 @@
 const p2 = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
 const p3 = (n: number): string => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
 
-/** The second utcText rendered last, and its text up to the seconds: a write's times mostly share their second. */
-let lastSecond = Number.NaN;
-let lastPrefix = '';
+/**
+ * The text up to the seconds of the two seconds utcText rendered last: a write's times mostly fall in the current
+ * second or in its next retry's (next_cron_time), so one slot alone would be replaced at every other call.
+ */
+let second0 = Number.NaN;
+let prefix0 = '';
+let second1 = Number.NaN;
+let prefix1 = '';
 
 /** `2026-01-01 00:00:00.123` in UTC (years 1000–9999). Twice as fast as Date#toISOString, on every write. */
 function utcText(ms: number): string {
   const second = Math.floor(ms / 1000);
-  if (second !== lastSecond) {
+  const rest = p3(ms - second * 1000);
+  if (second === second0) return prefix0 + rest;
+  if (second !== second1) {
     const d = new Date(second * 1000);
-    lastPrefix = `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(
+    prefix1 = `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(
       d.getUTCMinutes(),
     )}:${p2(d.getUTCSeconds())}.`;
-    lastSecond = second;
+    second1 = second;
   }
-  return lastPrefix + p3(ms - second * 1000);
+  // the newest second to slot 0, the one before it to slot 1
+  const prefix = prefix1;
+  second1 = second0;
+  prefix1 = prefix0;
+  second0 = second;
+  prefix0 = prefix;
+  return prefix + rest;
 }
 
 /** `2026-01-01 00:00:00.123Z`: what PostgreSQL reads exactly into a timestamptz. */
