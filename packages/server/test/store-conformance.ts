@@ -219,6 +219,42 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         assert.equal(found[2]!.binData.byteLength, 0, 'empty payload stays empty');
       });
 
+      it('saves, updates and finishes the 2,000 branches of a saga of 1,000 steps (Limits.MaxSteps)', async () => {
+        const gid = 'gid-max-steps';
+        const branches: TransBranch[] = [];
+        for (let i = 1; i <= 1000; i++) {
+          const id = String(i).padStart(4, '0');
+          branches.push(makeBranch(gid, id, 'compensate'), makeBranch(gid, id, 'action'));
+        }
+        await store.saveNew(makeTrans(gid), branches);
+        const ids = branches.map((b) => b.id);
+        assert.equal(new Set(ids).size, 2000, 'branch ids set and distinct');
+        let found = await store.findBranches(gid);
+        assert.deepEqual(
+          found.map((b) => [b.id, b.branchId, b.op]),
+          branches.map((b) => [b.id, b.branchId, b.op]),
+          'every row, in insertion order, under the id it was given',
+        );
+        const done = (b: TransBranch, t: number, attempts: number): TransBranch => ({
+          ...b,
+          status: 'succeed',
+          finishTime: at(t),
+          updateTime: at(t),
+          attempts,
+          lastAttemptTime: at(t),
+          lastResult: 'SUCCESS',
+        });
+        const first = found.slice(0, 1500).map((b) => done(b, 5, 1));
+        await store.updateBranches(gid, 'submitted', first);
+        assert.deepEqual((await store.findBranches(gid)).slice(0, 1500).map(plain), first.map(plain));
+        // the status change carries the rest, over 1,000 of them in one write again
+        const rest = found.map((b) => done(b, 6, 2));
+        await store.changeStatus(gid, 'submitted', 'succeed', { finishTime: at(7), branches: rest }, at(7));
+        assert.equal((await store.findTrans(gid))?.status, 'succeed');
+        found = await store.findBranches(gid);
+        assert.deepEqual(found.map(plain), rest.map(plain));
+      });
+
       it('keeps a 5 MiB payload byte for byte', async () => {
         const big = randomBytes(5 * 1024 * 1024);
         big.set(NON_UTF8, 1000);
