@@ -127,12 +127,18 @@ class PgWrites implements WriteBuilder<PgWrite> {
     return cols;
   }
 
-  /** The new branches as a row source and its parameters (from `first`), with the statement's shape key. */
-  private static newBranches(branches: TransBranch[], first: number): { key: string; from: string; values: unknown[] } {
+  /**
+   * The new branches as a row source and its parameters (from `first`), with the statement's shape key. The
+   * source's text is only built when its statement's is (once per shape), so it comes as a function.
+   */
+  private static newBranches(
+    branches: TransBranch[],
+    first: number,
+  ): { key: string; from: () => string; values: unknown[] } {
     const n = branches.length;
     return n <= VALUES_ROWS_MAX
-      ? { key: String(n), from: PgWrites.branchValues(n, first), values: PgWrites.branchParams(branches) }
-      : { key: 'many', from: PgWrites.branchArrays(first), values: PgWrites.branchArrayParams(branches) };
+      ? { key: String(n), from: () => PgWrites.branchValues(n, first), values: PgWrites.branchParams(branches) }
+      : { key: 'many', from: () => PgWrites.branchArrays(first), values: PgWrites.branchArrayParams(branches) };
   }
 
   /**
@@ -156,7 +162,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
           INSERT INTO ${this.s}.trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
           VALUES (${GLOBAL_INSERT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
           ON CONFLICT (gid) DO NOTHING RETURNING id)
-        ${n ? `, b AS (${this.branchInsert(nb.from)})` : ''}
+        ${n ? `, b AS (${this.branchInsert(nb.from())})` : ''}
         SELECT 0 AS k, id, NULL AS branch_id, NULL AS op FROM g
         ${n ? 'UNION ALL SELECT 1, id, branch_id, op FROM b' : ''}`,
       [...globalInsertValues(trans, toIsoUtc), ...nb.values],
@@ -178,7 +184,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
     return this.write(
       `insert_branches_${nb.key}`,
       () => `WITH g AS (SELECT 1 FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE)
-        ${n ? `, b AS (${this.branchInsert(nb.from)})` : ''}
+        ${n ? `, b AS (${this.branchInsert(nb.from())})` : ''}
         SELECT 0 AS k, NULL::int8 AS id, NULL AS branch_id, NULL AS op FROM g
         ${n ? 'UNION ALL SELECT 1, id, branch_id, op FROM b' : ''}`,
       [gid, status, ...nb.values],
@@ -214,7 +220,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
       () => `UPDATE ${this.s}.trans_branch_op b
         ${SET_RESULT}
         FROM (SELECT gid FROM ${this.s}.trans_global WHERE gid = $1 AND status = $2 FOR SHARE) g,
-          ${from} AS ${RESULT_ROW}
+          ${from()} AS ${RESULT_ROW}
         WHERE b.id = v.id AND b.gid = g.gid`,
       values,
       (r) => {
@@ -225,22 +231,29 @@ class PgWrites implements WriteBuilder<PgWrite> {
 
   /**
    * The rows of branch results as a FROM item `v(id, st, ft, rt, ut, na, lat, lr, le)`, their parameters appended to
-   * `values`: a VALUES list for up to VALUES_ROWS_MAX rows, else unnest() of arrays. `key` names the statement shape.
+   * `values`: a VALUES list for up to VALUES_ROWS_MAX rows, else unnest() of arrays. `key` names the statement shape;
+   * `from` builds the text (called once per shape, when the statement's text is built).
    */
-  private static branchRows(branches: readonly TransBranch[], values: unknown[]): { key: string; from: string } {
+  private static branchRows(branches: readonly TransBranch[], values: unknown[]): { key: string; from: () => string } {
     const n = branches.length;
     const finish = (b: TransBranch) => (b.finishTime === undefined ? null : toIsoUtc(b.finishTime));
     const rollback = (b: TransBranch) => (b.rollbackTime === undefined ? null : toIsoUtc(b.rollbackTime));
     if (n <= VALUES_ROWS_MAX) {
-      const rows: string[] = [];
+      const first = values.length + 1;
       for (const b of branches) {
-        const p = values.length + 1;
-        rows.push(
-          `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz, $${p + 5}::int, $${p + 6}::timestamptz, $${p + 7}::text, $${p + 8}::text)`,
-        );
         values.push(b.id ?? 0, b.status, finish(b), rollback(b), toIsoUtc(b.updateTime), ...attemptValues(b));
       }
-      return { key: `branches_${n}`, from: `(VALUES ${rows.join(', ')})` };
+      const from = () => {
+        const rows: string[] = [];
+        for (let i = 0; i < n; i++) {
+          const p = first + i * 9;
+          rows.push(
+            `($${p}::int8, $${p + 1}::text, $${p + 2}::timestamptz, $${p + 3}::timestamptz, $${p + 4}::timestamptz, $${p + 5}::int, $${p + 6}::timestamptz, $${p + 7}::text, $${p + 8}::text)`,
+          );
+        }
+        return `(VALUES ${rows.join(', ')})`;
+      };
+      return { key: `branches_${n}`, from };
     }
     const p = values.length + 1;
     values.push(
@@ -255,7 +268,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
       branches.map((b) => b.lastError ?? ''),
     );
     const types = ['int8', 'text', 'timestamptz', 'timestamptz', 'timestamptz', 'int', 'timestamptz', 'text', 'text'];
-    return { key: 'branches_many', from: `unnest(${types.map((t, i) => `$${p + i}::${t}[]`).join(', ')})` };
+    return { key: 'branches_many', from: () => `unnest(${types.map((t, i) => `$${p + i}::${t}[]`).join(', ')})` };
   }
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): PgWrite {
@@ -283,7 +296,7 @@ class PgWrites implements WriteBuilder<PgWrite> {
             RETURNING gid),
           u AS (UPDATE ${this.s}.trans_branch_op b
             ${SET_RESULT}
-            FROM g, ${rows.from} AS ${RESULT_ROW}
+            FROM g, ${rows.from()} AS ${RESULT_ROW}
             WHERE b.id = v.id AND b.gid = g.gid
             RETURNING 1)
           SELECT (SELECT count(*) FROM g)::int AS moved, (SELECT count(*) FROM u)::int AS branches`,
