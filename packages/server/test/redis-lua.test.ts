@@ -124,4 +124,15 @@ describe('Redis Lua: packed arguments', () => {
     const nested = pack([text, bytes]) as Buffer;
     assert.deepEqual(unpack(unpack(nested)[0]!).map(String), values);
   });
+
+  it('writes lengths of every number of digits in a Buffer pack', () => {
+    const values = [0, 9, 10, 99, 100, 1234, 70_000].map((n) => Buffer.alloc(n, n % 251));
+    const packed = pack([...values, 'é'.repeat(5)]) as Buffer;
+    assert.equal(packed.subarray(0, 6).toString('latin1'), '0:9:\x09\x09');
+    assert.equal(packed.length, values.reduce((n, v) => n + String(v.length).length + 1 + v.length, 0) + 3 + 10);
+    assert.deepEqual(
+      unpack(packed).map((b) => Buffer.from(b)),
+      [...values, Buffer.from('é'.repeat(5))],
+    );
+  });
 });

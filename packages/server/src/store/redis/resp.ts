@@ -60,7 +60,7 @@ function bulk(len: number): number {
 }
 
 /** Write the decimal digits of `v` (a non-negative integer) at `pos`; returns the position after them. */
-function writeDigits(out: Buffer, pos: number, v: number): number {
+export function writeDigits(out: Buffer, pos: number, v: number): number {
   const end = pos + digits(v);
   for (let p = end - 1; p >= pos; p--) {
     out[p] = 0x30 + (v % 10);
@@ -69,7 +69,8 @@ function writeDigits(out: Buffer, pos: number, v: number): number {
   return end;
 }
 
-function digits(v: number): number {
+/** How many decimal digits `v` (a non-negative integer) has. */
+export function digits(v: number): number {
   let d = 1;
   while (v >= 10) {
     v = Math.floor(v / 10);

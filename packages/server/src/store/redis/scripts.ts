@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../util/error-message.js';
+import { digits, writeDigits } from './resp.js';
 
 /**
  * Every script, by file name without `.lua`: `<name>.<number of KEYS>`. The one-slot forms of four scripts (every
@@ -153,13 +154,13 @@ export function pack(values: readonly (string | Uint8Array)[]): string | Buffer 
     const v = values[i]!;
     const n = typeof v === 'string' ? Buffer.byteLength(v) : v.byteLength;
     lens[i] = n;
-    size += n + String(n).length + 1;
+    size += n + digits(n) + 1;
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
-    pos += out.write(String(lens[i]), pos, 'latin1');
+    pos = writeDigits(out, pos, lens[i]!);
     out[pos++] = 0x3a; // ':'
     if (typeof v === 'string') pos += out.write(v, pos, 'utf8');
     else {
