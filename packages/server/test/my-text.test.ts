@@ -1,12 +1,14 @@
 /**
  * my-text.ts, the MySQL text batch's statement renderer: the same text as the driver's `format` for every kind of
  * value the store writes, round-tripped byte for byte through the MariaDB of scripts/services.sh
- * (DTX_MYSQL_URL), and a refusal — never a guess — for SQL it cannot split or values that do not fit.
+ * (DTX_MYSQL_URL), and a refusal — never a guess — for SQL it cannot split or values that do not fit; and the
+ * session setup every store connection runs, which makes sure the server reads those escapes as escapes.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { sqlText } from '../src/store/mysql/my-text.js';
+import { mysqlSessionSetup } from '../src/store/mysql/mysql-dialect.js';
 import { sqlOptionsFromUrl } from '../src/store/sql/sql-options.js';
 import { NON_UTF8 } from './store-conformance.js';
 
@@ -97,6 +99,42 @@ describe('sqlText against MariaDB', () => {
       if (Buffer.isBuffer(v)) assert.deepEqual(Buffer.from(got.v as Buffer), v, 'bytes');
       else if (typeof v === 'number') assert.equal(Number(got.v), v);
       else assert.equal(got.v, v);
+    }
+  });
+
+  it("each store connection's session setup turns NO_BACKSLASH_ESCAPES off and keeps the server's other modes", async () => {
+    const mode = async () =>
+      String(((await conn.query('SELECT @@SESSION.sql_mode AS m')) as [Record<string, unknown>[], unknown])[0][0]!.m);
+    const attack = "\\'; SELECT 'injected"; // ends the literal early where a backslash is no escape
+    const text = sqlText('SELECT ? AS v', [attack]);
+    for (const start of [
+      'NO_BACKSLASH_ESCAPES',
+      'NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY',
+      'ONLY_FULL_GROUP_BY,NO_BACKSLASH_ESCAPES,NO_ZERO_DATE',
+    ]) {
+      await conn.query(`SET SESSION sql_mode = '${start}'`);
+      // what the setup prevents: the escaped text read another way (here a second statement, or an error)
+      const misread = await conn.query(text).then(
+        ([r]) => JSON.stringify(r) !== JSON.stringify([{ v: attack }]),
+        () => true,
+      );
+      assert.ok(misread, `with ${start} the driver's escapes are not escapes`);
+      for (const groupCommit of [false, true]) {
+        await conn.query(`SET SESSION sql_mode = '${start}'`);
+        await conn.query(mysqlSessionSetup(groupCommit));
+        const modes = (await mode()).split(',');
+        assert.ok(!modes.includes('NO_BACKSLASH_ESCAPES'), `${start} → ${modes}`);
+        assert.ok(modes.includes('STRICT_ALL_TABLES'), `${start} → ${modes}`);
+        for (const kept of start.split(',').filter((m) => m !== 'NO_BACKSLASH_ESCAPES'))
+          assert.ok(modes.includes(kept), `${kept} kept: ${modes}`);
+        const [[row]] = (await conn.query(
+          'SELECT @@SESSION.time_zone AS tz, @@SESSION.innodb_lock_wait_timeout AS lw',
+        )) as [Record<string, unknown>[], unknown];
+        assert.equal(row!.tz, '+00:00');
+        if (groupCommit) assert.equal(Number(row!.lw), 10);
+        const [rows] = (await conn.query(text)) as [Record<string, unknown>[], unknown];
+        assert.deepEqual(rows, [{ v: attack }]);
+      }
     }
   });
 });

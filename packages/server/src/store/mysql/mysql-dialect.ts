@@ -295,6 +295,17 @@ class MyWrites implements WriteBuilder<MyWrite> {
 }
 
 /**
+ * The statement each new connection runs first: strict mode (nothing truncated silently), backslashes as escapes
+ * (the text batches' literals are escaped the driver's way, with backslashes, so a server whose sql_mode has
+ * NO_BACKSLASH_ESCAPES would read `\'` as the end of a string), and UTC (for anything the server computes). The
+ * group commit's connections also give up on a row lock held elsewhere after 10 s instead of stalling every write.
+ */
+export function mysqlSessionSetup(groupCommit: boolean): string {
+  const mode = `TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ',STRICT_ALL_TABLES,'), ',NO_BACKSLASH_ESCAPES,', ','))`;
+  return `SET SESSION sql_mode = ${mode}, time_zone = '+00:00'${groupCommit ? ', innodb_lock_wait_timeout = 10' : ''}`;
+}
+
+/**
  * MySQL / MariaDB under the shared SQL store (Store.Driver `mysql`): DTM's tables in the database Store.Db
  * (created when missing), migrated to dtx's version at open (see schema.ts). Two pools: reads and short
  * transactions of their own (lease, retention), and the group commit's connections (MyBatchExecutor).
@@ -353,18 +364,13 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
         Array.isArray(values) && values.length === 0 ? sql : mysql.format(sql, values as never[])) as never,
     });
     for (const p of [this.pool, this.writerPool]) {
-      // each new connection: strict mode (never truncate silently) and UTC (for anything the server computes);
-      // the group commit's: a row lock held elsewhere fails the waiting write after 10 s instead of stalling all
-      const lockWait = p === this.writerPool ? ', innodb_lock_wait_timeout = 10' : '';
+      const setup = mysqlSessionSetup(p === this.writerPool);
       (p as unknown as NodeJS.EventEmitter).on(
         'connection',
         (conn: { query: (sql: string, cb: (e: unknown) => void) => void }) => {
-          conn.query(
-            `SET SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')), time_zone = '+00:00'${lockWait}`,
-            (err) => {
-              if (err) this.log?.warn('MySQL session setup failed', { error: errorMessage(err) });
-            },
-          );
+          conn.query(setup, (err) => {
+            if (err) this.log?.warn('MySQL session setup failed', { error: errorMessage(err) });
+          });
         },
       );
     }
