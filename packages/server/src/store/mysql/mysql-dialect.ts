@@ -359,9 +359,11 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
       connectionLimit: inFlight,
       maxIdle: inFlight,
       // the group commit's batches arrive as finished text (my-text.ts): given no values, the driver's own format
-      // would still scan all of that text for a placeholder
-      queryFormat: ((sql: string, values: unknown) =>
-        Array.isArray(values) && values.length === 0 ? sql : mysql.format(sql, values as never[])) as never,
+      // would still scan all of that text for a placeholder; with values, the driver's format as it calls it
+      queryFormat: ((sql: string, values: unknown, timezone: unknown) =>
+        Array.isArray(values) && values.length === 0
+          ? sql
+          : (mysql.format as (...a: unknown[]) => string)(sql, values, false, timezone)) as never,
     });
     for (const p of [this.pool, this.writerPool]) {
       const setup = mysqlSessionSetup(p === this.writerPool);
