@@ -199,9 +199,7 @@ export class SqliteStore implements Store {
       ),
       insertGlobal: p(`INSERT INTO trans_global (gid, trans_type, status, query_prepared, protocol, create_time,
         update_time, options, custom_data, next_cron_interval, next_cron_time, owner, ext_data, result, rollback_reason)
-        VALUES (@gid, @trans_type, @status, @query_prepared, @protocol, @create_time, @update_time, @options,
-        @custom_data, @next_cron_interval, @next_cron_time, @owner, @ext_data, @result, @rollback_reason)
-        ON CONFLICT (gid) DO NOTHING`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gid) DO NOTHING`),
       insertBranch: p(`INSERT INTO trans_branch_op (trans_id, gid, url, bin_data, branch_id, op, status, create_time,
         update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       statusOf: p('SELECT id, status FROM trans_global WHERE gid = ?'),
@@ -215,14 +213,16 @@ export class SqliteStore implements Store {
         AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?) ORDER BY id DESC LIMIT ?`),
       countStuck: p(`SELECT COALESCE(SUM(CASE WHEN ? > 0 AND failed_attempts >= ? THEN 1 ELSE 0 END), 0) AS attempts,
         COUNT(*) AS n FROM trans_global INDEXED BY trans_global_due WHERE ${UNFINISHED} AND ((? > 0 AND failed_attempts >= ?) OR create_time < ?)`),
-      changeStatus: p(`UPDATE trans_global SET status = @to, update_time = @now,
-        rollback_reason = CASE WHEN @rollback_reason <> '' THEN @rollback_reason ELSE rollback_reason END,
-        result = CASE WHEN @result <> '' THEN @result ELSE result END,
-        finish_time = COALESCE(@finish_time, finish_time),
-        rollback_time = COALESCE(@rollback_time, rollback_time),
-        next_cron_time = COALESCE(@next_cron_time, next_cron_time),
-        next_cron_interval = COALESCE(@next_cron_interval, next_cron_interval)
-        WHERE gid = @gid AND status = @from`),
+      // changeStatus and saveNew run once per saga: their parameters are positional (binding by name costs
+      // better-sqlite3 a lookup per parameter, ~4 µs an insert of a global row); the two CASEs take theirs twice
+      changeStatus: p(`UPDATE trans_global SET status = ?, update_time = ?,
+        rollback_reason = CASE WHEN ? <> '' THEN ? ELSE rollback_reason END,
+        result = CASE WHEN ? <> '' THEN ? ELSE result END,
+        finish_time = COALESCE(?, finish_time),
+        rollback_time = COALESCE(?, rollback_time),
+        next_cron_time = COALESCE(?, next_cron_time),
+        next_cron_interval = COALESCE(?, next_cron_interval)
+        WHERE gid = ? AND status = ?`),
       touch: p(
         'UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ? WHERE gid = ? AND status = ?',
       ),
@@ -342,23 +342,23 @@ export class SqliteStore implements Store {
 
   saveNew(trans: TransGlobal, branches: TransBranch[]): Promise<void> {
     return this.writer.write(() => {
-      const r = this.st.insertGlobal!.run({
-        gid: trans.gid,
-        trans_type: trans.transType,
-        status: trans.status,
-        query_prepared: trans.queryPrepared,
-        protocol: trans.protocol,
-        create_time: trans.createTime,
-        update_time: trans.updateTime,
-        options: trans.options,
-        custom_data: trans.customData,
-        next_cron_interval: trans.nextCronInterval,
-        next_cron_time: trans.nextCronTime,
-        owner: trans.owner,
-        ext_data: trans.extData,
-        result: trans.result,
-        rollback_reason: trans.rollbackReason,
-      });
+      const r = this.st.insertGlobal!.run(
+        trans.gid,
+        trans.transType,
+        trans.status,
+        trans.queryPrepared,
+        trans.protocol,
+        trans.createTime,
+        trans.updateTime,
+        trans.options,
+        trans.customData,
+        trans.nextCronInterval,
+        trans.nextCronTime,
+        trans.owner,
+        trans.extData,
+        trans.result,
+        trans.rollbackReason,
+      );
       if (r.changes === 0) throw new UniqueConflictError();
       trans.id = Number(r.lastInsertRowid);
       this.insertBranchRows(trans.id, branches);
@@ -442,18 +442,22 @@ export class SqliteStore implements Store {
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): Promise<void> {
     return this.writer.write(() => {
-      const r = this.st.changeStatus!.run({
-        gid,
-        from,
+      const rollbackReason = change.rollbackReason ?? '';
+      const result = change.result ?? '';
+      const r = this.st.changeStatus!.run(
         to,
         now,
-        rollback_reason: change.rollbackReason ?? '',
-        result: change.result ?? '',
-        finish_time: change.finishTime ?? null,
-        rollback_time: change.rollbackTime ?? null,
-        next_cron_time: change.nextCronTime ?? null,
-        next_cron_interval: change.nextCronInterval ?? null,
-      });
+        rollbackReason,
+        rollbackReason,
+        result,
+        result,
+        change.finishTime ?? null,
+        change.rollbackTime ?? null,
+        change.nextCronTime ?? null,
+        change.nextCronInterval ?? null,
+        gid,
+        from,
+      );
       if (r.changes === 0) throw new NotFoundError();
       if (change.branches) for (const b of change.branches) this.runUpdateBranch(gid, b);
     });
