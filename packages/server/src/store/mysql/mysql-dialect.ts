@@ -217,31 +217,20 @@ class MyWrites implements WriteBuilder<MyWrite> {
 
   changeStatus(gid: string, from: GlobalStatus, to: GlobalStatus, change: StatusChange, now: number): MyWrite {
     const values: unknown[] = [to, dt(now)];
+    // the optional columns' values in STATUS_CHANGE_COLUMNS order; those present pick the statement
+    const optional = [
+      change.rollbackReason || undefined,
+      change.result || undefined,
+      change.finishTime === undefined ? undefined : dt(change.finishTime),
+      change.rollbackTime === undefined ? undefined : dt(change.rollbackTime),
+      change.nextCronTime === undefined ? undefined : dt(change.nextCronTime),
+      change.nextCronInterval,
+    ];
     let mask = 0;
-    // bit order: STATUS_CHANGE_COLUMNS
-    if (change.rollbackReason) {
-      mask |= 1;
-      values.push(change.rollbackReason);
-    }
-    if (change.result) {
-      mask |= 2;
-      values.push(change.result);
-    }
-    if (change.finishTime !== undefined) {
-      mask |= 4;
-      values.push(dt(change.finishTime));
-    }
-    if (change.rollbackTime !== undefined) {
-      mask |= 8;
-      values.push(dt(change.rollbackTime));
-    }
-    if (change.nextCronTime !== undefined) {
-      mask |= 16;
-      values.push(dt(change.nextCronTime));
-    }
-    if (change.nextCronInterval !== undefined) {
-      mask |= 32;
-      values.push(change.nextCronInterval);
+    for (let i = 0; i < optional.length; i++) {
+      if (optional[i] === undefined) continue;
+      mask |= 1 << i;
+      values.push(optional[i]);
     }
     values.push(gid, from);
     const update: Stmt = { sql: STATUS_UPDATE[mask]!, values };
