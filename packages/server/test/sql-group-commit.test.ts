@@ -159,7 +159,10 @@ describe('SQL time conversions', () => {
       Date.UTC(1000, 0, 1),
       Date.UTC(9999, 11, 31, 23, 59, 59, 999),
     );
-    for (let i = 0; i < 500; i++) times.push(Math.floor(Math.random() * Date.UTC(9000, 0, 1)) + Date.UTC(1000, 0, 1));
+    // 500 times spread over years 1000-9999 (a fixed stride, so a failure names the same time on every run)
+    const span = Date.UTC(9999, 0, 1) - Date.UTC(1000, 0, 1);
+    for (let i = 0; i < 500; i++)
+      times.push(Date.UTC(1000, 0, 1) + Math.floor((span / 500) * i) + ((i * 7919) % 86_400_000));
     for (const ms of times) {
       assert.equal(toMysqlDatetime(ms), iso(ms), `ms ${ms}`);
       assert.equal(toIsoUtc(ms), `${iso(ms)}Z`, `ms ${ms}`);

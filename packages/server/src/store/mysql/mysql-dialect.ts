@@ -58,8 +58,19 @@ function branchInsert(n: number): string {
 const BRANCH_INSERT_WHILE = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
   SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM DUAL
   WHERE EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
-const BRANCH_UPDATE = `UPDATE trans_branch_op SET status = ?, finish_time = ?, rollback_time = ?, update_time = ?,
-  attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?
+/** The branch columns a result writes, in the order of branchResultValues. */
+const BRANCH_RESULT_COLUMNS = [
+  'status',
+  'finish_time',
+  'rollback_time',
+  'update_time',
+  'attempts',
+  'last_attempt_time',
+  'last_result',
+  'last_error',
+] as const;
+/** One branch's result, written only while the global has the status. */
+const BRANCH_UPDATE = `UPDATE trans_branch_op SET ${BRANCH_RESULT_COLUMNS.map((c) => `${c} = ?`).join(', ')}
   WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
 const BRANCH_ATTEMPT = `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
   update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
@@ -90,17 +101,6 @@ const STATUS_UPDATE = Array.from({ length: 1 << STATUS_CHANGE_COLUMNS.length }, 
   return `UPDATE trans_global SET ${sets.join(', ')} WHERE gid = ? AND status = ?`;
 });
 
-/** The branch columns a result writes, in the order of branchResultValues. */
-const BRANCH_RESULT_COLUMNS = [
-  'status',
-  'finish_time',
-  'rollback_time',
-  'update_time',
-  'attempts',
-  'last_attempt_time',
-  'last_result',
-  'last_error',
-] as const;
 /**
  * Branch results a status change writes in the same statement as the move, at most: past this the statement's
  * CASE lists would grow with the square of the count, and the branches are written one UPDATE each instead.
