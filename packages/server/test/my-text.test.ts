@@ -102,7 +102,7 @@ describe('sqlText against MariaDB', () => {
     }
   });
 
-  it("each store connection's session setup turns NO_BACKSLASH_ESCAPES off and keeps the server's other modes", async () => {
+  it("each store connection's session setup turns NO_BACKSLASH_ESCAPES off, autocommit on, and keeps the server's other modes", async () => {
     const mode = async () =>
       String(((await conn.query('SELECT @@SESSION.sql_mode AS m')) as [Record<string, unknown>[], unknown])[0][0]!.m);
     const attack = "\\'; SELECT 'injected"; // ends the literal early where a backslash is no escape
@@ -120,7 +120,7 @@ describe('sqlText against MariaDB', () => {
       );
       assert.ok(misread, `with ${start} the driver's escapes are not escapes`);
       for (const groupCommit of [false, true]) {
-        await conn.query(`SET SESSION sql_mode = '${start}'`);
+        await conn.query(`SET SESSION sql_mode = '${start}', autocommit = 0`);
         await conn.query(mysqlSessionSetup(groupCommit));
         const modes = (await mode()).split(',');
         assert.ok(!modes.includes('NO_BACKSLASH_ESCAPES'), `${start} → ${modes}`);
@@ -128,9 +128,10 @@ describe('sqlText against MariaDB', () => {
         for (const kept of start.split(',').filter((m) => m !== 'NO_BACKSLASH_ESCAPES'))
           assert.ok(modes.includes(kept), `${kept} kept: ${modes}`);
         const [[row]] = (await conn.query(
-          'SELECT @@SESSION.time_zone AS tz, @@SESSION.innodb_lock_wait_timeout AS lw',
+          'SELECT @@SESSION.time_zone AS tz, @@SESSION.innodb_lock_wait_timeout AS lw, @@SESSION.autocommit AS ac',
         )) as [Record<string, unknown>[], unknown];
         assert.equal(row!.tz, '+00:00');
+        assert.equal(Number(row!.ac), 1, 'a lone group-commit statement must commit by itself');
         if (groupCommit) assert.equal(Number(row!.lw), 10);
         const [rows] = (await conn.query(text)) as [Record<string, unknown>[], unknown];
         assert.deepEqual(rows, [{ v: attack }]);

@@ -116,7 +116,8 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       ];
       for (const r of found) taken.add(String(r.gid));
     }
-    const parts = ['START TRANSACTION'];
+    const lone = batch.length === 1 && batch[0]!.write.stmts.length === 1;
+    const parts = lone ? [] : ['START TRANSACTION'];
     const skipped = batch.map((p) => {
       const gid = p.write.newGid;
       if (gid !== undefined) {
@@ -126,14 +127,22 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       for (const s of p.write.stmts) parts.push(sqlText(s.sql, s.values));
       return false;
     });
-    parts.push('COMMIT');
     let res: Result[];
     try {
-      [res] = (await conn.query(parts.join(';\n'))) as unknown as [Result[], unknown];
+      if (lone) {
+        // one statement, autocommitted (the session setup turns autocommit on): atomic and durable on its own,
+        // and one reply packet instead of three (MariaDB sends each statement's reply in a packet of its own)
+        const [r] = (await conn.query(parts[0]!)) as unknown as [Result, unknown];
+        res = [r];
+      } else {
+        parts.push('COMMIT');
+        [res] = (await conn.query(parts.join(';\n'))) as unknown as [Result[], unknown];
+      }
     } catch (err) {
       if (isConnectionError(err)) throw err; // COMMIT sent or not: unknown, so every caller hears of a failure
-      // MySQL stopped at the failing statement, before the COMMIT: undo what ran before it
-      await conn.query('ROLLBACK');
+      // MySQL stopped at the failing statement, before the COMMIT: undo what ran before it (a lone statement
+      // undid itself)
+      if (!lone) await conn.query('ROLLBACK');
       // a lone write's unique-key error is that write's UniqueConflict: the replay would only say it again
       if (batch.length === 1 && isUniqueViolation(err)) {
         batch[0]!.reject(new UniqueConflictError());
@@ -141,7 +150,7 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       }
       return false;
     }
-    let at = 1;
+    let at = lone ? 0 : 1; // past START TRANSACTION's reply
     batch.forEach((p, i) => {
       if (skipped[i]) {
         p.reject(new UniqueConflictError());

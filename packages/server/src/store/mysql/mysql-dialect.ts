@@ -334,12 +334,14 @@ class MyWrites implements WriteBuilder<MyWrite> {
 /**
  * The statement each new connection runs first: strict mode (nothing truncated silently), backslashes as escapes
  * (the text batches' literals are escaped the driver's way, with backslashes, so a server whose sql_mode has
- * NO_BACKSLASH_ESCAPES would read `\'` as the end of a string), and UTC (for anything the server computes). The
- * group commit's connections also give up on a row lock held elsewhere after 10 s instead of stalling every write.
+ * NO_BACKSLASH_ESCAPES would read `\'` as the end of a string), UTC (for anything the server computes), and
+ * autocommit whatever the server's default (a lone statement of the group commit is sent without a transaction
+ * around it, and must commit by itself). The group commit's connections also give up on a row lock held elsewhere
+ * after 10 s instead of stalling every write.
  */
 export function mysqlSessionSetup(groupCommit: boolean): string {
   const mode = `TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ',STRICT_ALL_TABLES,'), ',NO_BACKSLASH_ESCAPES,', ','))`;
-  return `SET SESSION sql_mode = ${mode}, time_zone = '+00:00'${groupCommit ? ', innodb_lock_wait_timeout = 10' : ''}`;
+  return `SET SESSION sql_mode = ${mode}, time_zone = '+00:00', autocommit = 1${groupCommit ? ', innodb_lock_wait_timeout = 10' : ''}`;
 }
 
 /**
