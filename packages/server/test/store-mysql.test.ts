@@ -398,6 +398,83 @@ describe('MysqlStore: behaviour of this backend', () => {
     }
   });
 
+  it("a batch of new sagas is sent without a gid lookup; a taken gid, or a msg's submit, brings the lookup in, without a replay", async () => {
+    const store = await open();
+    // the text of every query the group commit sends, read from its connections
+    const sent: string[] = [];
+    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d
+      .executor;
+    const acquire = executor.acquire.bind(executor);
+    executor.acquire = async () => {
+      const c = await acquire();
+      const marked = c as unknown as { dtxSpied?: boolean; query: (...a: unknown[]) => unknown };
+      if (!marked.dtxSpied) {
+        const query = marked.query.bind(c);
+        marked.query = (sql: unknown, ...rest: unknown[]) => {
+          sent.push(typeof sql === 'string' ? sql : String((sql as { sql: string }).sql));
+          return query(sql, ...rest);
+        };
+        marked.dtxSpied = true;
+      }
+      return c;
+    };
+    const lookups = () => sent.filter((q) => q.startsWith('SELECT gid FROM trans_global')).length;
+    /** Writes issued in one tick, which the commit queue sends as one batch. */
+    const oneBatch = async (writes: (() => Promise<unknown>)[]) => {
+      const s0 = { ...store.stats };
+      sent.length = 0;
+      const settled = await Promise.all(writes.map((w) => outcome(w())));
+      assert.equal(store.stats.batches - s0.batches, 1, 'one batch');
+      assert.equal(store.stats.replays - s0.replays, 0, 'no savepoint replay');
+      return settled;
+    };
+    try {
+      await store.saveNew(makeTrans('lk-taken', { customData: 'first' }), [makeBranch('lk-taken', '01', 'action')]);
+      const sagas = (...gids: string[]) =>
+        gids.map((g) => () => store.saveNew(makeTrans(g), [makeBranch(g, '01', 'action')]));
+
+      assert.deepEqual(await oneBatch(sagas('lk-a', 'lk-b', 'lk-c')), ['ok', 'ok', 'ok']);
+      assert.equal(lookups(), 0, 'new sagas: no lookup');
+      assert.equal(sent.length, 1, 'new sagas: one round trip');
+
+      // a taken gid and a gid twice in the batch: the batch hits the unique key, is rolled back, and goes again
+      // with its gids looked up, so only those writes fail
+      assert.deepEqual(await oneBatch(sagas('lk-d', 'lk-taken', 'lk-e', 'lk-e')), [
+        'ok',
+        'UniqueConflict',
+        'ok',
+        'UniqueConflict',
+      ]);
+      assert.equal(lookups(), 1);
+      assert.deepEqual(
+        sent.map((q) => q.split(/[\s;]/)[0]),
+        ['START', 'ROLLBACK', 'SELECT', 'START'],
+        'the failed batch, its rollback, the lookup, the batch without the taken gids',
+      );
+      assert.equal((await store.findTrans('lk-taken'))?.customData, 'first', 'the duplicate changed nothing');
+      for (const g of ['lk-d', 'lk-e']) assert.equal((await store.findBranches(g)).length, 1, g);
+
+      // the submit of a prepared msg is a saveNew of a gid that exists: its batch is looked up first
+      await store.saveNew(makeTrans('lk-msg', { transType: 'msg', status: 'prepared' }), []);
+      assert.deepEqual(
+        await oneBatch([
+          ...sagas('lk-f'),
+          () => store.saveNew(makeTrans('lk-msg', { transType: 'msg' }), [makeBranch('lk-msg', '01', 'action')]),
+        ]),
+        ['ok', 'UniqueConflict'],
+      );
+      assert.deepEqual(
+        sent.map((q) => q.split(/[\s;]/)[0]),
+        ['SELECT', 'START'],
+        'looked up first: no failed batch',
+      );
+      assert.equal((await store.findTrans('lk-msg'))?.status, 'prepared');
+      assert.equal((await store.findBranches('lk-f')).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('gids, branch ids and KV keys compare exactly (case matters)', async () => {
     const store = await open();
     try {

@@ -26,23 +26,34 @@ export interface MyWrite extends SqlWrite<Result[]> {
   weight: number;
   /**
    * saveNew: the gid it creates. Its statements are plain INSERTs (a duplicate is a unique-key error); the
-   * text path looks the batch's new gids up first, so a gid that exists fails alone without an error.
+   * text path looks a batch's new gids up when one of them may exist, so a gid that exists fails alone without
+   * an error.
    */
   newGid?: string;
+  /**
+   * saveNew of a gid that may well exist (the submit of a prepared msg, tcc or xa; a workflow run again): a
+   * batch holding it looks its new gids up first. Other new gids (a saga's) are sent without the lookup.
+   */
+  mayExist?: boolean;
 }
 
 /** A batch's SQL text stays under this (MySQL's max_allowed_packet is 16 MiB by default on MariaDB). */
 export const MAX_BATCH_TEXT = 4 * 1024 * 1024;
 
 /** A write of `stmts`, weighed as SQL text (payload bytes count twice: hex), for the commit queue's batch cut. */
-export function myWrite(stmts: Stmt[], done: (results: Result[]) => unknown, newGid?: string): MyWrite {
+export function myWrite(
+  stmts: Stmt[],
+  done: (results: Result[]) => unknown,
+  newGid?: string,
+  mayExist = false,
+): MyWrite {
   let weight = 256;
   for (const s of stmts) {
     weight += s.sql.length;
     for (const v of s.values)
       weight += v instanceof Uint8Array ? 2 * v.byteLength + 3 : typeof v === 'string' ? v.length * 2 + 2 : 8;
   }
-  return newGid === undefined ? { stmts, done, weight } : { stmts, done, weight, newGid };
+  return newGid === undefined ? { stmts, done, weight } : { stmts, done, weight, newGid, mayExist };
 }
 
 /** How many times a short transaction is run when InnoDB keeps choosing it as a deadlock victim. */
@@ -89,25 +100,34 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
     else c.destroy();
   }
 
-  runFast(c: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
-    const tooBig = batch.length === 1 && batch[0]!.write.weight > MAX_BATCH_TEXT;
-    return tooBig ? Promise.resolve(false) : MyBatchExecutor.runText(c, batch);
+  async runFast(c: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
+    if (batch.length === 1 && batch[0]!.write.weight > MAX_BATCH_TEXT) return false;
+    const sent = await MyBatchExecutor.runText(c, batch, batch.length > 1 && batch.some((p) => p.write.mayExist));
+    // a gid that exists after all (a client's retry of a saga's submit, two writes of one gid): the batch again,
+    // its new gids looked up, before the replay with savepoints
+    return sent === 'taken' ? (await MyBatchExecutor.runText(c, batch, true)) === 'done' : sent === 'done';
   }
 
   /**
-   * The whole batch as one multi-statement query. False when a statement failed (then all is rolled back).
+   * The whole batch as one multi-statement query: 'done', or 'failed' when a statement failed and 'taken' when
+   * that was a unique key in a batch of several writes whose new gids were not looked up (then all is rolled
+   * back).
    *
    * saveNew's INSERTs cannot carry a condition cheaply (INSERT … SELECT costs MySQL two to three times a plain
-   * INSERT), so the gids the batch creates are looked up first, in one statement: a gid that exists, or that
-   * an earlier write of the batch creates, fails with UniqueConflictError and sends nothing. A gid another
-   * instance commits in between hits the unique key, and the batch replays with savepoints. A batch of one write
-   * (every write at concurrency 1) skips the lookup, a round trip: a gid that is taken (a prepared msg, tcc or xa
-   * being submitted) hits the unique key instead, and after the ROLLBACK that one write fails with
-   * UniqueConflictError, without a replay: two round trips, as with the lookup.
+   * INSERT). With `lookup`, the gids the batch creates are looked up first, in one statement: a gid that exists,
+   * or that an earlier write of the batch creates, fails with UniqueConflictError and sends nothing; a gid
+   * another instance commits in between hits the unique key, and the batch replays with savepoints. The lookup
+   * is a round trip, so it is made only where a gid may well exist (MyWrite.mayExist) or a batch sent without it
+   * hit a unique key. A batch of one write (every write at concurrency 1) is never looked up: a gid that is taken
+   * (a prepared msg, tcc or xa being submitted) hits the unique key instead, and after the ROLLBACK that one
+   * write fails with UniqueConflictError, without a replay: two round trips, as with the lookup.
    */
-  private static async runText(conn: mysql.PoolConnection, batch: Pending<MyWrite>[]): Promise<boolean> {
-    const newGids =
-      batch.length === 1 ? [] : batch.flatMap((p) => (p.write.newGid === undefined ? [] : [p.write.newGid]));
+  private static async runText(
+    conn: mysql.PoolConnection,
+    batch: Pending<MyWrite>[],
+    lookup: boolean,
+  ): Promise<'done' | 'failed' | 'taken'> {
+    const newGids = lookup ? batch.flatMap((p) => (p.write.newGid === undefined ? [] : [p.write.newGid])) : [];
     const taken = new Set<string>();
     if (newGids.length > 0) {
       const [found] = (await conn.query('SELECT gid FROM trans_global WHERE gid IN (?)', [newGids])) as [
@@ -146,9 +166,9 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       // a lone write's unique-key error is that write's UniqueConflict: the replay would only say it again
       if (batch.length === 1 && isUniqueViolation(err)) {
         batch[0]!.reject(new UniqueConflictError());
-        return true;
+        return 'done';
       }
-      return false;
+      return !lookup && isUniqueViolation(err) && batch.some((p) => p.write.newGid !== undefined) ? 'taken' : 'failed';
     }
     let at = lone ? 0 : 1; // past START TRANSACTION's reply
     batch.forEach((p, i) => {
@@ -160,7 +180,7 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       settle(p, res.slice(at, at + n));
       at += n;
     });
-    return true;
+    return 'done';
   }
 
   async exec(c: mysql.PoolConnection, sql: string): Promise<void> {

@@ -219,6 +219,8 @@ class MyWrites implements WriteBuilder<MyWrite> {
         });
       },
       trans.gid,
+      // a saga is submitted once; a msg, tcc or xa is usually prepared first, and a workflow runs again
+      trans.transType !== 'saga',
     );
   }
 
