@@ -402,8 +402,7 @@ describe('MysqlStore: behaviour of this backend', () => {
     const store = await open();
     // the text of every query the group commit sends, read from its connections
     const sent: string[] = [];
-    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d
-      .executor;
+    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d.executor;
     const acquire = executor.acquire.bind(executor);
     executor.acquire = async () => {
       const c = await acquire();
