@@ -604,49 +604,57 @@ export function storeConformance(name: string, makeStore: () => Promise<Store>, 
         assert.deepEqual(after[3], plain(a2));
       });
 
-      it('with 1 to 20 branch results: writes each of them and leaves the rest', async () => {
-        for (const n of [1, 15, 16, 17, 20]) {
-          const gid = `gid-cs-n${n}`;
-          const all: TransBranch[] = [];
-          for (let i = 1; i <= 20; i++) {
-            const id = String(i).padStart(2, '0');
-            all.push(makeBranch(gid, id, 'compensate'), makeBranch(gid, id, 'action'));
+      it('with 1 to 20 branch results: writes each of them and leaves the rest (so does updateBranches)', async () => {
+        for (const via of ['changeStatus', 'updateBranches'] as const)
+          for (const n of [1, 15, 16, 17, 20]) {
+            const gid = `gid-cs-${via}-n${n}`;
+            const all: TransBranch[] = [];
+            for (let i = 1; i <= 20; i++) {
+              const id = String(i).padStart(2, '0');
+              all.push(makeBranch(gid, id, 'compensate'), makeBranch(gid, id, 'action'));
+            }
+            await store.saveNew(makeTrans(gid), all);
+            const rows = await store.findBranches(gid);
+            // every other action, from the last one back: not in id order, not contiguous
+            const picked = rows
+              .filter((b) => b.op === 'action')
+              .reverse()
+              .slice(0, n);
+            const results = picked.map((b, i) => ({
+              ...b,
+              status: (i % 3 === 0 ? 'failed' : 'succeed') as BranchStatus,
+              finishTime: at(10 + i),
+              rollbackTime: i % 2 ? at(30 + i) : undefined,
+              updateTime: at(50 + i),
+              attempts: i + 1,
+              lastAttemptTime: at(70 + i),
+              lastResult: i % 3 === 0 ? 'FAILURE' : 'SUCCESS',
+              lastError: i % 3 === 0 ? `branch ${b.branchId} said no` : '',
+            }));
+            if (via === 'updateBranches') {
+              await assert.rejects(store.updateBranches(gid, 'prepared', results), NotFoundError, `${n}: lost CAS`);
+              assert.deepEqual((await store.findBranches(gid)).map(plain), rows.map(plain), `${n}: lost CAS wrote`);
+              await store.updateBranches(gid, 'submitted', results);
+              assert.equal((await store.findTrans(gid))?.status, 'submitted');
+            } else {
+              await store.changeStatus(
+                gid,
+                'submitted',
+                'aborting',
+                { rollbackReason: `because of ${n}`, branches: results },
+                at(9),
+              );
+              const t = await store.findTrans(gid);
+              assert.equal(t?.status, 'aborting');
+              assert.equal(t?.rollbackReason, `because of ${n}`);
+            }
+            const byId = new Map(results.map((b) => [b.id, b]));
+            assert.deepEqual(
+              (await store.findBranches(gid)).map(plain),
+              rows.map((b) => plain(byId.get(b.id) ?? b)),
+              `${n} results written, the other ${40 - n} rows untouched`,
+            );
           }
-          await store.saveNew(makeTrans(gid), all);
-          const rows = await store.findBranches(gid);
-          // every other action, from the last one back: not in id order, not contiguous
-          const picked = rows
-            .filter((b) => b.op === 'action')
-            .reverse()
-            .slice(0, n);
-          const results = picked.map((b, i) => ({
-            ...b,
-            status: (i % 3 === 0 ? 'failed' : 'succeed') as BranchStatus,
-            finishTime: at(10 + i),
-            rollbackTime: i % 2 ? at(30 + i) : undefined,
-            updateTime: at(50 + i),
-            attempts: i + 1,
-            lastAttemptTime: at(70 + i),
-            lastResult: i % 3 === 0 ? 'FAILURE' : 'SUCCESS',
-            lastError: i % 3 === 0 ? `branch ${b.branchId} said no` : '',
-          }));
-          await store.changeStatus(
-            gid,
-            'submitted',
-            'aborting',
-            { rollbackReason: `because of ${n}`, branches: results },
-            at(9),
-          );
-          const t = await store.findTrans(gid);
-          assert.equal(t?.status, 'aborting');
-          assert.equal(t?.rollbackReason, `because of ${n}`);
-          const byId = new Map(results.map((b) => [b.id, b]));
-          assert.deepEqual(
-            (await store.findBranches(gid)).map(plain),
-            rows.map((b) => plain(byId.get(b.id) ?? b)),
-            `${n} results written, the other ${40 - n} rows untouched`,
-          );
-        }
       });
 
       it("with branches: never writes a branch of another gid, even when addressed by that branch's id", async () => {

@@ -102,8 +102,9 @@ const STATUS_UPDATE = Array.from({ length: 1 << STATUS_CHANGE_COLUMNS.length }, 
 });
 
 /**
- * Branch results a status change writes in the same statement as the move, at most: past this the statement's
- * CASE lists would grow with the square of the count, and the branches are written one UPDATE each instead.
+ * Branch results one joined statement writes at most (a status change with its results, updateBranches): past
+ * this the statement's CASE lists would grow with the square of the count, and the branches are written one
+ * UPDATE each instead.
  */
 const JOINED_BRANCHES_MAX = 16;
 /** The joined statements of changeStatus, by set of optional columns and branch count (index mask * 17 + n). */
@@ -123,13 +124,48 @@ function statusUpdateWithBranches(mask: number, n: number): string {
     STATUS_CHANGE_COLUMNS.forEach((c, i) => {
       if (mask & (1 << i)) sets.push(`g.${c} = ?`);
     });
-    const whens = Array(n).fill('WHEN ? THEN ?').join(' ');
-    for (const c of BRANCH_RESULT_COLUMNS) sets.push(`b.${c} = CASE b.id ${whens} END`);
-    sql = `UPDATE trans_global g LEFT JOIN trans_branch_op b ON b.gid = g.gid AND b.id IN (${Array(n).fill('?').join(', ')})
-  SET ${sets.join(', ')} WHERE g.gid = ? AND g.status = ?`;
+    sql = `UPDATE trans_global g LEFT JOIN trans_branch_op b ON b.gid = g.gid AND b.id IN (${placeholders(n)})
+  SET ${[...sets, ...branchResultSets(n)].join(', ')} WHERE g.gid = ? AND g.status = ?`;
     statusUpdateJoined[key] = sql;
   }
   return sql;
+}
+
+/** updateBranches's joined statements, by branch count (1 to JOINED_BRANCHES_MAX). */
+const branchesUpdateJoined: string[] = [];
+/**
+ * updateBranches with n results as one multi-table UPDATE: the branches of that gid among the n ids, written from
+ * CASE lists, joined to the global row while it has the status. The global row is read first (STRAIGHT_JOIN) with
+ * a shared lock, as the locking read it replaces took; a status that moved, or a gid none of whose branches is
+ * addressed, matches no row. One statement instead of that read and n UPDATEs with a subquery each.
+ */
+function branchesUpdate(n: number): string {
+  let sql = branchesUpdateJoined[n];
+  if (sql === undefined) {
+    sql = `UPDATE trans_global g STRAIGHT_JOIN trans_branch_op b ON b.gid = g.gid AND b.id IN (${placeholders(n)})
+  SET ${branchResultSets(n).join(', ')} WHERE g.gid = ? AND g.status = ?`;
+    branchesUpdateJoined[n] = sql;
+  }
+  return sql;
+}
+
+function placeholders(n: number): string {
+  return Array(n).fill('?').join(', ');
+}
+/** `b.column = CASE b.id WHEN ? THEN ? … END` for each result column, n (id, value) pairs each. */
+function branchResultSets(n: number): string[] {
+  const whens = Array(n).fill('WHEN ? THEN ?').join(' ');
+  return BRANCH_RESULT_COLUMNS.map((c) => `b.${c} = CASE b.id ${whens} END`);
+}
+
+/** A joined statement's values: the ids of the join, `middle` (the global's values), each column's (id, value) pairs. */
+function joinedBranchValues(branches: readonly TransBranch[], middle: readonly unknown[]): unknown[] {
+  const ids = branches.map((b) => b.id ?? 0);
+  const results = branches.map(branchResultValues);
+  const out: unknown[] = [...ids, ...middle];
+  for (let k = 0; k < BRANCH_RESULT_COLUMNS.length; k++)
+    for (let i = 0; i < branches.length; i++) out.push(ids[i], results[i]![k]);
+  return out;
 }
 
 /** The values of a multi-row INSERT of `branches` of `gid`, row after row. */
@@ -242,6 +278,14 @@ class MyWrites implements WriteBuilder<MyWrite> {
   }
 
   updateBranches(gid: string, status: GlobalStatus, branches: readonly TransBranch[]): MyWrite {
+    if (branches.length > 0 && branches.length <= JOINED_BRANCHES_MAX) {
+      const values = joinedBranchValues(branches, []);
+      values.push(gid, status);
+      return myWrite([{ sql: branchesUpdate(branches.length), values }], (res) => {
+        // matched rows (the driver's FOUND_ROWS flag): 0 when the status moved or the gid is missing
+        if (header(res[0]).affectedRows === 0) throw new NotFoundError();
+      });
+    }
     const stmts: Stmt[] = [{ sql: SHARE_STATUS, values: [gid] }];
     for (const b of branches) stmts.push(MyWrites.branchUpdate(gid, status, b));
     return myWrite(stmts, (res) => {
@@ -278,11 +322,7 @@ class MyWrites implements WriteBuilder<MyWrite> {
       stmts = [{ sql: STATUS_UPDATE[mask]!, values }];
     } else if (held.length <= JOINED_BRANCHES_MAX) {
       // the ids of the join first, then the global's values, each column's (id, value) pairs, the CAS
-      const ids = held.map((b) => b.id ?? 0);
-      const results = held.map(branchResultValues);
-      const all: unknown[] = [...ids, ...values];
-      for (let k = 0; k < BRANCH_RESULT_COLUMNS.length; k++)
-        for (let i = 0; i < held.length; i++) all.push(ids[i], results[i]![k]);
+      const all = joinedBranchValues(held, values);
       all.push(gid, from);
       stmts = [{ sql: statusUpdateWithBranches(mask, held.length), values: all }];
     } else {
