@@ -72,10 +72,16 @@ const BRANCH_RESULT_COLUMNS = [
 /** One branch's result, written only while the global has the status. */
 const BRANCH_UPDATE = `UPDATE trans_branch_op SET ${BRANCH_RESULT_COLUMNS.map((c) => `${c} = ?`).join(', ')}
   WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
-const BRANCH_ATTEMPT = `UPDATE trans_branch_op SET attempts = ?, last_attempt_time = ?, last_result = ?, last_error = ?,
-  update_time = ? WHERE id = ? AND gid = ? AND EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
 const GLOBAL_FAILED_ATTEMPT = `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?,
   failed_attempts = ?, last_error = ? WHERE gid = ? AND status = ?`;
+/**
+ * A failed attempt with its branch's attempt record, one statement: the global row first (LEFT JOIN), its CAS in
+ * the WHERE; the branch of that gid with the id, if any, written with it.
+ */
+const FAILED_ATTEMPT_WITH_BRANCH = `UPDATE trans_global g LEFT JOIN trans_branch_op b ON b.gid = g.gid AND b.id = ?
+  SET g.next_cron_time = ?, g.next_cron_interval = ?, g.update_time = ?, g.failed_attempts = ?, g.last_error = ?,
+  b.attempts = ?, b.last_attempt_time = ?, b.last_result = ?, b.last_error = ?, b.update_time = ?
+  WHERE g.gid = ? AND g.status = ?`;
 const TOUCH_CRON = [false, true].map(
   (reset) =>
     `UPDATE trans_global SET next_cron_time = ?, next_cron_interval = ?, update_time = ?${
@@ -356,20 +362,14 @@ class MyWrites implements WriteBuilder<MyWrite> {
 
   recordFailedAttempt(...args: WriteArgs<'recordFailedAttempt'>): MyWrite {
     const [gid, status, branch, a, now] = args;
-    const stmts: Stmt[] = [
-      {
-        sql: GLOBAL_FAILED_ATTEMPT,
-        values: [dt(a.nextCronTime), a.nextCronInterval, dt(now), a.failedAttempts, a.lastError, gid, status],
-      },
-    ];
-    if (branch) {
-      // same transaction (one commit); written only while the global has the status
-      stmts.push({
-        sql: BRANCH_ATTEMPT,
-        values: [...attemptValues(branch), dt(now), branch.id ?? 0, gid, gid, status],
-      });
-    }
-    return myWrite(stmts, () => undefined);
+    const global = [dt(a.nextCronTime), a.nextCronInterval, dt(now), a.failedAttempts, a.lastError];
+    const stmt: Stmt = branch
+      ? {
+          sql: FAILED_ATTEMPT_WITH_BRANCH,
+          values: [branch.id ?? 0, ...global, ...attemptValues(branch), dt(now), gid, status],
+        }
+      : { sql: GLOBAL_FAILED_ATTEMPT, values: [...global, gid, status] };
+    return myWrite([stmt], () => undefined);
   }
 }
 
