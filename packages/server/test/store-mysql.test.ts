@@ -436,6 +436,38 @@ describe('MysqlStore: behaviour of this backend', () => {
       assert.equal(lookups(), 0, 'new sagas: no lookup');
       assert.equal(sent.length, 1, 'new sagas: one round trip');
 
+      // their INSERTs merged: one multi-row INSERT a table, in the batch's one query; each caller is told the ids
+      // its rows got, among the rows of other writes (sagas of 0 to 3 steps, and a write of another kind between)
+      const made = ['lk-m0', 'lk-m1', 'lk-m2', 'lk-m3'].map((g, n) => ({
+        t: makeTrans(g),
+        bs: Array.from({ length: 2 * n }, (_, i) => makeBranch(g, String(i >> 1), i % 2 ? 'action' : 'compensate')),
+      }));
+      const [m0, m1, m2, m3] = made as [(typeof made)[0], (typeof made)[0], (typeof made)[0], (typeof made)[0]];
+      const [ta] = await store.findBranches('lk-a');
+      assert.deepEqual(
+        await oneBatch([
+          () => store.saveNew(m0.t, m0.bs),
+          () => store.saveNew(m1.t, m1.bs),
+          () => store.updateBranches('lk-a', 'submitted', [{ ...ta!, status: 'succeed' }]),
+          () => store.saveNew(m2.t, m2.bs),
+          () => store.saveNew(m3.t, m3.bs),
+        ]),
+        ['ok', 'ok', 'ok', 'ok', 'ok'],
+      );
+      assert.equal(sent.length, 1);
+      assert.equal(sent[0]!.match(/INSERT INTO trans_global/g)?.length, 1, sent[0]);
+      assert.equal(sent[0]!.match(/INSERT INTO trans_branch_op/g)?.length, 1, sent[0]);
+      for (const { t, bs } of made) {
+        const stored = await store.findTrans(t.gid);
+        assert.ok(t.id !== undefined && t.id === stored?.id, `${t.gid}: reported ${t.id}, stored ${stored?.id}`);
+        assert.deepEqual(
+          bs.map((b) => `${b.id} ${b.branchId}/${b.op}`),
+          (await store.findBranches(t.gid)).map((b) => `${b.id} ${b.branchId}/${b.op}`),
+          t.gid,
+        );
+      }
+      assert.equal((await store.findBranches('lk-a'))[0]?.status, 'succeed');
+
       // a taken gid and a gid twice in the batch: the batch hits the unique key, is rolled back, and goes again
       // with its gids looked up, so only those writes fail
       assert.deepEqual(await oneBatch(sagas('lk-d', 'lk-taken', 'lk-e', 'lk-e')), [

@@ -35,26 +35,61 @@ export interface MyWrite extends SqlWrite<Result[]> {
    * batch holding it looks its new gids up first. Other new gids (a saga's) are sent without the lookup.
    */
   mayExist?: boolean;
+  /** saveNew: how the text batch may merge its INSERTs with those of the batch's other saveNews. */
+  merge?: MergeableInsert;
+}
+
+/**
+ * A saveNew of at most one branch INSERT (stmts[0] its global row, stmts[1] its branch rows, if any): in a text
+ * batch with other saveNews, its global row joins one multi-row INSERT of trans_global and its branch rows one of
+ * trans_branch_op — two statements for all of them instead of two each, each parsed and answered by MySQL apart.
+ */
+export interface MergeableInsert {
+  /** Each of its INSERTs' text up to the first row (`INSERT INTO t (…) VALUES `): the same for every saveNew. */
+  heads: readonly [string, string];
+  /** Rows of its branch INSERT (0 when it has none). */
+  branchRows: number;
+  /** @@auto_increment_increment: the step between the ids of the rows of one multi-row INSERT. */
+  step: number;
+  /** Takes the ids its rows got: its global row's and its first branch row's (the others follow by `step`). */
+  ids(globalId: number, firstBranchId: number): void;
+}
+
+/** What a saveNew's write carries about the row it creates. */
+export interface Creates {
+  gid: string;
+  mayExist: boolean;
+  merge?: MergeableInsert | undefined;
 }
 
 /** A batch's SQL text stays under this (MySQL's max_allowed_packet is 16 MiB by default on MariaDB). */
 export const MAX_BATCH_TEXT = 4 * 1024 * 1024;
 
 /** A write of `stmts`, weighed as SQL text (payload bytes count twice: hex), for the commit queue's batch cut. */
-export function myWrite(
-  stmts: Stmt[],
-  done: (results: Result[]) => unknown,
-  newGid?: string,
-  mayExist = false,
-): MyWrite {
+export function myWrite(stmts: Stmt[], done: (results: Result[]) => unknown, creates?: Creates): MyWrite {
   let weight = 256;
   for (const s of stmts) {
     weight += s.sql.length;
     for (const v of s.values)
       weight += v instanceof Uint8Array ? 2 * v.byteLength + 3 : typeof v === 'string' ? v.length * 2 + 2 : 8;
   }
-  return newGid === undefined ? { stmts, done, weight } : { stmts, done, weight, newGid, mayExist };
+  if (creates === undefined) return { stmts, done, weight };
+  const { gid: newGid, mayExist, merge } = creates;
+  return merge === undefined
+    ? { stmts, done, weight, newGid, mayExist }
+    : { stmts, done, weight, newGid, mayExist, merge };
 }
+
+/** A statement's rows as text: its rendering past `head`, which it must start with. */
+function rowsText(s: Stmt, head: string): string {
+  const text = sqlText(s.sql, s.values);
+  if (!text.startsWith(head)) throw new Error(`store: an INSERT to merge does not start with '${head}'`);
+  return text.slice(head.length);
+}
+
+const OWN = 0;
+const SKIPPED = 1;
+const MERGED = 2;
 
 /** How many times a short transaction is run when InnoDB keeps choosing it as a deadlock victim. */
 export const DEADLOCK_ATTEMPTS = 3;
@@ -137,16 +172,35 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       for (const r of found) taken.add(String(r.gid));
     }
     const lone = batch.length === 1 && batch[0]!.write.stmts.length === 1;
-    const parts = lone ? [] : ['START TRANSACTION'];
-    const skipped = batch.map((p) => {
-      const gid = p.write.newGid;
-      if (gid !== undefined) {
-        if (taken.has(gid)) return true;
-        taken.add(gid);
+    let mergeable = 0;
+    for (const p of batch) if (p.write.merge !== undefined) mergeable++;
+    const own: string[] = [];
+    const merged: MergeableInsert[] = [];
+    const globalRows: string[] = [];
+    const branchRows: string[] = [];
+    const kinds = batch.map((p) => {
+      const w = p.write;
+      if (w.newGid !== undefined) {
+        if (taken.has(w.newGid)) return SKIPPED;
+        taken.add(w.newGid);
       }
-      for (const s of p.write.stmts) parts.push(sqlText(s.sql, s.values));
-      return false;
+      if (w.merge !== undefined && mergeable > 1) {
+        merged.push(w.merge);
+        globalRows.push(rowsText(w.stmts[0]!, w.merge.heads[0]));
+        if (w.merge.branchRows > 0) branchRows.push(rowsText(w.stmts[1]!, w.merge.heads[1]));
+        return MERGED;
+      }
+      for (const s of w.stmts) own.push(sqlText(s.sql, s.values));
+      return OWN;
     });
+    // the merged INSERTs first: no write of a batch depends on another's row (a gid is written to only once its
+    // saveNew has committed)
+    const parts = lone ? own : ['START TRANSACTION'];
+    if (merged.length > 0) {
+      parts.push(merged[0]!.heads[0] + globalRows.join(', '));
+      if (branchRows.length > 0) parts.push(merged[0]!.heads[1] + branchRows.join(', '));
+    }
+    if (!lone) for (const t of own) parts.push(t);
     let res: Result[];
     try {
       if (lone) {
@@ -171,14 +225,32 @@ export class MyBatchExecutor implements BatchExecutor<mysql.PoolConnection, MyWr
       return !lookup && isUniqueViolation(err) && batch.some((p) => p.write.newGid !== undefined) ? 'taken' : 'failed';
     }
     let at = lone ? 0 : 1; // past START TRANSACTION's reply
+    // the merged rows' ids: consecutive by the step from each multi-row INSERT's first
+    let globalId = 0;
+    let branchId = 0;
+    if (merged.length > 0) {
+      globalId = Number((res[at++] as mysql.ResultSetHeader).insertId);
+      if (branchRows.length > 0) branchId = Number((res[at++] as mysql.ResultSetHeader).insertId);
+    }
     batch.forEach((p, i) => {
-      if (skipped[i]) {
+      const kind = kinds[i];
+      if (kind === SKIPPED) {
         p.reject(new UniqueConflictError());
-        return;
+      } else if (kind === MERGED) {
+        const m = p.write.merge!;
+        try {
+          m.ids(globalId, branchId);
+          p.resolve(undefined);
+        } catch (err) {
+          p.reject(err);
+        }
+        globalId += m.step;
+        branchId += m.branchRows * m.step;
+      } else {
+        const n = p.write.stmts.length;
+        settle(p, res.slice(at, at + n));
+        at += n;
       }
-      const n = p.write.stmts.length;
-      settle(p, res.slice(at, at + n));
-      at += n;
     });
     return 'done';
   }

@@ -41,8 +41,11 @@ const GLOBAL_SELECT = GLOBAL_COLUMNS.join(', ');
 
 // The hot path's statements are built once, not per write: the text batch renders each through my-text.ts,
 // which splits a statement at its placeholders once per distinct SQL string.
-const GLOBAL_INSERT = `INSERT INTO trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')})
-  VALUES (${GLOBAL_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+const GLOBAL_INSERT_HEAD = `INSERT INTO trans_global (${GLOBAL_INSERT_COLUMNS.join(', ')}) VALUES `;
+const GLOBAL_INSERT = `${GLOBAL_INSERT_HEAD}(${GLOBAL_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+const BRANCH_INSERT_HEAD = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES `;
+/** The heads a text batch merges saveNews' INSERTs under (MergeableInsert). */
+const INSERT_HEADS = [GLOBAL_INSERT_HEAD, BRANCH_INSERT_HEAD] as const;
 const BRANCH_ROW = `(${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')})`;
 /** `INSERT … VALUES` of n branch rows, kept for n ≤ BRANCH_INSERTS_KEPT (larger ones are rare: built each time). */
 const BRANCH_INSERTS_KEPT = 64;
@@ -50,7 +53,7 @@ const branchInsertSql: string[] = [];
 function branchInsert(n: number): string {
   const kept = branchInsertSql[n];
   if (kept !== undefined) return kept;
-  const sql = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')}) VALUES ${Array(n).fill(BRANCH_ROW).join(', ')}`;
+  const sql = `${BRANCH_INSERT_HEAD}${Array(n).fill(BRANCH_ROW).join(', ')}`;
   if (n <= BRANCH_INSERTS_KEPT) branchInsertSql[n] = sql;
   return sql;
 }
@@ -247,22 +250,33 @@ class MyWrites implements WriteBuilder<MyWrite> {
         values: branchRowValues(trans.gid, c),
       });
     }
+    const step = this.autoIncStep;
+    // a multi-row INSERT of known size gets consecutive ids (by auto_increment_increment) starting at insertId,
+    // whatever innodb_autoinc_lock_mode is; DTM relies on the same through its ORM
+    const ids = (globalId: number, firsts: readonly number[]) => {
+      trans.id = globalId;
+      chunks.forEach((c, k) => {
+        c.forEach((b, i) => {
+          b.id = firsts[k]! + i * step;
+        });
+      });
+    };
     return myWrite(
       stmts,
-      (res) => {
-        trans.id = Number(header(res[0]).insertId);
-        // a multi-row INSERT of known size gets consecutive ids (by auto_increment_increment) starting at
-        // insertId, whatever innodb_autoinc_lock_mode is; DTM relies on the same through its ORM
-        chunks.forEach((c, k) => {
-          const first = Number(header(res[1 + k]).insertId);
-          c.forEach((b, i) => {
-            b.id = first + i * this.autoIncStep;
-          });
-        });
+      (res) =>
+        ids(
+          Number(header(res[0]).insertId),
+          chunks.map((_, k) => Number(header(res[1 + k]).insertId)),
+        ),
+      {
+        gid: trans.gid,
+        // a saga is submitted once; a msg, tcc or xa is usually prepared first, and a workflow runs again
+        mayExist: trans.transType !== 'saga',
+        merge:
+          chunks.length > 1
+            ? undefined
+            : { heads: INSERT_HEADS, branchRows: branches.length, step, ids: (g, b) => ids(g, [b]) },
       },
-      trans.gid,
-      // a saga is submitted once; a msg, tcc or xa is usually prepared first, and a workflow runs again
-      trans.transType !== 'saga',
     );
   }
 
