@@ -506,6 +506,76 @@ describe('MysqlStore: behaviour of this backend', () => {
     }
   });
 
+  it('branch writes wait for a status change in flight, even with sessions at READ COMMITTED, and then write nothing', async () => {
+    const store = await open();
+    // the group commit's connections at READ COMMITTED, where INSERT … SELECT reads without a lock unless told to
+    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d.executor;
+    const acquire = executor.acquire.bind(executor);
+    executor.acquire = async () => {
+      const c = await acquire();
+      await c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      return c;
+    };
+    const other = await mysql.createConnection({
+      host: SERVER.host,
+      port: SERVER.port,
+      user: SERVER.user,
+      password: SERVER.password,
+      database: o.database,
+    });
+    /**
+     * Polls until the server runs a statement of the store naming `gid` (deadline 10 s): it can only be waiting for
+     * the row lock (a write that read without the lock would have finished, and its outcome said so).
+     */
+    const reached = async (gid: string, settled: () => boolean) => {
+      const until = Date.now() + 10_000;
+      for (;;) {
+        const [r] = (await other.query(
+          'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
+          [`%${gid}%`],
+        )) as [Record<string, unknown>[], unknown];
+        if (Number(r[0]!.n) > 0) return;
+        assert.ok(!settled(), `the write of ${gid} went ahead of the status change`);
+        assert.ok(Date.now() < until, `no write of ${gid} reached the server`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    try {
+      for (const how of ['insertBranches', 'updateBranches'] as const) {
+        const gid = `rc-${how}`;
+        await store.saveNew(makeTrans(gid, { transType: 'tcc', status: 'prepared' }), [
+          makeBranch(gid, '01', 'confirm'),
+        ]);
+        const before = (await store.findBranches(gid)).map((b) => `${b.branchId}/${b.op} ${b.status}`);
+        const [row] = await store.findBranches(gid);
+        // another instance moves the global and has not committed yet
+        await other.query('START TRANSACTION');
+        await other.query("UPDATE trans_global SET status = 'aborting' WHERE gid = ?", [gid]);
+        const write = outcome(
+          how === 'insertBranches'
+            ? store.insertBranches(gid, 'prepared', [makeBranch(gid, '02', 'confirm'), makeBranch(gid, '02', 'cancel')])
+            : store.updateBranches(gid, 'prepared', [{ ...row!, status: 'succeed' }]),
+        );
+        let settled = false;
+        void write.then(() => {
+          settled = true;
+        });
+        await reached(gid, () => settled);
+        assert.equal(settled, false, `${how} went ahead of the status change`);
+        await other.query('COMMIT');
+        assert.equal(await write, 'NotFound', how);
+        assert.deepEqual(
+          (await store.findBranches(gid)).map((b) => `${b.branchId}/${b.op} ${b.status}`),
+          before,
+          `${how} wrote nothing`,
+        );
+      }
+    } finally {
+      await other.end();
+      await store.close();
+    }
+  });
+
   it('gids, branch ids and KV keys compare exactly (case matters)', async () => {
     const store = await open();
     try {

@@ -57,10 +57,14 @@ function branchInsert(n: number): string {
   if (n <= BRANCH_INSERTS_KEPT) branchInsertSql[n] = sql;
   return sql;
 }
-/** One registered branch, inserted only while the global still has the status (a VALUES list takes no condition). */
+/**
+ * One registered branch, inserted only while the global still has the status (a VALUES list takes no condition):
+ * its values selected from the global row itself, which the read locks in share mode (INSERT … SELECT would not
+ * lock it under READ COMMITTED); a status that moved selects no row.
+ */
 const BRANCH_INSERT_WHILE = `INSERT INTO trans_branch_op (${BRANCH_INSERT_COLUMNS.join(', ')})
-  SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM DUAL
-  WHERE EXISTS (SELECT 1 FROM trans_global WHERE gid = ? AND status = ?)`;
+  SELECT ${BRANCH_INSERT_COLUMNS.map(() => '?').join(', ')} FROM trans_global
+  WHERE gid = ? AND status = ? LOCK IN SHARE MODE`;
 /** The branch columns a result writes, in the order of branchResultValues. */
 const BRANCH_RESULT_COLUMNS = [
   'status',
@@ -281,19 +285,21 @@ class MyWrites implements WriteBuilder<MyWrite> {
   }
 
   insertBranches(gid: string, status: GlobalStatus, branches: TransBranch[]): MyWrite {
-    // the shared lock keeps the global's status until this commits (spec §8.5: DTM selects FOR UPDATE)
-    // one row per INSERT: its result carries the row's id (no read-back, no reliance on consecutive
+    if (branches.length === 0) {
+      return myWrite([{ sql: SHARE_STATUS, values: [gid] }], (res) => {
+        if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
+      });
+    }
+    // the first INSERT's shared lock keeps the global's status until this commits (spec §8.5: DTM selects FOR
+    // UPDATE); one row per INSERT: its result carries the row's id (no read-back, no reliance on consecutive
     // auto-increment values), and MySQL needs no temporary table for it
-    const stmts: Stmt[] = [
-      { sql: SHARE_STATUS, values: [gid] },
-      ...branches.map((b) => ({
-        sql: BRANCH_INSERT_WHILE,
-        values: [gid, ...branchInsertValues(b, toMysqlDatetime), gid, status],
-      })),
-    ];
+    const stmts: Stmt[] = branches.map((b) => ({
+      sql: BRANCH_INSERT_WHILE,
+      values: [gid, ...branchInsertValues(b, toMysqlDatetime), gid, status],
+    }));
     return myWrite(stmts, (res) => {
-      if (rows(res[0])[0]?.status !== status) throw new NotFoundError();
-      if (!MyWrites.takeBranchIds(branches, res, 1)) throw new Error('store: registered branches not inserted');
+      if (header(res[0]).affectedRows === 0) throw new NotFoundError();
+      if (!MyWrites.takeBranchIds(branches, res, 0)) throw new Error('store: registered branches not inserted');
     });
   }
 
