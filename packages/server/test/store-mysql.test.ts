@@ -36,6 +36,17 @@ function inDatabase(what: string): SqlStoreOptions {
   return { ...SERVER, database };
 }
 
+/** Runs `fn` on each connection the store's group commit takes from its pool, before the batch uses it. */
+function onWriterConnections(store: MysqlStore, fn: (c: mysql.PoolConnection) => Promise<void>): void {
+  const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d.executor;
+  const acquire = executor.acquire.bind(executor);
+  executor.acquire = async () => {
+    const c = await acquire();
+    await fn(c);
+    return c;
+  };
+}
+
 async function admin<T>(fn: (c: mysql.Connection) => Promise<T>, database?: string): Promise<T> {
   const c = await mysql.createConnection({
     host: SERVER.host,
@@ -402,21 +413,16 @@ describe('MysqlStore: behaviour of this backend', () => {
     const store = await open();
     // the text of every query the group commit sends, read from its connections
     const sent: string[] = [];
-    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d.executor;
-    const acquire = executor.acquire.bind(executor);
-    executor.acquire = async () => {
-      const c = await acquire();
+    onWriterConnections(store, async (c) => {
       const marked = c as unknown as { dtxSpied?: boolean; query: (...a: unknown[]) => unknown };
-      if (!marked.dtxSpied) {
-        const query = marked.query.bind(c);
-        marked.query = (sql: unknown, ...rest: unknown[]) => {
-          sent.push(typeof sql === 'string' ? sql : String((sql as { sql: string }).sql));
-          return query(sql, ...rest);
-        };
-        marked.dtxSpied = true;
-      }
-      return c;
-    };
+      if (marked.dtxSpied) return;
+      const query = marked.query.bind(c);
+      marked.query = (sql: unknown, ...rest: unknown[]) => {
+        sent.push(typeof sql === 'string' ? sql : String((sql as { sql: string }).sql));
+        return query(sql, ...rest);
+      };
+      marked.dtxSpied = true;
+    });
     const lookups = () => sent.filter((q) => q.startsWith('SELECT gid FROM trans_global')).length;
     /** Writes issued in one tick, which the commit queue sends as one batch. */
     const oneBatch = async (writes: (() => Promise<unknown>)[]) => {
@@ -509,13 +515,9 @@ describe('MysqlStore: behaviour of this backend', () => {
   it('branch writes wait for a status change in flight, even with sessions at READ COMMITTED, and then write nothing', async () => {
     const store = await open();
     // the group commit's connections at READ COMMITTED, where INSERT … SELECT reads without a lock unless told to
-    const executor = (store as unknown as { d: { executor: { acquire(): Promise<mysql.PoolConnection> } } }).d.executor;
-    const acquire = executor.acquire.bind(executor);
-    executor.acquire = async () => {
-      const c = await acquire();
+    onWriterConnections(store, async (c) => {
       await c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-      return c;
-    };
+    });
     const other = await mysql.createConnection({
       host: SERVER.host,
       port: SERVER.port,
@@ -546,15 +548,15 @@ describe('MysqlStore: behaviour of this backend', () => {
         await store.saveNew(makeTrans(gid, { transType: 'tcc', status: 'prepared' }), [
           makeBranch(gid, '01', 'confirm'),
         ]);
-        const before = (await store.findBranches(gid)).map((b) => `${b.branchId}/${b.op} ${b.status}`);
-        const [row] = await store.findBranches(gid);
+        const rows = await store.findBranches(gid);
+        const before = rows.map((b) => `${b.branchId}/${b.op} ${b.status}`);
         // another instance moves the global and has not committed yet
         await other.query('START TRANSACTION');
         await other.query("UPDATE trans_global SET status = 'aborting' WHERE gid = ?", [gid]);
         const write = outcome(
           how === 'insertBranches'
             ? store.insertBranches(gid, 'prepared', [makeBranch(gid, '02', 'confirm'), makeBranch(gid, '02', 'cancel')])
-            : store.updateBranches(gid, 'prepared', [{ ...row!, status: 'succeed' }]),
+            : store.updateBranches(gid, 'prepared', [{ ...rows[0]!, status: 'succeed' }]),
         );
         let settled = false;
         void write.then(() => {
