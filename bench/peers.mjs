@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { startBusi } from './lib/busi.mjs';
 import { fsyncProbe } from './lib/fsync-probe.mjs';
-import { round2, runClosedLoop } from './lib/load.mjs';
+import { round2, runClosedLoop, WARMUP_CONCURRENCY, WARMUP_OPS } from './lib/load.mjs';
 import {
   CACHE_DIR,
   DTM_VERSION,
@@ -38,6 +38,8 @@ const USAGE = `usage: node bench/run.mjs --peers [options]
                         missing or whose build fails is left out with a message
   --duration <s>        measured seconds per server and concurrency level (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2)
+  --warmup-ops <n>      unmeasured sagas at C=50 once per server start, before its first level, so that a
+                        JIT-compiled server is measured warm, not in its first seconds (default 3000; 0 skips)
   --concurrency <list>  closed-loop worker counts (default 1,50)
   --rounds <n>          interleaved rounds (dtx, dtm, dtmrs, dtx, ...); the table shows medians (default 3)
   --drain <n>           also submit <n> sagas at C=50 without wait_result and time until all have ended
@@ -56,6 +58,7 @@ function parseCli(argv) {
       peer: { type: 'string', default: PEERS.join(',') },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
+      'warmup-ops': { type: 'string', default: String(WARMUP_OPS) },
       concurrency: { type: 'string', default: '1,50' },
       rounds: { type: 'string', default: '3' },
       drain: { type: 'string', default: '10000' },
@@ -94,6 +97,7 @@ function parseCli(argv) {
     peers: list('peer', values.peer, PEERS),
     durationS,
     warmupS: num('warmup', values.warmup, 0),
+    warmupOps: Math.floor(num('warmup-ops', values['warmup-ops'], 0)),
     concurrency,
     rounds,
     drain: Math.floor(num('drain', values.drain, 0)),
@@ -394,6 +398,7 @@ export async function runPeers(argv) {
   setMaxListeners(0, stopAll.signal); // each of the drain's 50 submitters listens on it
   process.once('SIGINT', () => stopAll.abort(new Error('interrupted by SIGINT')));
   let current = null;
+  let warmupErrors = 0;
   process.on('exit', () => current?.handle.killNow());
   try {
     for (const store of opts.stores) {
@@ -407,6 +412,35 @@ export async function runPeers(argv) {
           current = await launch({ kind, store, tmp, bins, dtmSync: opts.dtmSync, serverEntry: opts.serverEntry });
           servers[`${store}/${kind}`] = current.facts;
           try {
+            if (opts.warmupOps > 0) {
+              const pool = new Pool(current.handle.origin, {
+                connections: WARMUP_CONCURRENCY,
+                pipelining: 1,
+                keepAliveTimeout: 60_000,
+              });
+              const op = sagaOp({
+                kind,
+                pool,
+                busi,
+                tracker: { okGids: [], failed: 0 },
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-w${gidTail(opts.gids, ++seq)}`,
+              });
+              const w = await runClosedLoop({
+                op,
+                concurrency: WARMUP_CONCURRENCY,
+                durationS: 300,
+                maxOps: opts.warmupOps,
+                stop: stopAll.signal,
+              });
+              await pool.close();
+              if (stopAll.signal.aborted) throw stopAll.signal.reason;
+              log(
+                `  warm-up ${kind}: ${w.ops} sagas at c=${WARMUP_CONCURRENCY} in ${w.elapsedS.toFixed(1)} s, ${w.errors} errors`,
+              );
+              for (const [k, n] of Object.entries(w.errorKinds).slice(0, 3)) log(`    ${n} x ${k}`);
+              if (w.errors) notes.push(`${store}/${kind} round ${round}: ${w.errors} sagas failed in the warm-up`);
+              warmupErrors += w.errors;
+            }
             for (const concurrency of opts.concurrency) {
               const pool = new Pool(current.handle.origin, {
                 connections: concurrency,
@@ -532,7 +566,7 @@ export async function runPeers(argv) {
   };
   console.log(
     `\npeers: 2-step HTTP saga, median of ${opts.rounds} interleaved round(s), ${opts.durationS} s each ` +
-      `(${opts.warmupS} s warm-up); ${machine.cpus} cpus ${machine.cpuModel}; DTM ${DTM_VERSION} ` +
+      `(${opts.warmupS} s warm-up${opts.warmupOps ? `, after ${opts.warmupOps} sagas at C=${WARMUP_CONCURRENCY} per server start` : ''}); ${machine.cpus} cpus ${machine.cpuModel}; DTM ${DTM_VERSION} ` +
       `UpdateBranchSync ${opts.dtmSync ? 1 : 0}, dtmrs ${DTMRS_VERSION}`,
   );
   console.log(
@@ -589,5 +623,5 @@ export async function runPeers(argv) {
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\nresults: ${relative(ROOT, file)}`);
   }
-  return summary.some((r) => r.errors > 0) ? 1 : 0;
+  return warmupErrors > 0 || summary.some((r) => r.errors > 0) ? 1 : 0;
 }

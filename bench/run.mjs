@@ -14,7 +14,7 @@ import { formatProfileSummary, summariseProfiles } from './lib/cpuprofile.mjs';
 import { fsyncProbe } from './lib/fsync-probe.mjs';
 import { startGrpcBusi } from './lib/grpc-busi.mjs';
 import { createGrpcClients } from './lib/grpc-clients.mjs';
-import { errorText, round2, runClosedLoop } from './lib/load.mjs';
+import { errorText, round2, runClosedLoop, WARMUP_CONCURRENCY, WARMUP_OPS } from './lib/load.mjs';
 import { levelTable, summaryTable } from './lib/report.mjs';
 import { BASELINE_OF, GRPC_PAYLOAD, gidMode, gidTail, PAYLOAD, scenarios } from './lib/scenarios.mjs';
 import { freePort, procCpuSeconds, startServer, systemBusyCpuSeconds } from './lib/server.mjs';
@@ -28,6 +28,9 @@ const ALL_SCENARIOS = ['baseline', 'saga', 'grpc-baseline', 'grpc-saga'];
 const USAGE = `usage: node bench/run.mjs [options]
   --duration <s>        measured seconds per scenario and concurrency level (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2; 0.5 with --quick)
+  --warmup-ops <n>      unmeasured sagas of each coordinator scenario at C=50 once, before the first level,
+                        so that C=1 is measured on warm code, not in the server's first seconds
+                        (default 3000; 300 with --quick; 0 skips)
   --concurrency <list>  comma-separated closed-loop worker counts (default 1,10,50)
   --store <names>       coordinator store(s): ${storeNames().join(', ')}, a comma list or all (default sqlite);
                         several run one after the other and are then shown side by side
@@ -49,6 +52,7 @@ function parseCli() {
     options: {
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      'warmup-ops': { type: 'string' },
       concurrency: { type: 'string', default: '1,10,50' },
       store: { type: 'string', default: 'sqlite' },
       transport: { type: 'string', default: TRANSPORTS.join(',') },
@@ -74,6 +78,7 @@ function parseCli() {
   const durationS = num('duration', values.duration ?? (values.quick ? 1 : 10));
   if (durationS <= 0) throw new Error('--duration must be > 0');
   const warmupS = num('warmup', values.warmup ?? (values.quick ? 0.5 : 2));
+  const warmupOps = Math.floor(num('warmup-ops', values['warmup-ops'] ?? (values.quick ? 300 : WARMUP_OPS)));
   const concurrency = values.concurrency.split(',').map((s) => {
     const n = Number(s.trim());
     if (!Number.isInteger(n) || n < 1) throw new Error(`--concurrency takes positive integers, got '${s}'`);
@@ -91,6 +96,7 @@ function parseCli() {
   return {
     durationS,
     warmupS,
+    warmupOps,
     concurrency,
     store: values.store,
     transports: TRANSPORTS.filter((t) => transports.includes(t)),
@@ -377,6 +383,7 @@ async function main() {
     log(
       `node ${machine.node}, ${machine.cpus} cpus (${machine.cpuModel}), load ${machine.loadavgAtStart.join(' ')}, ` +
         `fsync of 4 KiB p50 ${machine.fsyncBefore.p50Ms} ms (max ${machine.fsyncBefore.maxMs}); ` +
+        `${opts.warmupOps ? `${opts.warmupOps} sagas per coordinator scenario at c=${WARMUP_CONCURRENCY} first, then ` : ''}` +
         `${opts.warmupS} s warm-up + ${opts.durationS} s per scenario at concurrency ${opts.concurrency.join(', ')}\n`,
     );
 
@@ -386,7 +393,8 @@ async function main() {
     const runId = Math.random().toString(36).slice(2, 8);
     const levels = [];
 
-    for (const concurrency of opts.concurrency) {
+    /** The clients of one concurrency level: undici pools of `concurrency` connections, and gRPC channels. */
+    const openClients = (concurrency) => {
       const poolOpts = {
         connections: concurrency,
         pipelining: 1,
@@ -401,12 +409,10 @@ async function main() {
       const grpc = useGrpc
         ? createGrpcClients({ dtmAddress: dtmGrpcAddress, busiAddress: grpcBusi.address, token: opts.token })
         : null;
-      /** `ratio` is the HTTP one (as before gRPC joined); `ratios` has one per transport. */
-      const level = { concurrency, scenarios: {}, ratio: null, ratios: {} };
-      for (const name of scenarioOrder) {
+      const makeOp = (name) => {
         const sc = scenarios[name];
         const prefix = `${sc.gidPrefix}${runId}-`;
-        const op = sc.make({
+        return sc.make({
           busi,
           busiPool,
           dtmPool: sc.needsCoordinator ? dtmPool : null,
@@ -416,6 +422,42 @@ async function main() {
           nextGid: () => prefix + gidTail(opts.gids, ++gidSeq),
           tracker: trackers[sc.transport],
         });
+      };
+      const close = async () => {
+        await Promise.allSettled([busiPool?.close(), dtmPool?.close()]);
+        for (const p of [busiPool, dtmPool]) if (p) pools.delete(p);
+        grpc?.close();
+      };
+      return { makeOp, close };
+    };
+
+    if (opts.warmupOps > 0) {
+      // once, before the first level: the coordinator's code warm (V8 tiers it up over its first few
+      // thousand sagas), so that C=1 measures the server and not its start-up
+      const clients = openClients(WARMUP_CONCURRENCY);
+      for (const name of scenarioOrder) {
+        if (!scenarios[name].needsCoordinator) continue;
+        const w = await runPhase({
+          op: clients.makeOp(name),
+          concurrency: WARMUP_CONCURRENCY,
+          durationS: 300,
+          maxOps: opts.warmupOps,
+        });
+        log(
+          `  warm-up ${name}: ${w.ops} ok, ${w.errors} errors in ${w.elapsedS.toFixed(1)} s at c=${WARMUP_CONCURRENCY}`,
+        );
+        for (const [k, n] of Object.entries(w.errorKinds).slice(0, 5)) log(`    ${n} x ${k}`);
+      }
+      await clients.close();
+    }
+
+    for (const concurrency of opts.concurrency) {
+      const clients = openClients(concurrency);
+      /** `ratio` is the HTTP one (as before gRPC joined); `ratios` has one per transport. */
+      const level = { concurrency, scenarios: {}, ratio: null, ratios: {} };
+      for (const name of scenarioOrder) {
+        const sc = scenarios[name];
+        const op = clients.makeOp(name);
         if (opts.warmupS > 0) await runPhase({ op, concurrency, durationS: opts.warmupS });
         const srv0 = procCpuSeconds(server.pid);
         const sys0 = systemBusyCpuSeconds();
@@ -463,9 +505,7 @@ async function main() {
       for (const t of opts.transports) console.log(`ratio dtx/baseline over ${t} (tx/s): ${level.ratios[t] ?? '-'}`);
       const noise = Math.max(...Object.values(level.scenarios).map((x) => x.cpu.othersPct ?? 0));
       if (noise > 25) console.log(`note: other processes used up to ${Math.round(noise)} % CPU meanwhile; a noisy run`);
-      await Promise.allSettled([busiPool?.close(), dtmPool?.close()]);
-      for (const p of [busiPool, dtmPool]) if (p) pools.delete(p);
-      grpc?.close();
+      await clients.close();
     }
 
     /** One check per transport; the run passes when every one does. */
@@ -537,6 +577,7 @@ async function main() {
         transport: transportName,
         durationS: opts.durationS,
         warmupS: opts.warmupS,
+        warmupOps: opts.warmupOps,
         concurrency: opts.concurrency,
         gids: opts.gids,
         quick: opts.quick,

@@ -9,12 +9,13 @@ import { setMaxListeners } from 'node:events';
  */
 
 /**
- * Runs `op` with `concurrency` closed-loop workers for `durationS` seconds. Operations still running at
- * the end are awaited, and aborted `graceS` seconds after the end. `stop` ends the phase early.
- * @param {{ op: Op, concurrency: number, durationS: number, graceS?: number, stop?: AbortSignal }} o
+ * Runs `op` with `concurrency` closed-loop workers for `durationS` seconds, or until `maxOps` operations have
+ * been started when that comes first. Operations still running at the end are awaited, and aborted `graceS`
+ * seconds after the end. `stop` ends the phase early.
+ * @param {{ op: Op, concurrency: number, durationS: number, maxOps?: number, graceS?: number, stop?: AbortSignal }} o
  * @returns {Promise<PhaseStats>}
  */
-export async function runClosedLoop({ op, concurrency, durationS, graceS = 15, stop }) {
+export async function runClosedLoop({ op, concurrency, durationS, maxOps = Infinity, graceS = 15, stop }) {
   const ac = new AbortController();
   setMaxListeners(0, ac.signal); // every in-flight request listens on it
   const onStop = () => ac.abort(stop?.reason);
@@ -29,8 +30,10 @@ export async function runClosedLoop({ op, concurrency, durationS, graceS = 15, s
   const endAt = start + durationS * 1000;
   const abortTimer = setTimeout(() => ac.abort(new Error('phase grace period exceeded')), (durationS + graceS) * 1000);
 
+  let started = 0;
   const worker = async () => {
-    while (performance.now() < endAt && !ac.signal.aborted) {
+    while (performance.now() < endAt && started < maxOps && !ac.signal.aborted) {
+      started++;
       const t0 = performance.now();
       let r;
       try {
@@ -82,3 +85,11 @@ export function errorText(e) {
 export function round2(v) {
   return Math.round(v * 100) / 100;
 }
+
+/**
+ * The warm-up each server start gets before its first measured level (`--warmup-ops`): this many sagas at
+ * this concurrency. A JIT-compiled server (dtx) runs its first few thousand sagas 2–4× slower than later, as
+ * V8 tiers its functions up; a level measured right after start-up at C=1 measures that, not the server.
+ */
+export const WARMUP_OPS = 3000;
+export const WARMUP_CONCURRENCY = 50;
