@@ -423,7 +423,7 @@ export async function runPeers(argv) {
                 pool,
                 busi,
                 tracker: { okGids: [], failed: 0 },
-                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-w${gidTail(opts.gids, ++seq)}`,
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-w-${gidTail(opts.gids, ++seq)}`,
               });
               const w = await runClosedLoop({
                 op,
@@ -471,7 +471,18 @@ export async function runPeers(argv) {
                 if (n?.[0] === 1 && n[1] === 1 && n[2] === 0 && n[3] === 0) verified++;
               }
               const unverified = tracker.okGids.length - verified;
-              if (unverified) log(`  ${kind}: ${unverified} ended sagas without exactly one call to each branch`);
+              if (unverified) {
+                const bad = tracker.okGids.filter((g) => {
+                  const n = busi.perGid.get(g);
+                  return !(n?.[0] === 1 && n[1] === 1 && n[2] === 0 && n[3] === 0);
+                });
+                log(
+                  `  ${kind}: ${unverified} ended sagas without exactly one call to each branch, e.g. ${bad
+                    .slice(0, 3)
+                    .map((g) => `${g}: ${JSON.stringify(busi.perGid.get(g) ?? null)}`)
+                    .join(', ')}`,
+                );
+              }
               runs.push({ store, round, kind, concurrency, ...s, cpuMsPerOp, unverified });
               log(
                 `  c=${concurrency} ${kind}: ${s.ops} ok, ${s.errors} errors, ${s.tps.toFixed(1)} tx/s, p50 ${s.p50} p99 ${s.p99} ms`,
@@ -486,7 +497,7 @@ export async function runPeers(argv) {
                 origin: current.handle.origin,
                 busi,
                 n: opts.drain,
-                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-d${gidTail(opts.gids, ++seq)}`,
+                nextGid: () => `${scenarios.saga.gidPrefix}${runId}-${kind}-d-${gidTail(opts.gids, ++seq)}`,
                 signal: stopAll.signal,
                 cpuNow: () => procCpuSeconds(current.handle.pid),
               });
