@@ -465,22 +465,15 @@ export async function runPeers(argv) {
               const cpuMsPerOp =
                 cpu0 === null || cpu1 === null || !s.ops ? null : round2(((cpu1 - cpu0) * 1000) / s.ops);
               // every saga reported as ended must have reached both branches exactly once, no compensation
-              let verified = 0;
-              for (const gid of tracker.okGids) {
+              const bad = tracker.okGids.filter((gid) => {
                 const n = busi.perGid.get(gid);
-                if (n?.[0] === 1 && n[1] === 1 && n[2] === 0 && n[3] === 0) verified++;
-              }
-              const unverified = tracker.okGids.length - verified;
+                return !(n?.[0] === 1 && n[1] === 1 && n[2] === 0 && n[3] === 0);
+              });
+              const unverified = bad.length;
               if (unverified) {
-                const bad = tracker.okGids.filter((g) => {
-                  const n = busi.perGid.get(g);
-                  return !(n?.[0] === 1 && n[1] === 1 && n[2] === 0 && n[3] === 0);
-                });
+                const calls = bad.slice(0, 3).map((g) => `${g}: ${JSON.stringify(busi.perGid.get(g) ?? null)}`);
                 log(
-                  `  ${kind}: ${unverified} ended sagas without exactly one call to each branch, e.g. ${bad
-                    .slice(0, 3)
-                    .map((g) => `${g}: ${JSON.stringify(busi.perGid.get(g) ?? null)}`)
-                    .join(', ')}`,
+                  `  ${kind}: ${unverified} ended sagas without exactly one call to each branch, e.g. ${calls.join(', ')}`,
                 );
               }
               runs.push({ store, round, kind, concurrency, ...s, cpuMsPerOp, unverified });
