@@ -411,13 +411,12 @@ export async function runPeers(argv) {
           log(`store ${store}, round ${round}/${opts.rounds}: ${kind}`);
           current = await launch({ kind, store, tmp, bins, dtmSync: opts.dtmSync, serverEntry: opts.serverEntry });
           servers[`${store}/${kind}`] = current.facts;
+          /** keep-alive connections to the server under test, one per worker */
+          const poolOf = (connections) =>
+            new Pool(current.handle.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
           try {
             if (opts.warmupOps > 0) {
-              const pool = new Pool(current.handle.origin, {
-                connections: WARMUP_CONCURRENCY,
-                pipelining: 1,
-                keepAliveTimeout: 60_000,
-              });
+              const pool = poolOf(WARMUP_CONCURRENCY);
               const op = sagaOp({
                 kind,
                 pool,
@@ -442,11 +441,7 @@ export async function runPeers(argv) {
               warmupErrors += w.errors;
             }
             for (const concurrency of opts.concurrency) {
-              const pool = new Pool(current.handle.origin, {
-                connections: concurrency,
-                pipelining: 1,
-                keepAliveTimeout: 60_000,
-              });
+              const pool = poolOf(concurrency);
               const tracker = { okGids: [], failed: 0 };
               const op = sagaOp({
                 kind,
