@@ -172,6 +172,9 @@ function peakRssMiB(pid) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Keep-alive connections to the server under test, one per worker (the warm-up, each level and the drain). */
+const poolOf = (origin, connections) => new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+
 /**
  * The drain: `n` 2-step sagas submitted at concurrency 50 without wait_result, timed from the first submit until
  * every saga's last branch (TransIn) has been called — busi counts the calls per gid, so the check costs the
@@ -179,7 +182,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * and each one not stored as succeed counts as an error.
  */
 async function drain({ kind, origin, busi, n, nextGid, signal, cpuNow }) {
-  const pool = new Pool(origin, { connections: 50, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pool = poolOf(origin, 50);
   const headers = { 'content-type': 'application/json' };
   const stepsDtm = JSON.stringify([
     { action: busi.url('TransOut'), compensate: busi.url('TransOutRevert') },
@@ -411,12 +414,9 @@ export async function runPeers(argv) {
           log(`store ${store}, round ${round}/${opts.rounds}: ${kind}`);
           current = await launch({ kind, store, tmp, bins, dtmSync: opts.dtmSync, serverEntry: opts.serverEntry });
           servers[`${store}/${kind}`] = current.facts;
-          /** keep-alive connections to the server under test, one per worker */
-          const poolOf = (connections) =>
-            new Pool(current.handle.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
           try {
             if (opts.warmupOps > 0) {
-              const pool = poolOf(WARMUP_CONCURRENCY);
+              const pool = poolOf(current.handle.origin, WARMUP_CONCURRENCY);
               const op = sagaOp({
                 kind,
                 pool,
@@ -441,7 +441,7 @@ export async function runPeers(argv) {
               warmupErrors += w.errors;
             }
             for (const concurrency of opts.concurrency) {
-              const pool = poolOf(concurrency);
+              const pool = poolOf(current.handle.origin, concurrency);
               const tracker = { okGids: [], failed: 0 };
               const op = sagaOp({
                 kind,
