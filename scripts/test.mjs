@@ -8,9 +8,11 @@
 // Then, whenever `go` is on PATH, the Go compatibility suite compat/go (DTM's own Go clients against
 // dtx) runs too; a filter selects it when it is a substring of 'compat/go'.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = new URL('..', import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -65,22 +67,67 @@ if (down.length > 0) {
 }
 
 const concurrency = process.env.DTX_TEST_CONCURRENCY ?? '2';
-const nodeTest = (list, env = {}) =>
-  spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...list], {
-    stdio: 'inherit',
-    cwd: root,
-    env: { ...process.env, ...env },
-  }).status ?? 1;
+// Every failure is repeated at the end (scripts/test-failures.mjs collects them next to the usual reporter),
+// so the tail of a long log says which test failed and why, whichever stage it was in.
+const scratch = mkdtempSync(join(tmpdir(), 'dtx-test-'));
+const failuresReporter = pathToFileURL(join(root, 'scripts', 'test-failures.mjs')).href;
+const stages = []; // { title, status, failures: [{ file, test, error }] }
+const nodeTest = (title, list, env = {}) => {
+  const sink = join(scratch, `${stages.length}.jsonl`);
+  const status =
+    spawnSync(
+      process.execPath,
+      [
+        '--test',
+        `--test-concurrency=${concurrency}`,
+        `--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`,
+        '--test-reporter-destination=stdout',
+        `--test-reporter=${failuresReporter}`,
+        `--test-reporter-destination=${sink}`,
+        ...list,
+      ],
+      { stdio: 'inherit', cwd: root, env: { ...process.env, ...env } },
+    ).status ?? 1;
+  let failures = [];
+  try {
+    failures = readFileSync(sink, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  } catch {
+    // no sink: the runner itself did not start; the status says so
+  }
+  stages.push({ title, status, failures });
+  return status;
+};
 let status = 0;
-if (selected.length > 0) status = nodeTest(selected);
+if (selected.length > 0) status = nodeTest('all test files', selected);
 const e2e = selected.filter((f) => /[/\\]server[/\\]dist[/\\]test[/\\]e2e-[^/\\]*\.test\.js$/.test(f));
 for (const store of (process.env.DTX_E2E_STORES ?? 'postgres,mysql,redis').split(',').filter(Boolean)) {
   if (e2e.length === 0) break;
   console.log(`\n# end-to-end scenarios on the ${store} store (DTX_TEST_STORE=${store})`);
-  status = nodeTest(e2e, { DTX_TEST_STORE: store }) || status;
+  status = nodeTest(`end-to-end scenarios on ${store}`, e2e, { DTX_TEST_STORE: store }) || status;
 }
-if (goSelected) status = runGoSuite() || status;
+if (goSelected) {
+  const goStatus = runGoSuite();
+  stages.push({ title: 'Go compatibility suite (compat/go)', status: goStatus, failures: [] });
+  status = goStatus || status;
+}
+rmSync(scratch, { recursive: true, force: true });
+printSummary();
 process.exit(status);
+
+function printSummary() {
+  console.log('\n# summary');
+  for (const { title, status: s, failures } of stages) {
+    console.log(`# ${s === 0 ? 'ok' : `FAILED (exit ${s})`}: ${title}`);
+    if (s !== 0 && failures.length === 0) console.log('#   no test reported a failure: see the output above');
+    for (const f of failures) {
+      console.log(`#   not ok: ${f.test}${f.file ? ` (${f.file.replace(root, '')})` : ''}`);
+      for (const line of f.error.split('\n')) console.log(`#     ${line}`);
+    }
+  }
+}
 
 // compat/go: `go test` starts the built dtx (packages/server/dist) itself, on free ports. Returns the exit status.
 function runGoSuite() {
