@@ -15,7 +15,7 @@ describe('API docs (typedoc)', () => {
   const out = mkdtempSync(join(tmpdir(), 'dtx-api-docs-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it('build without a warning, with a page per package and the main entries', { timeout: 120_000 }, async () => {
+  it('build without a warning, with a page per package and the main entries', { timeout: 300_000 }, async () => {
     const docs = join(ROOT, 'tools', 'docs');
     // typedoc as tools/docs resolves it (npm nests it there, next to its TypeScript 5.9)
     const manifest = createRequire(join(docs, 'package.json')).resolve('typedoc/package.json');
@@ -23,7 +23,7 @@ describe('API docs (typedoc)', () => {
     const typedoc = join(dirname(manifest), bin);
     const r = await run(process.execPath, [typedoc, '--options', 'typedoc.json', '--out', out], {
       cwd: docs,
-      timeoutMs: 120_000,
+      timeoutMs: 300_000,
     });
     const ts = createRequire(typedoc).resolve('typescript/package.json');
     assert.match((JSON.parse(readFileSync(ts, 'utf8')) as { version: string }).version, /^5\.9\./);
