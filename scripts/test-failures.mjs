@@ -4,11 +4,12 @@
 const MAX_ERROR = 4000;
 
 export default async function* failures(source) {
-  const paths = new Map(); // per file: the names of the enclosing suites by nesting level, from test:start
+  // The names of the enclosing suites by nesting level, from test:start. One stack serves all files: the runner
+  // reports each file's tests together, and a test defined in a shared module (a conformance suite) reports
+  // that module as its file, not the test file whose suite holds it.
+  const path = [];
   for await (const event of source) {
     const d = event.data;
-    const path = paths.get(d?.file) ?? [];
-    paths.set(d?.file, path);
     if (event.type === 'test:start') {
       path.length = d.nesting;
       path.push(d.name);
