@@ -88,14 +88,13 @@ const nodeTest = (title, list, env = {}) => {
       ],
       { stdio: 'inherit', cwd: root, env: { ...process.env, ...env } },
     ).status ?? 1;
-  let failures = [];
-  try {
-    failures = readFileSync(sink, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line));
-  } catch {
-    // no sink: the runner itself did not start; the status says so
+  const failures = [];
+  // no sink when the runner itself did not start, a cut last line when it was killed: the status says so
+  const lines = existsSync(sink) ? readFileSync(sink, 'utf8').split('\n') : [];
+  for (const line of lines) {
+    try {
+      if (line) failures.push(JSON.parse(line));
+    } catch {}
   }
   stages.push({ title, status, failures });
   return status;
@@ -121,7 +120,7 @@ function printSummary() {
   console.log('\n# summary');
   for (const { title, status: s, failures } of stages) {
     console.log(`# ${s === 0 ? 'ok' : `FAILED (exit ${s})`}: ${title}`);
-    if (s !== 0 && failures.length === 0) console.log('#   no test reported a failure: see the output above');
+    if (s !== 0 && failures.length === 0) console.log('#   no failed test to name here: see its output above');
     for (const f of failures) {
       console.log(`#   not ok: ${f.test}${f.file ? ` (${f.file.replace(root, '')})` : ''}`);
       for (const line of f.error.split('\n')) console.log(`#     ${line}`);
