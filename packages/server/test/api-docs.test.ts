@@ -15,12 +15,13 @@ describe('API docs (typedoc)', () => {
   const out = mkdtempSync(join(tmpdir(), 'dtx-api-docs-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it('build without a warning, with a page per package and the main entries', { timeout: 300_000 }, async () => {
+  it('build without a warning, with a page per package and the main entries', { timeout: 330_000 }, async () => {
     const docs = join(ROOT, 'tools', 'docs');
     // typedoc as tools/docs resolves it (npm nests it there, next to its TypeScript 5.9)
     const manifest = createRequire(join(docs, 'package.json')).resolve('typedoc/package.json');
     const bin = (JSON.parse(readFileSync(manifest, 'utf8')) as { bin: Record<string, string> }).bin.typedoc!;
     const typedoc = join(dirname(manifest), bin);
+    // killed before the test's own timeout, so that nothing writes into `out` while after() removes it
     const r = await run(process.execPath, [typedoc, '--options', 'typedoc.json', '--out', out], {
       cwd: docs,
       timeoutMs: 300_000,
