@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { DEADLOCK_ATTEMPTS, shortTransaction } from '../src/store/mysql/my-batch.js';
+import { mysqlSessionSetup, writerMayReadCommitted } from '../src/store/mysql/mysql-dialect.js';
 import { MysqlStore } from '../src/store/mysql/mysql-store.js';
 import { dropSqlStoreData } from '../src/store/sql/drop-store-data.js';
 import { type SqlStoreOptions, sqlOptionsFromUrl } from '../src/store/sql/sql-options.js';
@@ -72,6 +73,33 @@ storeConformance('mysql', async () => {
   const store = await MysqlStore.open(conformance);
   await store.pool.query('TRUNCATE trans_global; TRUNCATE trans_branch_op; TRUNCATE kv');
   return store;
+});
+
+describe('MysqlStore: the session of the group commit', () => {
+  it('runs at READ COMMITTED unless the server writes a statement-based binary log', () => {
+    assert.equal(writerMayReadCommitted(0, 'STATEMENT'), true, 'no binary log');
+    assert.equal(writerMayReadCommitted(1, 'MIXED'), true);
+    assert.equal(writerMayReadCommitted(1, 'ROW'), true);
+    assert.equal(writerMayReadCommitted(1, 'STATEMENT'), false);
+    assert.match(mysqlSessionSetup(true, true), /; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED$/);
+    assert.doesNotMatch(mysqlSessionSetup(true, false), /ISOLATION/);
+    assert.doesNotMatch(mysqlSessionSetup(false, true), /ISOLATION|innodb_lock_wait_timeout/, 'the read pool');
+  });
+
+  it("the store's writing connections are at READ COMMITTED on the test server (binary log off or not statement-based)", async () => {
+    const store = await MysqlStore.open(inDatabase('iso'));
+    try {
+      const levels: string[] = [];
+      onWriterConnections(store, async (c) => {
+        const [r] = (await c.query('SELECT @@tx_isolation AS i')) as unknown as [{ i: string }[]];
+        levels.push(r[0]!.i);
+      });
+      await store.saveNew(makeTrans('iso-1'), []);
+      assert.deepEqual(levels, ['READ-COMMITTED']);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('MysqlStore: schema migrations', () => {
@@ -572,6 +600,62 @@ describe('MysqlStore: behaviour of this backend', () => {
           `${how} wrote nothing`,
         );
       }
+    } finally {
+      await other.end();
+      await store.close();
+    }
+  });
+
+  it("a registered branch's batch, held open, does not hold up a new gid that sorts next to its global (no gap lock)", async () => {
+    // a database of its own: the gap before 'gap-m' in the gid index must hold no other gid
+    const og = inDatabase('gap');
+    const store = await MysqlStore.open(og);
+    const other = await mysql.createConnection({
+      host: SERVER.host,
+      port: SERVER.port,
+      user: SERVER.user,
+      password: SERVER.password,
+      database: og.database,
+    });
+    try {
+      await store.saveNew(makeTrans('gap-m'), [makeBranch('gap-m', '03', 'action')]);
+      // the held batch's connection waits long for its lock; the next one gives up on a lock after 1 s, so a
+      // write that had to wait for the held batch fails instead of going through once the held one gave up
+      let lockWaitSeconds = 60;
+      onWriterConnections(store, async (c) => {
+        await c.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`);
+      });
+      // another session (REPEATABLE READ) locks the gap before gap-m's branch 03, so a registration of 04 and then
+      // 02 has run its first INSERT … SELECT (which read gap-m's global row) and waits in its second: its batch
+      // stays open
+      await other.query('START TRANSACTION');
+      await other.query("SELECT id FROM trans_branch_op WHERE gid = 'gap-m' AND branch_id = '02' FOR UPDATE");
+      let heldDone = false;
+      const registered = [makeBranch('gap-m', '04', 'action'), makeBranch('gap-m', '02', 'action')];
+      const held = outcome(store.insertBranches('gap-m', 'submitted', registered)).finally(() => {
+        heldDone = true;
+      });
+      for (const until = Date.now() + 10_000; ; ) {
+        const [r] = (await other.query(
+          'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
+          ['%gap-m%02%'],
+        )) as [{ n: number }[], unknown];
+        if (Number(r[0]!.n) > 0) break;
+        assert.ok(!heldDone && Date.now() < until, 'the registration never reached the server and waited there');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // a new transaction whose gid sorts just before gap-m, in the gap a next-key lock on gap-m's row would
+      // cover: it commits while that batch is open (at REPEATABLE READ it waited for that lock)
+      lockWaitSeconds = 1;
+      assert.equal(await outcome(store.saveNew(makeTrans('gap-l'), [])), 'ok');
+      assert.equal(heldDone, false, 'the registration was still held');
+      await other.query('COMMIT');
+      assert.equal(await held, 'ok');
+      assert.deepEqual(
+        (await store.findBranches('gap-m')).map((b) => `${b.branchId}/${b.op}`),
+        ['03/action', '04/action', '02/action'],
+      );
+      assert.equal((await store.findTrans('gap-l'))?.status, 'submitted');
     } finally {
       await other.end();
       await store.close();

@@ -399,11 +399,24 @@ class MyWrites implements WriteBuilder<MyWrite> {
  * NO_BACKSLASH_ESCAPES would read `\'` as the end of a string), UTC (for anything the server computes), and
  * autocommit whatever the server's default (a lone statement of the group commit is sent without a transaction
  * around it, and must commit by itself). The group commit's connections also give up on a row lock held elsewhere
- * after 10 s instead of stalling every write.
+ * after 10 s instead of stalling every write, and with `readCommitted` run at READ COMMITTED: under REPEATABLE READ
+ * (InnoDB's default) a registered branch's `INSERT … SELECT … FROM trans_global` holds a next-key lock, the global
+ * row and the gap before it, until its batch commits, so a new transaction whose gid sorts into that gap waited for
+ * an unrelated batch (and failed after 10 s behind a long one). The store's conditions never relied on gap locks
+ * (every check is a locking read or a conditional write of the row itself).
  */
-export function mysqlSessionSetup(groupCommit: boolean): string {
+export function mysqlSessionSetup(groupCommit: boolean, readCommitted = false): string {
   const mode = `TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ',STRICT_ALL_TABLES,'), ',NO_BACKSLASH_ESCAPES,', ','))`;
-  return `SET SESSION sql_mode = ${mode}, time_zone = '+00:00', autocommit = 1${groupCommit ? ', innodb_lock_wait_timeout = 10' : ''}`;
+  const set = `SET SESSION sql_mode = ${mode}, time_zone = '+00:00', autocommit = 1${groupCommit ? ', innodb_lock_wait_timeout = 10' : ''}`;
+  return groupCommit && readCommitted ? `${set}; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED` : set;
+}
+
+/**
+ * Whether the group commit may run at READ COMMITTED on this server: not when it writes a statement-based binary
+ * log, which InnoDB refuses at that level (error 1665); MIXED and ROW (the defaults) switch to rows by themselves.
+ */
+export function writerMayReadCommitted(logBin: unknown, binlogFormat: unknown): boolean {
+  return !(Number(logBin) === 1 && String(binlogFormat).toUpperCase() === 'STATEMENT');
 }
 
 /**
@@ -424,6 +437,8 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
   private readonly writerPool: mysql.Pool;
   private readonly log: Logger | undefined;
   private readonly positional = new PositionalCache();
+  /** The group commit's sessions run at READ COMMITTED (see mysqlSessionSetup); decided in bootstrap. */
+  private writerReadCommitted = false;
 
   constructor(private readonly o: SqlStoreOptions) {
     this.label = `${o.host}:${o.port}/${o.database}`;
@@ -467,11 +482,12 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
           : (mysql.format as (...a: unknown[]) => string)(sql, values, false, timezone)) as never,
     });
     for (const p of [this.pool, this.writerPool]) {
-      const setup = mysqlSessionSetup(p === this.writerPool);
+      const writer = p === this.writerPool;
       (p as unknown as NodeJS.EventEmitter).on(
         'connection',
         (conn: { query: (sql: string, cb: (e: unknown) => void) => void }) => {
-          conn.query(setup, (err) => {
+          // the writer's connections are made after bootstrap, which read the server's binary log settings
+          conn.query(mysqlSessionSetup(writer, writer && this.writerReadCommitted), (err) => {
             if (err) this.log?.warn('MySQL session setup failed', { error: errorMessage(err) });
           });
         },
@@ -547,8 +563,15 @@ export class MysqlDialect implements SqlDialect<mysql.Pool, mysql.PoolConnection
           },
           reset,
         );
-        const [inc] = await rowsOf('SELECT @@auto_increment_increment AS s');
+        const [inc] = await rowsOf('SELECT @@auto_increment_increment AS s, @@log_bin AS lb, @@binlog_format AS bf');
         this.writes.autoIncStep = Number(inc?.s ?? 1) || 1;
+        this.writerReadCommitted = writerMayReadCommitted(inc?.lb, inc?.bf);
+        if (!this.writerReadCommitted) {
+          this.log?.info(
+            'MySQL writes a statement-based binary log: the group commit stays at REPEATABLE READ, where a registered branch holds a gap lock until its batch commits',
+            { store: this.label },
+          );
+        }
       } finally {
         await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
       }
