@@ -353,7 +353,17 @@ describe('MysqlStore: behaviour of this backend', () => {
         if (runs === 1) {
           const [[me]] = (await c.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
           const waiting = c.query('SELECT v FROM dl_probe WHERE id = 2 FOR UPDATE'); // waits for the other
-          waiting.catch(() => undefined);
+          // how the wait ended, if it did before the cycle below (the message then says what the query got and what
+          // InnoDB showed of both transactions)
+          let settled: string | undefined;
+          waiting.then(
+            () => {
+              settled = 'returned rows';
+            },
+            (err: unknown) => {
+              settled = `failed: ${err instanceof Error ? err.message : String(err)}`;
+            },
+          );
           const deadline = Date.now() + 10_000;
           for (;;) {
             const [w] = (await pool.query(
@@ -361,8 +371,18 @@ describe('MysqlStore: behaviour of this backend', () => {
               [me.id],
             )) as unknown as [[{ n: number }]];
             if (Number(w[0].n) > 0) break;
-            assert.ok(Date.now() < deadline, 'our transaction never waited for the row the other holds');
-            await new Promise((r) => setTimeout(r, 5));
+            if (settled !== undefined || Date.now() >= deadline) {
+              const [trx] = await pool.query(
+                'SELECT trx_mysql_thread_id, trx_state, trx_rows_locked, trx_isolation_level FROM information_schema.INNODB_TRX',
+              );
+              assert.fail(
+                `our transaction (thread ${me.id}) never waited for the row the other holds; its query ${settled ?? 'is still running'}; INNODB_TRX: ${JSON.stringify(trx)}`,
+              );
+            }
+            // InnoDB refreshes what INNODB_TRX shows only when nobody read it for 0.1 s: polled more often, a first
+            // read taken before the wait began would show RUNNING forever (MariaDB 10.11: never seen in 3 s at 5 or
+            // 50 ms between reads, seen at the second read 150 ms apart)
+            await new Promise((r) => setTimeout(r, 150));
           }
           // the other now wants row 1, which we hold: a cycle, and InnoDB picks a victim at once
           otherDone = other.query('SELECT v FROM dl_probe WHERE id = 1 FOR UPDATE').then(() => other.query('COMMIT'));
