@@ -10,6 +10,14 @@ export function isTimeoutError(err: unknown): boolean {
   return e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.name === 'CallTimeoutError';
 }
 
+/** The error of a reply still arriving when its call's time is up. */
+export class CallTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`the branch call took longer than its timeout of ${timeoutMs} ms`);
+    this.name = 'CallTimeoutError';
+  }
+}
+
 /** Upper bound of a reply body kept in memory for messages. */
 export const MAX_MESSAGE = 4096;
 

@@ -6,6 +6,7 @@ import {
   type BranchCall,
   type BranchCaller,
   type BranchOutcome,
+  CallTimeoutError,
   extraHeaders,
   isTimeoutError,
   MAX_MESSAGE,
@@ -15,6 +16,7 @@ import {
   withTraceHeaders,
 } from './caller.js';
 import { type OutboundOptions, outboundAgent } from './outbound.js';
+import { PlainHttpPool } from './plain-http.js';
 
 /** How the HTTP (and JSON-RPC) branch callers are built. */
 export interface HttpCallerOptions extends OutboundOptions, ReplyOptions {}
@@ -39,34 +41,45 @@ const JSON_ONLY: Record<string, string> = Object.freeze({ 'content-type': 'appli
 export class HttpBranchCaller implements BranchCaller {
   private readonly agent: Agent;
   private readonly hideReplies: boolean;
+  /** The common calls (plain http, no headers of the transaction's): dtx's own client, see plain-http.ts. */
+  private readonly plain: PlainHttpPool;
 
   constructor(o: HttpCallerOptions = {}) {
     this.agent = outboundAgent(o);
+    this.plain = new PlainHttpPool(o);
     this.hideReplies = o.hideReplies === true;
   }
 
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
     let headers = JSON_ONLY;
+    /** Headers of the transaction's own (branch_headers, ext_data.headers) go with this call. */
+    let extra = false;
     if (c.trace || mayHaveExtraHeaders(t)) {
-      headers = { 'content-type': 'application/json', ...extraHeaders(t) };
+      const theirs = extraHeaders(t);
+      for (const _ in theirs) {
+        extra = true;
+        break;
+      }
+      headers = { 'content-type': 'application/json', ...theirs };
       if (c.trace) withTraceHeaders(headers, c.trace);
     }
     const post = c.payload.byteLength > 0 || modeOf(t.transType)?.alwaysPost === true;
     try {
       const { origin, path } = splitUrl(c.url);
       const sep = c.url.includes('?') ? '&' : '?';
-      const res = await requestText(
-        this.agent,
-        {
-          origin,
-          path: `${path}${sep}${dtmQuery(t.gid, t.transType, c.branchId, c.op)}`,
-          method: post ? 'POST' : 'GET',
-          headers,
-          body: post ? c.payload : null,
-        },
-        c.timeoutMs,
-      );
+      const req = {
+        origin,
+        path: `${path}${sep}${dtmQuery(t.gid, t.transType, c.branchId, c.op)}`,
+        method: post ? ('POST' as const) : ('GET' as const),
+        headers,
+        body: post ? c.payload : null,
+      };
+      // headers a transaction brought keep undici's handling of them (a Host of their own, framing headers)
+      const res =
+        !extra && origin.startsWith('http://') && (headers === JSON_ONLY || PlainHttpPool.canSend(headers))
+          ? await this.plain.request(req, c.timeoutMs)
+          : await requestText(this.agent, req, c.timeoutMs);
       let body = res.body;
       const result = classifyHttpReply(res.statusCode, body);
       if (this.hideReplies) return { result, message: `http status ${res.statusCode}` };
@@ -81,15 +94,8 @@ export class HttpBranchCaller implements BranchCaller {
   }
 
   async close(): Promise<void> {
+    this.plain.close();
     await this.agent.close();
-  }
-}
-
-/** The error of a reply still arriving when its call's time is up. */
-export class CallTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`the branch call took longer than its timeout of ${timeoutMs} ms`);
-    this.name = 'CallTimeoutError';
   }
 }
 
