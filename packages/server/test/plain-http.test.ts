@@ -290,6 +290,32 @@ describe('plain HTTP branch calls (dtx client)', () => {
     }
   });
 
+  it("a transaction's own headers are sent as given; one that routes the request (Host) goes through undici", async () => {
+    const caller = new HttpBranchCaller();
+    try {
+      const call = callOf(`${base}/h`);
+      call.trans = trans({ branch_headers: { Authorization: 'Bearer t1', 'x-tenant': 'acme' } });
+      assert.equal((await caller.call(call)).result, 'SUCCESS');
+      const first = seen[0]!;
+      assert.match(first.head, /\r\nAuthorization: Bearer t1\r\n/, 'the name as the transaction wrote it');
+      assert.match(first.head, /\r\nx-tenant: acme\r\n/);
+      assert.match(first.head, new RegExp(`\r\nhost: 127\\.0\\.0\\.1:${new URL(base).port}\r\n`));
+      const routed = callOf(`${base}/h`);
+      routed.trans = trans({ branch_headers: { Host: 'branch.internal' } });
+      assert.equal((await caller.call(routed)).result, 'SUCCESS');
+      const second = seen[1]!;
+      assert.match(second.head, /\r\nhost: branch\.internal\r\n/i, "undici sends the transaction's Host");
+      assert.doesNotMatch(second.head, /host: 127\.0\.0\.1/i);
+      assert.notEqual(second.conn, first.conn, 'undici has connections of its own');
+      assert.equal(PlainHttpPool.canSend({ Authorization: 'x' }), true);
+      for (const name of ['Host', 'content-length', 'Connection', 'Transfer-Encoding', 'expect']) {
+        assert.equal(PlainHttpPool.canSend({ [name]: '1' }), false, name);
+      }
+    } finally {
+      await caller.close();
+    }
+  });
+
   it('a trace header with a line break goes through undici, which refuses it: no header is injected', async () => {
     const caller = new HttpBranchCaller();
     try {

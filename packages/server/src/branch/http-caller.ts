@@ -41,7 +41,7 @@ const JSON_ONLY: Record<string, string> = Object.freeze({ 'content-type': 'appli
 export class HttpBranchCaller implements BranchCaller {
   private readonly agent: Agent;
   private readonly hideReplies: boolean;
-  /** The common calls (plain http, no headers of the transaction's): dtx's own client, see plain-http.ts. */
+  /** The common calls (plain http, headers it can send): dtx's own client, see plain-http.ts. */
   private readonly plain: PlainHttpPool;
 
   constructor(o: HttpCallerOptions = {}) {
@@ -53,15 +53,8 @@ export class HttpBranchCaller implements BranchCaller {
   async call(c: BranchCall): Promise<BranchOutcome> {
     const t = c.trans;
     let headers = JSON_ONLY;
-    /** Headers of the transaction's own (branch_headers, ext_data.headers) go with this call. */
-    let extra = false;
     if (c.trace || mayHaveExtraHeaders(t)) {
-      const theirs = extraHeaders(t);
-      for (const _ in theirs) {
-        extra = true;
-        break;
-      }
-      headers = { 'content-type': 'application/json', ...theirs };
+      headers = { 'content-type': 'application/json', ...extraHeaders(t) };
       if (c.trace) withTraceHeaders(headers, c.trace);
     }
     const post = c.payload.byteLength > 0 || modeOf(t.transType)?.alwaysPost === true;
@@ -75,9 +68,9 @@ export class HttpBranchCaller implements BranchCaller {
         headers,
         body: post ? c.payload : null,
       };
-      // headers a transaction brought keep undici's handling of them (a Host of their own, framing headers)
+      // headers that frame or route the request (a Host of the transaction's own, …) keep undici's handling
       const res =
-        !extra && origin.startsWith('http://') && (headers === JSON_ONLY || PlainHttpPool.canSend(headers))
+        origin.startsWith('http://') && (headers === JSON_ONLY || PlainHttpPool.canSend(headers))
           ? await this.plain.request(req, c.timeoutMs)
           : await requestText(this.agent, req, c.timeoutMs);
       let body = res.body;

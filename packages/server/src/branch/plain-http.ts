@@ -37,6 +37,19 @@ const SWEEP_MS = 1_000;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What a header value may hold (no CR, LF or NUL), written as latin1 like undici does. */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** Header names this client writes itself or does not support; a request carrying one goes through undici. */
+const RESERVED = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+]);
 /** What a request target may not hold (a space, a control character, anything past latin1). */
 const BAD_PATH = /[^\u0021-\u00ff]/;
 
@@ -58,8 +71,9 @@ interface Origin {
 }
 
 /**
- * dtx's own HTTP/1.1 client for the common branch call — plain `http:`, the JSON content type and dtx's trace
- * headers, nothing a transaction brought — which is most of them; the rest goes through undici. It does what a
+ * dtx's own HTTP/1.1 client for the common branch call — plain `http:`, headers that {@link PlainHttpPool.canSend}
+ * (dtx's content type and trace context, a transaction's own headers unless they frame or route the request) —
+ * which is nearly all of them; https, JSON-RPC and the rest go through undici. It does what a
  * branch call needs and no more: keep-alive connections pooled per origin (as many as calls in flight), a request
  * written in one go, the reply's status and at most MAX_REPLY_READ bytes of its body (Content-Length, chunked, or
  * up to the end of the connection), one timer per call. A branch call's CPU through undici was about a fifth of the
@@ -86,11 +100,15 @@ export class PlainHttpPool {
     this.lookup = this.policy.lookupFor('http', o.lookup ?? systemLookup);
   }
 
-  /** True when {@link request} can send these headers as they are (a token name, a value without CR, LF or NUL). */
+  /**
+   * True when {@link request} can send these headers as they are: a token name, a value without CR, LF or NUL, and
+   * none of the names that frame or route the request (Host, Content-Length, Connection, …), which are left to
+   * undici's handling of them (a Host of the caller's own, refusals).
+   */
   static canSend(headers: Readonly<Record<string, string>>): boolean {
     for (const k in headers) {
       const v = headers[k];
-      if (typeof v !== 'string' || !TOKEN.test(k) || BAD_VALUE.test(v)) return false;
+      if (typeof v !== 'string' || !TOKEN.test(k) || BAD_VALUE.test(v) || RESERVED.has(k.toLowerCase())) return false;
     }
     return true;
   }
