@@ -5,6 +5,7 @@ import { type BranchCall, MAX_REPLY_READ } from '../src/branch/caller.js';
 import { HttpBranchCaller } from '../src/branch/http-caller.js';
 import { MAX_REPLY_HEADERS, PlainHttpPool } from '../src/branch/plain-http.js';
 import type { TransGlobal } from '../src/core/model.js';
+import { seededRandom } from './support/random.js';
 
 // dtx's own HTTP/1.1 client for plain branch calls (plain-http.ts), against a raw TCP server on loopback that
 // writes replies byte for byte as each test scripts them: framings, cut-up replies, broken ones, and the life of
@@ -330,6 +331,47 @@ describe('plain HTTP branch calls (dtx client)', () => {
       assert.equal(PlainHttpPool.canSend({ tracestate: 'a=1\r\nx-evil: 1' }), false);
       assert.equal(PlainHttpPool.canSend({ 'bad name': 'v' }), false);
       assert.equal(PlainHttpPool.canSend({ traceparent: 'ok', tracestate: 'a=1,b=2' }), true);
+    } finally {
+      await caller.close();
+    }
+  });
+
+  it('fuzz: mangled replies end each call (an outcome or an ERROR) and never the next one', async () => {
+    const seed = Number(process.env.DTX_FUZZ_SEED ?? 20261208) >>> 0;
+    const r = seededRandom(seed);
+    const valid = [
+      OK,
+      'HTTP/1.1 409 Conflict\r\ncontent-length: 24\r\n\r\n{"dtm_result":"FAILURE"}',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"dt\r\n14\r\nm_result":"SUCCESS"}\r\n0\r\n\r\n',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 425 Too Early\r\n\r\n',
+    ].map((t) => Buffer.from(t));
+    const caller = new HttpBranchCaller();
+    try {
+      for (let i = 0; i < 300; i++) {
+        const b = Buffer.from(valid[Math.floor(r() * valid.length)]!);
+        const edits = 1 + Math.floor(r() * 4);
+        let bytes: Buffer = b;
+        for (let e = 0; e < edits; e++) {
+          const at = Math.floor(r() * bytes.length);
+          const kind = r();
+          if (kind < 0.4) bytes[at] = Math.floor(r() * 256);
+          else if (kind < 0.6) bytes = bytes.subarray(0, at);
+          else if (kind < 0.8)
+            bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at, at + 8), bytes.subarray(at)]);
+          else bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from('\r\n'), bytes.subarray(at)]);
+        }
+        const cut = Math.floor(r() * (bytes.length + 1));
+        // the mangled reply in two writes, then the server closes: every call has an end without a timer
+        answer((s) => {
+          s.write(bytes.subarray(0, cut));
+          setImmediate(() => s.end(bytes.subarray(cut)));
+        });
+        const out = await caller.call(callOf(`${base}/f${i}`, { timeoutMs: 2000 }));
+        assert.ok(['SUCCESS', 'FAILURE', 'ONGOING', 'ERROR'].includes(out.result), `case ${i} (seed ${seed})`);
+        assert.equal(out.timeout, undefined, `case ${i} (seed ${seed}) ended by the close, not the timer`);
+        answer((s) => s.write(OK));
+        assert.equal((await caller.call(callOf(`${base}/ok${i}`))).result, 'SUCCESS', `after case ${i} (seed ${seed})`);
+      }
     } finally {
       await caller.close();
     }
