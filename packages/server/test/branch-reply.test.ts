@@ -6,33 +6,17 @@ import { type BranchCall, MAX_MESSAGE, MAX_REPLY_READ } from '../src/branch/call
 import { HttpBranchCaller } from '../src/branch/http-caller.js';
 import { JsonRpcBranchCaller } from '../src/branch/json-rpc-caller.js';
 import type { TransGlobal } from '../src/core/model.js';
+import { branchCallOf, callerTrans } from './support/branch-call.js';
+import { waitFor } from './support/poll.js';
 
 // How the HTTP and JSON-RPC branch callers read a reply (undici's dispatch with a handler of their own): the
 // status and body of every shape of reply, the cut of a long one, a branch that dribbles past its timeout, and a
 // connection the branch closes. One real HTTP server on loopback plays every branch.
 
-function trans(): TransGlobal {
-  return { gid: 'g-reply', transType: 'saga', opts: {}, extData: '', protocol: 'http' } as unknown as TransGlobal;
-}
-
-function callOf(url: string, o: { payload?: string; timeoutMs?: number } = {}): BranchCall {
-  return {
-    trans: trans(),
-    url,
-    branchId: '01',
-    op: 'action',
-    payload: Buffer.from(o.payload ?? '{"a":1}'),
-    timeoutMs: o.timeoutMs ?? 3000,
-  };
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const trans = (opts: Record<string, unknown> = {}): TransGlobal => callerTrans('g-reply', opts);
+const callOf = (url: string, o: { payload?: string; timeoutMs?: number } = {}): BranchCall =>
+  branchCallOf('g-reply', url, o);
+const until = (what: string, ok: () => boolean, ms = 5000): Promise<boolean> => waitFor(what, ok, ms);
 
 describe('branch replies over HTTP and JSON-RPC', () => {
   let server: Server;

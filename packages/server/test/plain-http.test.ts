@@ -5,6 +5,8 @@ import { type BranchCall, MAX_REPLY_READ } from '../src/branch/caller.js';
 import { HttpBranchCaller } from '../src/branch/http-caller.js';
 import { MAX_REPLY_HEADERS, PlainHttpPool } from '../src/branch/plain-http.js';
 import type { TransGlobal } from '../src/core/model.js';
+import { branchCallOf, callerTrans } from './support/branch-call.js';
+import { waitFor } from './support/poll.js';
 import { seededRandom } from './support/random.js';
 
 // dtx's own HTTP/1.1 client for plain branch calls (plain-http.ts), against a raw TCP server on loopback that
@@ -21,28 +23,10 @@ interface Seen {
 
 type Reply = (socket: Socket, req: Seen) => void;
 
-function trans(opts: Record<string, unknown> = {}): TransGlobal {
-  return { gid: 'g-plain', transType: 'saga', opts, extData: '', protocol: 'http' } as unknown as TransGlobal;
-}
-
-function callOf(url: string, o: { payload?: string; timeoutMs?: number } = {}): BranchCall {
-  return {
-    trans: trans(),
-    url,
-    branchId: '01',
-    op: 'action',
-    payload: Buffer.from(o.payload ?? '{"a":1}'),
-    timeoutMs: o.timeoutMs ?? 3000,
-  };
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const trans = (opts: Record<string, unknown> = {}): TransGlobal => callerTrans('g-plain', opts);
+const callOf = (url: string, o: { payload?: string; timeoutMs?: number } = {}): BranchCall =>
+  branchCallOf('g-plain', url, o);
+const until = (what: string, ok: () => boolean, ms = 5000): Promise<boolean> => waitFor(what, ok, ms);
 
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 24\r\n\r\n{"dtm_result":"SUCCESS"}';
 
@@ -91,6 +75,7 @@ describe('plain HTTP branch calls (dtx client)', () => {
   beforeEach(() => {
     seen.length = 0;
     for (const s of sockets) s.destroy();
+    sockets.clear(); // their close events come later; what the tests count starts empty
     answer((s) => s.write(OK));
   });
 
