@@ -1,5 +1,6 @@
 import { connect, isIP, type Socket } from 'node:net';
 import { CallTimeoutError, MAX_REPLY_READ } from './caller.js';
+import type { TextReply } from './http-caller.js';
 import {
   DEFAULT_URL_POLICY,
   type LookupAll,
@@ -17,12 +18,6 @@ export interface PlainRequest {
   method: 'GET' | 'POST';
   headers: Readonly<Record<string, string>>;
   body: Uint8Array | null;
-}
-
-/** A reply: its status and its body as text, at most MAX_REPLY_READ bytes of it. */
-export interface PlainReply {
-  statusCode: number;
-  body: string;
 }
 
 /** The longest header block of a reply read (as undici's default); a longer one fails the call. */
@@ -113,8 +108,8 @@ export class PlainHttpPool {
     return true;
   }
 
-  request(req: PlainRequest, timeoutMs: number): Promise<PlainReply> {
-    return new Promise<PlainReply>((resolve, reject) => {
+  request(req: PlainRequest, timeoutMs: number): Promise<TextReply> {
+    return new Promise<TextReply>((resolve, reject) => {
       if (BAD_PATH.test(req.path)) {
         reject(new Error('invalid request path'));
         return;
@@ -235,7 +230,7 @@ class Exchange {
   constructor(
     readonly head: string,
     readonly body: Uint8Array | null,
-    readonly resolve: (r: PlainReply) => void,
+    readonly resolve: (r: TextReply) => void,
     readonly reject: (e: Error) => void,
   ) {}
 }
