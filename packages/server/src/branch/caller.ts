@@ -18,6 +18,12 @@ export class CallTimeoutError extends Error {
   }
 }
 
+/** A reply of an HTTP branch call: its status and its body as text, at most MAX_REPLY_READ bytes of it. */
+export interface TextReply {
+  statusCode: number;
+  body: string;
+}
+
 /** Upper bound of a reply body kept in memory for messages. */
 export const MAX_MESSAGE = 4096;
 

@@ -13,6 +13,7 @@ import {
   MAX_REPLY_READ,
   mayHaveExtraHeaders,
   type ReplyOptions,
+  type TextReply,
   withTraceHeaders,
 } from './caller.js';
 import { type OutboundOptions, outboundAgent } from './outbound.js';
@@ -99,12 +100,6 @@ export interface TextRequest {
   method: Dispatcher.HttpMethod;
   headers: Record<string, string>;
   body: string | Uint8Array | null;
-}
-
-/** A reply: its status and its body as text, at most MAX_REPLY_READ bytes of it. */
-export interface TextReply {
-  statusCode: number;
-  body: string;
 }
 
 /**

@@ -1,6 +1,5 @@
 import { connect, isIP, type Socket } from 'node:net';
-import { CallTimeoutError, MAX_REPLY_READ } from './caller.js';
-import type { TextReply } from './http-caller.js';
+import { CallTimeoutError, MAX_REPLY_READ, type TextReply } from './caller.js';
 import {
   DEFAULT_URL_POLICY,
   type LookupAll,
