@@ -13,6 +13,7 @@ import {
 } from './caller.js';
 import { type HttpCallerOptions, requestText } from './http-caller.js';
 import { outboundAgent } from './outbound.js';
+import { PlainHttpPool } from './plain-http.js';
 
 /** The branch's params: its payload, a JSON object (an empty payload counts as `{}`). */
 function paramsOf(payload: Uint8Array): Record<string, unknown> {
@@ -50,15 +51,18 @@ export function classifyJsonRpcReply(status: number, body: string): BranchOutcom
 /**
  * JSON-RPC branches (spec §5.3): the payload object gains `gid`, `trans_type`, `branch_id` and `op`
  * and is POSTed as the params of a JSON-RPC 2.0 request whose method is the URL's `method` query
- * parameter; the URL is called as written. Headers, trace context, timeout, URL policy and redirects as for plain
- * HTTP branches.
+ * parameter; the URL is called as written. Headers, trace context, timeout, URL policy, redirects and the client
+ * (dtx's own for plain http, undici otherwise) as for plain HTTP branches.
  */
 export class JsonRpcBranchCaller implements BranchCaller {
   private readonly agent: Agent;
   private readonly hideReplies: boolean;
+  /** Plain http with headers it can send goes through dtx's own client, as for HTTP branches (plain-http.ts). */
+  private readonly plain: PlainHttpPool;
 
   constructor(o: HttpCallerOptions = {}) {
     this.agent = outboundAgent(o);
+    this.plain = new PlainHttpPool(o);
     this.hideReplies = o.hideReplies === true;
   }
 
@@ -85,11 +89,14 @@ export class JsonRpcBranchCaller implements BranchCaller {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
     try {
-      const res = await requestText(
-        this.agent,
-        { origin: u.origin, path: `${u.pathname}${u.search}`, method: 'POST', headers, body },
-        c.timeoutMs,
-      );
+      const path = `${u.pathname}${u.search}`;
+      const res =
+        u.protocol === 'http:' && PlainHttpPool.canSend(headers)
+          ? await this.plain.request(
+              { origin: u.origin, path, method: 'POST', headers, body: Buffer.from(body) },
+              c.timeoutMs,
+            )
+          : await requestText(this.agent, { origin: u.origin, path, method: 'POST', headers, body }, c.timeoutMs);
       const out = classifyJsonRpcReply(res.statusCode, res.body);
       if (this.hideReplies) {
         out.message = out.message.startsWith('json-rpc error') ? 'json-rpc error' : `http status ${res.statusCode}`;
@@ -104,6 +111,7 @@ export class JsonRpcBranchCaller implements BranchCaller {
   }
 
   async close(): Promise<void> {
+    this.plain.close();
     await this.agent.close();
   }
 }

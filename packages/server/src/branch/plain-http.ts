@@ -65,9 +65,9 @@ interface Origin {
 }
 
 /**
- * dtx's own HTTP/1.1 client for the common branch call — plain `http:`, headers that {@link PlainHttpPool.canSend}
- * (dtx's content type and trace context, a transaction's own headers unless they frame or route the request) —
- * which is nearly all of them; https, JSON-RPC and the rest go through undici. It does what a
+ * dtx's own HTTP/1.1 client for the common branch call (HTTP and JSON-RPC): plain `http:`, headers that
+ * {@link PlainHttpPool.canSend} (dtx's content type and trace context, a transaction's own headers unless they
+ * frame or route the request), which is nearly all of them; https and the rest go through undici. It does what a
  * branch call needs and no more: keep-alive connections pooled per origin (as many as calls in flight), a request
  * written in one go, the reply's status and at most MAX_REPLY_READ bytes of its body (Content-Length, chunked, or
  * up to the end of the connection), one timer per call. A branch call's CPU through undici was about a fifth of the
