@@ -3,6 +3,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { type BranchCall, MAX_REPLY_READ } from '../src/branch/caller.js';
 import { HttpBranchCaller } from '../src/branch/http-caller.js';
+import { JsonRpcBranchCaller } from '../src/branch/json-rpc-caller.js';
 import { MAX_REPLY_HEADERS, PlainHttpPool } from '../src/branch/plain-http.js';
 import type { TransGlobal } from '../src/core/model.js';
 import { branchCallOf, callerTrans } from './support/branch-call.js';
@@ -299,6 +300,27 @@ describe('plain HTTP branch calls (dtx client)', () => {
       }
     } finally {
       await caller.close();
+    }
+  });
+
+  it('JSON-RPC branches over plain http take this client too (undici would add a Connection header)', async () => {
+    const rpc = new JsonRpcBranchCaller();
+    const http = new HttpBranchCaller();
+    try {
+      answer((s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 36\r\n\r\n{"jsonrpc":"2.0","id":"1","result":1}'));
+      const out = await rpc.call(callOf(`${base}/rpc?method=TransOut`));
+      assert.equal(out.result, 'SUCCESS');
+      assert.match(seen[0]!.head, /^POST \/rpc\?method=TransOut HTTP\/1\.1\r\n/);
+      assert.match(seen[0]!.body, /"method":"TransOut"/);
+      assert.doesNotMatch(seen[0]!.head, /\r\nconnection:/i);
+      // the same server through undici (a Host of the transaction's own), for contrast
+      const routed = callOf(`${base}/h`);
+      routed.trans = trans({ branch_headers: { Host: 'branch.internal' } });
+      await http.call(routed);
+      assert.match(seen[1]!.head, /\r\nconnection: keep-alive/i);
+    } finally {
+      await rpc.close();
+      await http.close();
     }
   });
 
