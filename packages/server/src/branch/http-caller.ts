@@ -17,7 +17,7 @@ import {
   withTraceHeaders,
 } from './caller.js';
 import { type OutboundOptions, outboundAgent } from './outbound.js';
-import { PlainHttpPool } from './plain-http.js';
+import { PlainHttpPool, type PlainRequest } from './plain-http.js';
 
 /** How the HTTP (and JSON-RPC) branch callers are built. */
 export interface HttpCallerOptions extends OutboundOptions, ReplyOptions {}
@@ -69,11 +69,7 @@ export class HttpBranchCaller implements BranchCaller {
         headers,
         body: post ? c.payload : null,
       };
-      // headers that frame or route the request (a Host of the transaction's own, …) keep undici's handling
-      const res =
-        origin.startsWith('http://') && (headers === JSON_ONLY || PlainHttpPool.canSend(headers))
-          ? await this.plain.request(req, c.timeoutMs)
-          : await requestText(this.agent, req, c.timeoutMs);
+      const res = await sendText(this.plain, this.agent, req, c.timeoutMs);
       let body = res.body;
       const result = classifyHttpReply(res.statusCode, body);
       if (this.hideReplies) return { result, message: `http status ${res.statusCode}` };
@@ -91,6 +87,17 @@ export class HttpBranchCaller implements BranchCaller {
     this.plain.close();
     await this.agent.close();
   }
+}
+
+/**
+ * Sends a branch request through dtx's own client when it can take it — plain http, headers it can send (see
+ * plain-http.ts) — and through undici's agent otherwise: https, and headers that frame or route the request (a
+ * Host of the transaction's own, …), which keep undici's handling.
+ */
+export function sendText(plain: PlainHttpPool, agent: Agent, req: PlainRequest, timeoutMs: number): Promise<TextReply> {
+  return req.origin.startsWith('http://') && (req.headers === JSON_ONLY || PlainHttpPool.canSend(req.headers))
+    ? plain.request(req, timeoutMs)
+    : requestText(agent, req, timeoutMs);
 }
 
 /** What {@link requestText} sends (undici's dispatch options, its timeouts set from the call's), the body whole. */

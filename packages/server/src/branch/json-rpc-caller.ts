@@ -11,7 +11,7 @@ import {
   MAX_MESSAGE,
   withTraceHeaders,
 } from './caller.js';
-import { type HttpCallerOptions, requestText } from './http-caller.js';
+import { type HttpCallerOptions, sendText } from './http-caller.js';
 import { outboundAgent } from './outbound.js';
 import { PlainHttpPool } from './plain-http.js';
 
@@ -89,14 +89,12 @@ export class JsonRpcBranchCaller implements BranchCaller {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders(t) };
     if (c.trace) withTraceHeaders(headers, c.trace);
     try {
-      const path = `${u.pathname}${u.search}`;
-      const res =
-        u.protocol === 'http:' && PlainHttpPool.canSend(headers)
-          ? await this.plain.request(
-              { origin: u.origin, path, method: 'POST', headers, body: Buffer.from(body) },
-              c.timeoutMs,
-            )
-          : await requestText(this.agent, { origin: u.origin, path, method: 'POST', headers, body }, c.timeoutMs);
+      const res = await sendText(
+        this.plain,
+        this.agent,
+        { origin: u.origin, path: `${u.pathname}${u.search}`, method: 'POST', headers, body: Buffer.from(body) },
+        c.timeoutMs,
+      );
       const out = classifyJsonRpcReply(res.statusCode, res.body);
       if (this.hideReplies) {
         out.message = out.message.startsWith('json-rpc error') ? 'json-rpc error' : `http status ${res.statusCode}`;
